@@ -1,0 +1,93 @@
+"""Run directories: the one result format both engines write (DESIGN.md, "Results").
+
+`RunWriter` rewrites the files atomically (temp file, then rename) after every policy, so an
+interrupted run keeps every policy that finished. Layout:
+  requests.parquet   one row per request and policy
+  summary.csv        one row per (policy, swap)
+  config.json        resolved configuration, seed, package versions, git SHA
+  iterations.parquet optional, one row per iteration (timeline plots)
+  spans.parquet      optional, per-request running/swap spans (Gantt charts, small traces)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.metrics import add_derived, summarize
+from policy.records import RequestLog
+
+
+def requests_frame(log: RequestLog, policy: str, swap: str) -> pd.DataFrame:
+    cols: dict[str, np.ndarray | list] = {
+        "policy": [policy] * len(log),
+        "swap": [swap] * len(log),
+    }
+    for name, values in log.ints.items():
+        cols[name] = np.frombuffer(values, dtype=np.int64) if len(values) else np.zeros(0, np.int64)
+    for name, values in log.floats.items():
+        cols[name] = np.frombuffer(values, dtype=np.float64) if len(values) else np.zeros(0)
+    cols["status"] = log.status
+    cols["reason"] = log.reason
+    df = pd.DataFrame(cols)
+    return add_derived(df).sort_values("request_id", kind="stable").reset_index(drop=True)
+
+
+def environment() -> dict:
+    versions = {}
+    for pkg in ("fastserve", "simpy", "torch", "transformers", "numpy", "pandas"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        sha = None
+    return {"versions": versions, "git_sha": sha}
+
+
+def _atomic_write(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+class RunWriter:
+    def __init__(self, run_dir: str | os.PathLike, config: dict) -> None:
+        self.dir = Path(run_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config = {**config, **environment()}
+        self._requests: list[pd.DataFrame] = []
+        self._iterations: list[pd.DataFrame] = []
+        self._spans: list[pd.DataFrame] = []
+        _atomic_write(self.dir / "config.json", lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
+
+    def add(self, requests: pd.DataFrame, iterations: pd.DataFrame | None = None,
+            spans: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Add one policy's results and rewrite the directory. Returns the summary so far."""
+        self._requests.append(requests)
+        if iterations is not None:
+            self._iterations.append(iterations)
+        if spans is not None:
+            self._spans.append(spans)
+        all_requests = pd.concat(self._requests, ignore_index=True)
+        summary = summarize(all_requests)
+        _atomic_write(self.dir / "requests.parquet", lambda p: all_requests.to_parquet(p, index=False))
+        _atomic_write(self.dir / "summary.csv", lambda p: summary.to_csv(p, index=False))
+        if self._iterations:
+            frame = pd.concat(self._iterations, ignore_index=True)
+            _atomic_write(self.dir / "iterations.parquet", lambda p: frame.to_parquet(p, index=False))
+        if self._spans:
+            frame = pd.concat(self._spans, ignore_index=True)
+            _atomic_write(self.dir / "spans.parquet", lambda p: frame.to_parquet(p, index=False))
+        return summary

@@ -1,0 +1,45 @@
+"""First-come-first-served baselines.
+
+- `fcfs` is Orca (Yu et al., OSDI'22) as FastServe evaluates it: iteration-level batching,
+  FCFS admission, run to completion. It reserves `max_seq_tokens` of KV per admitted job
+  (Orca cannot know output lengths), so it never needs to preempt, and it never does.
+- `vllm-fcfs` is vLLM's default: FCFS with KV allocated token by token; when a running job
+  cannot grow, the newest running job is preempted and its KV dropped (recompute).
+
+Both keep arrival order: seq is an arrival counter, and a preempted job keeps its seq, so it
+goes back ahead of every later arrival.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from policy.config import SchedulerConfig
+from policy.cost import CostEstimate
+from policy.job import Job
+from policy.queue import JobQueue, merge_by_seq
+from policy.scheduler import Scheduler
+
+
+class FCFS(Scheduler):
+    name = "fcfs"
+    default_swap = "recompute"  # never used: Orca does not evict
+    preemptive = False
+    reserve_max_seq = True
+
+    def __init__(self, config: SchedulerConfig | None = None, cost: CostEstimate | None = None) -> None:
+        super().__init__(config, cost)
+        self._fresh = JobQueue()
+        self._started = JobQueue()
+
+    def _queue_for(self, job: Job) -> JobQueue:
+        return self._fresh if job.needs_prefill else self._started
+
+    def _walk(self) -> Iterator[Job]:
+        return merge_by_seq(self._fresh, self._started, lambda: self._prefill_closed)
+
+
+class VLLMFCFS(FCFS):
+    name = "vllm-fcfs"
+    preemptive = True
+    reserve_max_seq = False

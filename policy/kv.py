@@ -1,0 +1,139 @@
+"""KV-cache block accounting on the device and the host.
+
+Pure bookkeeping, no policy: the scheduler decides, this module counts. Capacities are in
+blocks of `block_size_tokens` (1 = token granularity). Check/act pairs (`can_*` then the act)
+keep the invariants:
+
+- device: `device_used_blocks` counts resident and swapping-in blocks; `releasing_blocks` counts
+  the blocks of swap-outs in flight, still physically occupied. Planning may allocate into
+  releasing blocks (`device_plannable_blocks`), but then the batch that uses them must wait for
+  the swap-outs to land (`overcommitted`); so must swap-ins, which the engine starts only
+  after the plan's `wait_for` has landed.
+  Once every wait is honoured, used + releasing <= capacity whenever compute or a copy runs;
+- host: resident + swapping-out + swapping-in blocks <= host capacity;
+- a job's KV lives in exactly one place, except while a transfer is in flight, when both ends
+  hold its blocks (the copy needs both). The source is freed in `finish_swap`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from policy.job import Job, KVLocation
+
+
+@dataclass(frozen=True, slots=True)
+class KVCapacity:
+    device_blocks: int
+    host_blocks: int = 0
+    block_size_tokens: int = 1
+
+    def __post_init__(self) -> None:
+        if self.block_size_tokens <= 0:
+            raise ValueError(f"block_size_tokens must be positive, got {self.block_size_tokens}")
+        if self.device_blocks <= 0:
+            raise ValueError(f"device KV capacity must be positive, got {self.device_blocks} blocks")
+        if self.host_blocks < 0:
+            raise ValueError(f"host KV capacity must be >= 0, got {self.host_blocks} blocks")
+
+    @classmethod
+    def from_tokens(cls, device_tokens: int, host_tokens: int = 0, block_size_tokens: int = 1):
+        """Whole blocks only: a partial block cannot hold a token of every layer."""
+        return cls(device_tokens // block_size_tokens, host_tokens // block_size_tokens, block_size_tokens)
+
+    @property
+    def device_tokens(self) -> int:
+        return self.device_blocks * self.block_size_tokens
+
+    @property
+    def host_tokens(self) -> int:
+        return self.host_blocks * self.block_size_tokens
+
+
+class KVSpace:
+    def __init__(self, capacity: KVCapacity) -> None:
+        self.capacity = capacity
+        self.device_used_blocks = 0  # resident and swapping-in blocks
+        self.host_used_blocks = 0
+        self.releasing_blocks = 0  # device blocks of swap-outs in flight; free once they land
+
+    def blocks_for(self, tokens: int) -> int:
+        return -(-tokens // self.capacity.block_size_tokens)
+
+    @property
+    def device_free_blocks(self) -> int:
+        """Physically free now."""
+        return self.capacity.device_blocks - self.device_used_blocks - self.releasing_blocks
+
+    @property
+    def device_plannable_blocks(self) -> int:
+        """Free once every swap-out in flight lands."""
+        return self.capacity.device_blocks - self.device_used_blocks
+
+    @property
+    def overcommitted(self) -> bool:
+        """Planned allocations reuse blocks that swap-outs still occupy."""
+        return self.device_used_blocks + self.releasing_blocks > self.capacity.device_blocks
+
+    @property
+    def host_free_blocks(self) -> int:
+        return self.capacity.host_blocks - self.host_used_blocks
+
+    # -- device allocation (prefill and growth) --------------------------------------------
+    def extra_blocks(self, job: Job, tokens: int) -> int:
+        """Device blocks `job` needs beyond what it holds to hold `tokens` tokens."""
+        return max(0, self.blocks_for(tokens) - job.device_blocks)
+
+    def grow(self, job: Job, tokens: int) -> None:
+        extra = self.extra_blocks(job, tokens)
+        if extra > self.device_plannable_blocks:
+            raise ValueError(f"job {job.id}: needs {extra} device blocks, {self.device_plannable_blocks} free")
+        self.device_used_blocks += extra
+        job.device_blocks += extra
+        if job.kv is KVLocation.NONE:
+            job.kv = KVLocation.DEVICE
+
+    def drop(self, job: Job) -> None:
+        """Free the job's device KV without copying it (recompute, or the job finished)."""
+        if job.kv not in (KVLocation.DEVICE, KVLocation.NONE):
+            raise ValueError(f"job {job.id}: cannot drop KV while it is {job.kv.value}")
+        self.device_used_blocks -= job.device_blocks
+        job.device_blocks = 0
+        job.kv = KVLocation.NONE
+        job.kv_tokens = 0
+
+    # -- transfers -----------------------------------------------------------------------
+    def can_swap_out(self, job: Job) -> bool:
+        return job.kv is KVLocation.DEVICE and self.blocks_for(job.kv_tokens) <= self.host_free_blocks
+
+    def start_swap_out(self, job: Job) -> None:
+        if not self.can_swap_out(job):
+            raise ValueError(f"job {job.id}: cannot swap out ({job.kv.value}, host free {self.host_free_blocks})")
+        job.host_blocks = self.blocks_for(job.kv_tokens)
+        self.host_used_blocks += job.host_blocks
+        self.device_used_blocks -= job.device_blocks
+        self.releasing_blocks += job.device_blocks
+        job.kv = KVLocation.SWAPPING_OUT
+
+    def can_swap_in(self, job: Job) -> bool:
+        """Against plannable room: the engine starts swap-ins after the plan's `wait_for`."""
+        return job.kv is KVLocation.HOST and job.host_blocks <= self.device_plannable_blocks
+
+    def start_swap_in(self, job: Job) -> None:
+        if not self.can_swap_in(job):
+            raise ValueError(f"job {job.id}: cannot swap in ({job.kv.value}, device free {self.device_plannable_blocks})")
+        job.device_blocks = job.host_blocks
+        self.device_used_blocks += job.device_blocks
+        job.kv = KVLocation.SWAPPING_IN
+
+    def finish_swap(self, job: Job) -> None:
+        if job.kv is KVLocation.SWAPPING_OUT:
+            self.releasing_blocks -= job.device_blocks
+            job.device_blocks = 0
+            job.kv = KVLocation.HOST
+        elif job.kv is KVLocation.SWAPPING_IN:
+            self.host_used_blocks -= job.host_blocks
+            job.host_blocks = 0
+            job.kv = KVLocation.DEVICE
+        else:
+            raise ValueError(f"job {job.id}: no transfer in flight (KV is {job.kv.value})")

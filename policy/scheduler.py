@@ -1,0 +1,369 @@
+"""The scheduler base: event interface, batch formation, KV placement and swap modes.
+
+A policy is a small subclass that decides *order* (which queue a job sits in, what its seq is,
+how it moves between levels). This base owns everything else, so that every policy batches,
+evicts and swaps by the same rules:
+
+- Events, with time always passed in (a policy never reads a clock): `add`, `schedule`,
+  `on_iteration_done` (or `advance` for k identical iterations at once), `on_swap_done`.
+- Batch formation walks jobs in priority order and stops when the batch is full. A job that
+  needs a prefill joins while the prefill-token budget allows (one prefill may exceed it
+  alone); after the first prefill that does not fit, prefill admission closes for this
+  decision (head-of-line, as in vLLM and Orca), and only started jobs can still join.
+- Room on the device comes from free blocks, else from evicting lower-priority jobs that are
+  not in the batch, lowest priority first. Eviction swaps out (proactive, reactive) or drops
+  the KV (recompute). When both device and host are full, the victim's KV is dropped and the
+  job recomputes later: that is the defined behaviour, counted in `num_recomputes`.
+- Proactive mode (FastServe section 4.2) additionally offloads the resident jobs with the
+  largest ENST while fewer than `swap_reserve_fraction` of device blocks are free, and uploads
+  host jobs with the smallest ENST while the reserve stays free.
+- Non-preemptive policies (Orca) reserve `max_seq_tokens` per job at admission and never evict.
+
+Times are integer microseconds inside; see `policy.job`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import ClassVar
+
+from policy.config import SchedulerConfig
+from policy.cost import CostEstimate
+from policy.dispatch import ReplicaLoad
+from policy.job import Job, KVLocation, to_us
+from policy.kv import KVCapacity, KVSpace
+from policy.plan import Horizon, Plan
+from policy.queue import JobQueue
+
+_NO_LIMIT_ITERATIONS = 1 << 30
+
+
+class Scheduler:
+    name: ClassVar[str] = ""
+    default_swap: ClassVar[str] = "proactive"
+    preemptive: ClassVar[bool] = True
+    reserve_max_seq: ClassVar[bool] = False  # Orca: reserve the whole context at admission
+
+    def __init__(self, config: SchedulerConfig | None = None, cost: CostEstimate | None = None) -> None:
+        self.config = config = config or SchedulerConfig()
+        self.cost = cost
+        self.swap_mode = config.swap or self.default_swap
+        self.kv = KVSpace(
+            KVCapacity.from_tokens(config.device_kv_tokens, config.host_kv_tokens, config.block_size_tokens)
+        )
+        if self.reserve_max_seq and self.kv.blocks_for(config.max_seq_tokens) > self.kv.capacity.device_blocks:
+            raise ValueError(
+                f"{self.name}: device KV capacity ({self.kv.capacity.device_tokens} tokens) cannot hold "
+                f"one request of max_seq_tokens = {config.max_seq_tokens}"
+            )
+        self.reserve_blocks = (
+            math.ceil(config.swap_reserve_fraction * self.kv.capacity.device_blocks)
+            if self.swap_mode == "proactive" else 0
+        )
+        self.jobs: dict[int, Job] = {}  # unfinished
+        self.num_iterations = 0
+        self.outstanding_prompt_tokens = 0
+        self._in_flight: set[int] = set()
+        self._running: dict[int, Job] = {}  # ran last time they were scheduled
+        self._device: dict[int, Job] = {}  # KV resident on the device, no transfer in flight
+        self._host: dict[int, Job] = {}
+        self._swapping_out: dict[int, Job] = {}
+        self._queue_of: dict[int, JobQueue] = {}
+        self._prefill_closed = False
+        self._next_seq = 0
+
+    # -- what a policy subclass provides -----------------------------------------------------
+    def _join(self, job: Job, now_us: int) -> None:
+        """Set level and seq of a newly arrived job."""
+        job.seq = self._new_seq()
+
+    def _queue_for(self, job: Job) -> JobQueue:
+        raise NotImplementedError
+
+    def _walk(self) -> Iterator[Job]:
+        """Unfinished jobs in priority order; may stop early once `_prefill_closed`."""
+        raise NotImplementedError
+
+    def _before_schedule(self, now_us: int) -> None:
+        """Time-driven state changes (starvation promotion)."""
+
+    def _on_served(self, job: Job, elapsed_us: int) -> None:
+        """After an unfinished job ran (demotion, re-keying)."""
+
+    def _on_stopped(self, job: Job, now_us: int) -> None:
+        """A running job was left out of a batch (it is waiting from now on)."""
+
+    def _on_selected(self, job: Job) -> None:
+        """A waiting job joined a batch."""
+
+    def _on_finished(self, job: Job) -> None:
+        pass
+
+    def _deadline_us(self, plan: Plan, now_us: int) -> float:
+        return math.inf
+
+    def _max_iterations(self) -> int:
+        return _NO_LIMIT_ITERATIONS
+
+    def _enst_key(self, job: Job, now_us: int) -> float | tuple:
+        """Order for proactive swapping: offload the largest first, upload the smallest."""
+        return self._rank(job)
+
+    # -- shared helpers ------------------------------------------------------------------------
+    def _new_seq(self) -> int:
+        self._next_seq += 1
+        return self._next_seq
+
+    @staticmethod
+    def _rank(job: Job) -> tuple[int, int]:
+        """Priority: smaller runs first."""
+        return (job.level, job.seq)
+
+    def _place(self, job: Job, new_seq: int | None = None) -> None:
+        """(Re)file the job in the queue its state calls for; re-keys it if `new_seq` is given."""
+        old = self._queue_of.pop(job.id, None)
+        if old is not None:
+            old.remove(job)
+        if new_seq is not None:
+            job.seq = new_seq
+        q = self._queue_for(job)
+        q.add(job)
+        self._queue_of[job.id] = q
+
+    def _track(self, job: Job) -> None:
+        """Keep the location indexes in step with `job.kv`."""
+        for d in (self._device, self._host, self._swapping_out):
+            d.pop(job.id, None)
+        if job.kv is KVLocation.DEVICE:
+            self._device[job.id] = job
+        elif job.kv is KVLocation.HOST:
+            self._host[job.id] = job
+        elif job.kv is KVLocation.SWAPPING_OUT:
+            self._swapping_out[job.id] = job
+
+    def _target_tokens(self, tokens: int) -> int:
+        return max(tokens, self.config.max_seq_tokens) if self.reserve_max_seq else tokens
+
+    # -- events ------------------------------------------------------------------------------
+    def reject_reason(self, job: Job) -> str | None:
+        """Why this request can never be served here, or None. Engines ask before `add`."""
+        total = job.prompt_tokens + job.output_tokens
+        if total > self.config.max_seq_tokens:
+            return f"prompt_tokens + output_tokens = {total} exceeds max_seq_tokens = {self.config.max_seq_tokens}"
+        if self.kv.blocks_for(self._target_tokens(total)) > self.kv.capacity.device_blocks:
+            return f"needs {total} tokens of KV, more than the device holds ({self.kv.capacity.device_tokens})"
+        return None
+
+    def add(self, job: Job, now_s: float) -> None:
+        if job.id in self.jobs:
+            raise ValueError(f"job {job.id} was added twice")
+        reason = self.reject_reason(job)
+        if reason is not None:
+            raise ValueError(f"job {job.id}: {reason}")
+        now_us = to_us(now_s)
+        job.waiting_since_us = now_us
+        self.jobs[job.id] = job
+        self.outstanding_prompt_tokens += job.prompt_tokens
+        self._join(job, now_us)
+        self._place(job)
+        self._on_stopped(job, now_us)
+
+    @property
+    def idle(self) -> bool:
+        return not self.jobs
+
+    def load(self) -> ReplicaLoad:
+        return ReplicaLoad(len(self.jobs), self.outstanding_prompt_tokens)
+
+    def schedule(self, now_s: float) -> Plan:
+        now_us = to_us(now_s)
+        self._before_schedule(now_us)
+        cfg = self.config
+        plan = Plan()
+        batch_ids: set[int] = set()
+        prefill_ids: set[int] = set()
+        evicted: set[int] = set()
+        prefill_tokens = 0
+        self._prefill_closed = False
+        for job in self._walk():
+            if len(plan.batch) >= cfg.max_batch_size:
+                break
+            if job.id in self._in_flight or job.id in evicted or job.kv is KVLocation.SWAPPING_OUT:
+                continue
+            fresh = job.kv is KVLocation.NONE
+            if fresh and prefill_tokens and prefill_tokens + job.context_tokens > cfg.max_prefill_tokens:
+                self._prefill_closed = True
+                continue
+            if not self._secure_device_kv(job, plan, batch_ids, evicted):
+                self._prefill_closed = self._prefill_closed or fresh
+                continue
+            plan.batch.append(job)
+            batch_ids.add(job.id)
+            if fresh:
+                prefill_ids.add(job.id)
+                prefill_tokens += job.context_tokens
+        for job in plan.recompute:
+            self._place(job)  # started -> fresh queue, after the walk is done with the queues
+        if self.swap_mode == "proactive":
+            self._proactive_swaps(plan, batch_ids, now_us)
+        for job in list(self._running.values()):
+            if job.id not in batch_ids and job.id not in self._in_flight:
+                del self._running[job.id]
+                job.num_preemptions += 1
+                self._on_stopped(job, now_us)
+        for job in plan.batch:
+            if job.id not in self._running:
+                self._on_selected(job)
+        if self.kv.overcommitted:
+            plan.wait_for.extend(self._swapping_out.values())
+        plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
+        plan.prefill_ids = frozenset(prefill_ids)
+        self._in_flight.update(batch_ids)
+        return plan
+
+    def on_iteration_done(self, plan: Plan, now_s: float, elapsed_s: float) -> list[Job]:
+        """The plan's batch ran one iteration, ending at `now_s`. Returns the jobs that finished."""
+        return self.advance(plan, now_s, 1, elapsed_s)
+
+    def advance(self, plan: Plan, now_s: float, num_iterations: int, elapsed_s: float) -> list[Job]:
+        """`num_iterations` back-to-back runs of a pure-decode `plan`, together `elapsed_s` long,
+        ending at `now_s`: the same state as that many (`schedule`, `on_iteration_done`) pairs
+        when the engine respects `horizon(plan)`. Returns the jobs that finished."""
+        n = num_iterations
+        if n > 1 and not plan.is_pure_decode:
+            raise ValueError("advance: only a pure-decode plan can be repeated")
+        elapsed_us = to_us(elapsed_s)
+        finished: list[Job] = []
+        for job in plan.batch:
+            self._in_flight.discard(job.id)
+            if n > 1:  # the allocations the skipped schedule() calls would have made
+                self.kv.grow(job, self._target_tokens(job.context_tokens + n - 1))
+            was_prefill = job.id in plan.prefill_ids
+            job.generated_tokens += n
+            job.kv_tokens = job.context_tokens - 1
+            job.last_run_s = now_s
+            if was_prefill and job.generated_tokens == 1:
+                job.first_token_s = now_s
+            self._running[job.id] = job
+            if job.finished:
+                self._finish(job, now_s)
+                finished.append(job)
+                continue
+            job.attained_us += elapsed_us
+            if was_prefill:
+                self._place(job)  # fresh -> started queue
+            self._on_served(job, elapsed_us)
+        self.num_iterations += n
+        return finished
+
+    def on_swap_done(self, job: Job, now_s: float) -> None:
+        self.kv.finish_swap(job)
+        job.num_swaps += 1
+        self._track(job)
+
+    def _finish(self, job: Job, now_s: float) -> None:
+        job.finish_s = now_s
+        self.kv.drop(job)
+        self._track(job)
+        self._queue_of.pop(job.id).remove(job)
+        del self.jobs[job.id]
+        self._running.pop(job.id, None)
+        self.outstanding_prompt_tokens -= job.prompt_tokens
+        self._on_finished(job)
+
+    # -- KV placement ------------------------------------------------------------------------
+    def _secure_device_kv(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> bool:
+        """Make room for `job`'s next iteration on the device and claim it; False if impossible."""
+        kv = self.kv
+        target = self._target_tokens(job.context_tokens)
+        if job.kv in (KVLocation.DEVICE, KVLocation.SWAPPING_IN):
+            need = kv.extra_blocks(job, target)
+        else:  # NONE (prefill) or HOST (swap in, then grow)
+            need = kv.blocks_for(target)
+        if need > kv.device_plannable_blocks:
+            if not self.preemptive:
+                return False
+            victims = [
+                v for v in self._device.values()
+                if v.id not in batch_ids and v.id not in self._in_flight and v.id not in evicted
+                and self._rank(v) > self._rank(job)
+            ]
+            if kv.device_plannable_blocks + sum(v.device_blocks for v in victims) < need:
+                return False
+            victims.sort(key=self._rank, reverse=True)
+            for victim in victims:
+                if need <= kv.device_plannable_blocks:
+                    break
+                self._evict(victim, plan)
+                evicted.add(victim.id)
+        if job.kv is KVLocation.HOST:
+            kv.start_swap_in(job)
+            plan.swap_in.append(job)
+        kv.grow(job, target)
+        self._track(job)
+        return True
+
+    def _evict(self, job: Job, plan: Plan) -> None:
+        if self.swap_mode != "recompute" and self.kv.can_swap_out(job):
+            self.kv.start_swap_out(job)
+            plan.swap_out.append(job)
+        else:  # recompute mode, or the host is full too
+            self.kv.drop(job)
+            job.num_recomputes += 1
+            plan.recompute.append(job)
+        self._track(job)
+
+    def _proactive_swaps(self, plan: Plan, batch_ids: set[int], now_us: int) -> None:
+        kv = self.kv
+        while kv.device_plannable_blocks < self.reserve_blocks:
+            candidates = [j for j in self._device.values() if j.id not in batch_ids and j.id not in self._in_flight]
+            if not candidates:
+                break
+            victim = max(candidates, key=lambda j: self._enst_key(j, now_us))
+            if not kv.can_swap_out(victim):
+                break
+            kv.start_swap_out(victim)
+            plan.swap_out.append(victim)
+            self._track(victim)
+        if not self._host:
+            return
+        for job in sorted(self._host.values(), key=lambda j: self._enst_key(j, now_us)):
+            if kv.device_plannable_blocks - job.host_blocks < self.reserve_blocks:
+                break
+            kv.start_swap_in(job)
+            plan.swap_in.append(job)
+            self._track(job)
+
+    # -- event skipping ----------------------------------------------------------------------
+    def horizon(self, plan: Plan, now_s: float) -> Horizon:
+        """How many times a pure-decode `plan` can repeat unchanged (see `Horizon`)."""
+        if not plan.is_pure_decode:
+            return Horizon(1, 0.0)
+        kv = self.kv
+        threshold = 0
+        if self.swap_mode == "proactive" and any(
+            kv.can_swap_out(j) for j in self._device.values() if j.id not in self._in_flight
+            and j not in plan.batch
+        ):
+            threshold = self.reserve_blocks
+        room = kv.device_plannable_blocks - threshold
+        if room < 0:
+            return Horizon(1, 0.0)
+
+        def growth(i: int) -> int:
+            return sum(
+                max(0, kv.blocks_for(self._target_tokens(j.context_tokens + i)) - j.device_blocks)
+                for j in plan.batch
+            )
+
+        lo, hi = 0, self._max_iterations() - 1  # largest i with growth(i) <= room
+        if growth(hi) <= room:
+            lo = hi
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if growth(mid) <= room:
+                lo = mid
+            else:
+                hi = mid - 1
+        return Horizon(lo + 1, self._deadline_us(plan, to_us(now_s)) / 1_000_000)
