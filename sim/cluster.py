@@ -1,0 +1,132 @@
+"""A cluster: N replicas behind a dispatcher, fed by a trace; `simulate` runs one policy.
+
+Arrivals are created lazily from the trace's numpy columns, so memory grows with the jobs in
+the system, not with the trace (apart from the compact result columns). Arrival times are
+quantized to the simulator's microsecond clock. Every request ends as exactly one result row:
+finished, rejected up front (with the policy's reason), or unfinished (with the reason the
+simulation could not finish it).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import simpy
+from tqdm import tqdm
+
+from policy import CostModel, Job, RequestLog, SchedulerConfig, make_dispatcher, make_scheduler
+from sim.clock import to_s
+from sim.config import SimConfig
+from sim.recorder import IterationRecorder, SpanRecorder
+from sim.replica import Replica
+
+
+@dataclass
+class SimResult:
+    policy: str
+    swap: str
+    log: RequestLog
+    iterations: pd.DataFrame | None = None
+    spans: pd.DataFrame | None = None
+    stats: dict = field(default_factory=dict)
+
+
+class Cluster:
+    def __init__(self, env, trace, cost: CostModel, policy: str, sched_config: SchedulerConfig,
+                 config: SimConfig, log: RequestLog) -> None:
+        self.env = env
+        self.trace = trace
+        self.log = log
+        self.config = config
+        self.dispatcher = make_dispatcher(config.dispatcher)
+        self.next_arrival_us: float | int = math.inf
+        self.num_finished = 0
+        self.iterations = [
+            IterationRecorder(len(make_scheduler(policy, sched_config, cost).level_counts()))
+            for _ in range(config.num_replicas)
+        ] if config.record_iterations else None
+        self.spans = SpanRecorder() if config.record_spans else None
+        self.replicas = [
+            Replica(env, i, make_scheduler(policy, sched_config, cost), cost, config, self, log,
+                    self.iterations[i] if self.iterations else None, self.spans)
+            for i in range(config.num_replicas)
+        ]
+        self._progress = None
+        env.process(self._arrivals())
+
+    def on_finish(self, job: Job) -> None:
+        self.num_finished += 1
+        if self._progress is not None and self.num_finished % self._progress_every == 0:
+            self._progress.update(self._progress_every)
+            self._progress.set_postfix_str(f"sim time {to_s(self.env.now):,.0f} s", refresh=False)
+
+    def _arrivals(self):
+        env, trace = self.env, self.trace
+        arrival_us = np.rint(np.asarray(trace.arrival_s, dtype=np.float64) * 1_000_000).astype(np.int64)
+        prompt = np.asarray(trace.prompt_tokens, dtype=np.int64)
+        output = np.asarray(trace.output_tokens, dtype=np.int64)
+        request_id = np.asarray(trace.request_id, dtype=np.int64)
+        num = len(arrival_us)
+        replicas = self.replicas
+        for i in range(num):
+            t = int(arrival_us[i])
+            if t > env.now:
+                yield env.timeout(t - env.now)
+            self.next_arrival_us = int(arrival_us[i + 1]) if i + 1 < num else math.inf
+            job = Job(int(request_id[i]), to_s(t), int(prompt[i]), int(output[i]))
+            r = self.dispatcher.choose(job, [rep.scheduler.load() for rep in replicas]) if len(replicas) > 1 else 0
+            replica = replicas[r]
+            reason = replica.scheduler.reject_reason(job)
+            if reason is not None:
+                self.log.record(job, job.id, r, "rejected", reason)
+                continue
+            replica.scheduler.add(job, to_s(t))
+            replica.notify()
+
+    def run(self) -> None:
+        num = len(self.trace.arrival_s)
+        if self.config.progress:
+            self._progress_every = max(1, num // 200)
+            self._progress = tqdm(total=num, desc="simulating", unit="req", leave=False)
+        try:
+            self.env.run()
+        finally:
+            if self._progress is not None:
+                self._progress.close()
+        for replica in self.replicas:
+            for job in list(replica.scheduler.jobs.values()):
+                self.log.record(job, job.id, replica.index, "unfinished",
+                                "simulation ran out of events with the request still queued (scheduler stalled)")
+
+
+def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig | None = None,
+             config: SimConfig | None = None) -> SimResult:
+    """Run one policy over `trace` (any object with numpy columns arrival_s, prompt_tokens,
+    output_tokens, request_id) and return its results."""
+    sched_config = sched_config or SchedulerConfig()
+    config = config or SimConfig()
+    env = simpy.Environment()
+    log = RequestLog()
+    cluster = Cluster(env, trace, cost, policy, sched_config, config, log)
+    started = time.perf_counter()
+    cluster.run()
+    wall_s = time.perf_counter() - started
+    swap = cluster.replicas[0].scheduler.swap_mode
+    iterations = None
+    if cluster.iterations is not None:
+        iterations = pd.concat([rec.frame(policy, swap) for rec in cluster.iterations], ignore_index=True)
+        iterations = iterations.sort_values(["start_s", "replica"], kind="stable").reset_index(drop=True)
+    spans = cluster.spans.frame(policy, swap) if cluster.spans is not None else None
+    stats = {
+        "wall_s": wall_s,
+        "num_requests": len(log),
+        "num_decisions": sum(r.num_decisions for r in cluster.replicas),
+        "num_skipped_iterations": sum(r.num_skipped_iterations for r in cluster.replicas),
+        "end_s": to_s(env.now),
+        **log.counts(),
+    }
+    return SimResult(policy, swap, log, iterations, spans, stats)

@@ -1,0 +1,217 @@
+"""One model replica (TP x PP GPUs) as a SimPy process driving one policy scheduler.
+
+Per iteration (paper section 4): `schedule(now)`; start the plan's swap-outs; wait for the
+transfers in `plan.wait_for`; start the swap-ins; wait for batch jobs still swapping in; run
+the iteration for `cost.iteration_s(batch)`; `on_iteration_done`. Swaps run on one link per
+direction (a SimPy resource each), concurrently with compute: that overlap is what proactive
+swapping buys. Reactive swaps land in `wait_for` and so sit on the critical path.
+
+Event skipping (pp == 1): when the plan is pure decode and no transfer is in flight, the
+scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
+stops before the first finish and strictly before the next arrival anywhere in the cluster.
+It then sleeps once for the exact sum of those iterations' durations (integer microseconds,
+from `cost.decode_iterations_s`, bit-identical to stepping) and reports them with one
+`advance` call. Results equal step-by-step simulation request by request.
+
+Pipeline parallelism (pp > 1): each stage is a SimPy resource; a micro-batch holds each stage
+for iteration_s / pp, then pays the send/recv to the next. A new micro-batch is scheduled as
+soon as stage 0 frees and fewer than pp are in flight; the scheduler keeps a job in at most one
+in-flight batch. Event skipping is off with pp > 1.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import simpy
+
+from policy import CostModel, Job, KVLocation, Plan, RequestLog, Scheduler
+from sim.clock import duration_us, durations_us, to_s
+from sim.config import SimConfig
+from sim.recorder import IterationRecorder, SpanRecorder
+
+
+class Replica:
+    def __init__(
+        self, env: simpy.Environment, index: int, scheduler: Scheduler, cost: CostModel,
+        config: SimConfig, cluster, log: RequestLog,
+        iterations: IterationRecorder | None = None, spans: SpanRecorder | None = None,
+    ) -> None:
+        self.env = env
+        self.index = index
+        self.scheduler = scheduler
+        self.cost = cost
+        self.config = config
+        self.cluster = cluster  # gives next_arrival_us and on_finish
+        self.log = log
+        self.iterations = iterations
+        self.spans = spans
+        self.links = {"out": simpy.Resource(env, capacity=1), "in": simpy.Resource(env, capacity=1)}
+        self.transfers: dict[int, simpy.Event] = {}
+        self.num_decisions = 0
+        self.num_skipped_iterations = 0
+        self._wake: simpy.Event | None = None
+        self._stage0_busy = False
+        self._batches_in_flight = 0
+        self.process = env.process(self._run() if config.pp == 1 else self._run_pipelined())
+
+    # -- wake-ups ------------------------------------------------------------------------------
+    def notify(self) -> None:
+        """Something changed (arrival, transfer landed, stage freed): re-run the scheduler."""
+        if self._wake is not None and not self._wake.triggered:
+            self._wake.succeed()
+
+    def _sleep(self) -> simpy.Event:
+        self._wake = self.env.event()
+        return self._wake
+
+    # -- swaps ---------------------------------------------------------------------------------
+    def _transfer(self, job: Job, direction: str, done: simpy.Event):
+        with self.links[direction].request() as req:
+            yield req
+            start_us = self.env.now
+            yield self.env.timeout(duration_us(self.cost.swap_s(job.kv_tokens, direction)))
+        self.scheduler.on_swap_done(job, to_s(self.env.now))
+        del self.transfers[job.id]
+        if self.spans is not None:
+            self.spans.transfer(self.index, job.id, f"swap_{direction}", to_s(start_us), to_s(self.env.now))
+        done.succeed()
+        self.notify()
+
+    def _start_transfer(self, job: Job, direction: str) -> None:
+        done = self.env.event()
+        self.transfers[job.id] = done
+        self.env.process(self._transfer(job, direction, done))
+
+    def _apply_swaps(self, plan: Plan):
+        for job in plan.swap_out:
+            self._start_transfer(job, "out")
+        waits = [self.transfers[j.id] for j in plan.wait_for if j.kv is KVLocation.SWAPPING_OUT]
+        if waits:
+            yield self.env.all_of(waits)
+        for job in plan.swap_in:
+            self._start_transfer(job, "in")
+        waits = [self.transfers[j.id] for j in plan.batch if j.kv is KVLocation.SWAPPING_IN]
+        if waits:
+            yield self.env.all_of(waits)
+
+    # -- the loop, pp == 1 -----------------------------------------------------------------------
+    def _run(self):
+        env, sched, cost = self.env, self.scheduler, self.cost
+        while True:
+            plan = sched.schedule(to_s(env.now))
+            self.num_decisions += 1
+            if plan.swap_out or plan.swap_in or plan.wait_for:
+                yield from self._apply_swaps(plan)
+            if not plan.batch:
+                yield self._sleep()
+                continue
+            start_us = env.now
+            level_counts = sched.level_counts() if self.iterations is not None else None
+            step_us = duration_us(cost.iteration_s(plan.prefill_tokens, plan.decode_context_tokens))
+            n, total_us = 1, step_us
+            if self.config.skip and plan.is_pure_decode and not self.transfers:
+                n, total_us = self._skippable(plan, step_us)
+            yield env.timeout(total_us)
+            now_s = to_s(env.now)
+            self._record(plan, start_us, n, level_counts)
+            if n == 1:
+                finished = sched.on_iteration_done(plan, now_s, to_s(total_us))
+            else:
+                finished = sched.advance(plan, now_s, n, to_s(total_us))
+                self.num_skipped_iterations += n - 1
+            for job in finished:
+                self._finish(job)
+
+    def _skippable(self, plan: Plan, step_us: int) -> tuple[int, int]:
+        """How many iterations of `plan` can run back to back, and their total duration."""
+        now_us = self.env.now
+        horizon = self.scheduler.horizon(plan, to_s(now_us))
+        limit = min(horizon.max_iterations, min(j.remaining_tokens for j in plan.batch),
+                    self.config.max_skip_iterations)
+        next_arrival_us = self.cluster.next_arrival_us
+        if next_arrival_us < math.inf:
+            # Iterations only lengthen as contexts grow: this bounds the work, not the result.
+            limit = min(limit, (next_arrival_us - now_us) // step_us + 1)
+        if limit < 2:
+            return 1, step_us
+        steps = durations_us(self.cost.decode_iterations_s(plan.decode_context_tokens, limit))
+        if steps[0] != step_us:
+            raise RuntimeError(
+                f"cost model: decode_iterations_s()[0] = {steps[0]} us differs from iteration_s() = "
+                f"{step_us} us; event skipping needs them bit-identical"
+            )
+        ends_rel = np.cumsum(steps)
+        n = int(np.searchsorted(ends_rel, next_arrival_us - now_us, side="left")) if next_arrival_us < math.inf else limit
+        if horizon.deadline_s < math.inf:
+            deadline_us = round(horizon.deadline_s * 1_000_000)
+            n = min(n, int(np.searchsorted(ends_rel, deadline_us, side="left")) + 1)
+        n = min(n, limit)
+        if n < 2:
+            return 1, step_us
+        return n, int(ends_rel[n - 1])
+
+    # -- the loop, pp > 1 ------------------------------------------------------------------------
+    def _run_pipelined(self):
+        env, sched = self.env, self.scheduler
+        stages = [simpy.Resource(env, capacity=1) for _ in range(self.config.pp)]
+        while True:
+            if self._batches_in_flight < self.config.pp and not self._stage0_busy:
+                plan = sched.schedule(to_s(env.now))
+                self.num_decisions += 1
+                if plan.swap_out or plan.swap_in or plan.wait_for:
+                    yield from self._apply_swaps(plan)
+                if plan.batch:
+                    self._batches_in_flight += 1
+                    self._stage0_busy = True
+                    env.process(self._micro_batch(plan, stages))
+                    continue
+            yield self._sleep()
+
+    def _micro_batch(self, plan: Plan, stages: list[simpy.Resource]):
+        env, cost = self.env, self.cost
+        start_us = env.now
+        level_counts = self.scheduler.level_counts() if self.iterations is not None else None
+        stage_us = duration_us(cost.iteration_s(plan.prefill_tokens, plan.decode_context_tokens) / self.config.pp)
+        num_tokens = sum(plan.prefill_tokens) + len(plan.decode_context_tokens)
+        send_us = duration_us(cost.pp_send_recv_s(num_tokens))
+        for k, stage in enumerate(stages):
+            with stage.request() as req:
+                yield req
+                yield env.timeout(stage_us)
+            if k == 0:
+                self._stage0_busy = False
+                self.notify()
+            if k < len(stages) - 1:
+                yield env.timeout(send_us)
+        self._batches_in_flight -= 1
+        self._record(plan, start_us, 1, level_counts)
+        for job in self.scheduler.on_iteration_done(plan, to_s(env.now), to_s(env.now - start_us)):
+            self._finish(job)
+        self.notify()
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+    def _finish(self, job: Job) -> None:
+        self.log.record(job, job.id, self.index)
+        self.cluster.on_finish(job)
+
+    def _record(self, plan: Plan, start_us: int, n: int, level_counts: list[int] | None) -> None:
+        start_s, end_s = to_s(start_us), to_s(self.env.now)
+        if self.spans is not None:
+            for job in plan.batch:
+                self.spans.running(self.index, job.id, start_s, end_s)
+        if self.iterations is None:
+            return
+        kv = self.scheduler.kv
+        self.iterations.add({
+            "replica": self.index, "start_s": start_s, "end_s": end_s, "num_iterations": n,
+            "batch_size": len(plan.batch), "num_prefills": len(plan.prefill_ids),
+            "prefill_tokens": sum(plan.prefill_tokens),
+            "decode_context_tokens": sum(plan.decode_context_tokens),
+            "device_kv_blocks_used": kv.device_used_blocks + kv.releasing_blocks,
+            "host_kv_blocks_used": kv.host_used_blocks,
+            "swap_out_tokens": sum(j.kv_tokens for j in plan.swap_out),
+            "swap_in_tokens": sum(j.kv_tokens for j in plan.swap_in),
+            "num_queued": len(self.scheduler.jobs) - len(plan.batch),
+        }, level_counts)
