@@ -56,9 +56,15 @@ class KVSpace:
         self.device_used_blocks = 0  # resident and swapping-in blocks
         self.host_used_blocks = 0
         self.releasing_blocks = 0  # device blocks of swap-outs in flight; free once they land
+        if capacity.block_size_tokens == 1:  # hot path: a block is a token
+            self.blocks_for = self._same
 
     def blocks_for(self, tokens: int) -> int:
         return -(-tokens // self.capacity.block_size_tokens)
+
+    @staticmethod
+    def _same(tokens: int) -> int:
+        return tokens
 
     @property
     def device_free_blocks(self) -> int:
@@ -85,8 +91,10 @@ class KVSpace:
         return max(0, self.blocks_for(tokens) - job.device_blocks)
 
     def grow(self, job: Job, tokens: int) -> None:
-        extra = self.extra_blocks(job, tokens)
-        if extra > self.device_plannable_blocks:
+        extra = self.blocks_for(tokens) - job.device_blocks
+        if extra <= 0:
+            return
+        if extra > self.capacity.device_blocks - self.device_used_blocks:
             raise ValueError(f"job {job.id}: needs {extra} device blocks, {self.device_plannable_blocks} free")
         self.device_used_blocks += extra
         job.device_blocks += extra

@@ -44,6 +44,9 @@ class MLFQ(Scheduler):
     def join_level(self, job: Job) -> int:
         return 0
 
+    def level_counts(self) -> list[int]:
+        return [len(f) + len(s) for f, s in zip(self._fresh, self._started)]
+
     def _join(self, job: Job, now_us: int) -> None:
         job.level = self.join_level(job)
         job.seq = self._new_seq()
@@ -53,8 +56,16 @@ class MLFQ(Scheduler):
 
     def _walk(self) -> Iterator[Job]:
         closed = lambda: self._prefill_closed  # noqa: E731
-        for level in range(self.config.num_levels):
-            yield from merge_by_seq(self._fresh[level], self._started[level], closed)
+        for fresh, started in zip(self._fresh, self._started):
+            if not fresh:
+                yield from started
+            elif started:
+                yield from merge_by_seq(fresh, started, closed)
+            elif not self._prefill_closed:
+                for job in fresh:
+                    if self._prefill_closed:
+                        break
+                    yield job
 
     def _on_served(self, job: Job, elapsed_us: int) -> None:
         if job.attained_us >= self.quantum_us[job.level]:

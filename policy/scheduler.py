@@ -176,6 +176,10 @@ class Scheduler:
     def load(self) -> ReplicaLoad:
         return ReplicaLoad(len(self.jobs), self.outstanding_prompt_tokens)
 
+    def level_counts(self) -> list[int]:
+        """Unfinished jobs per priority level (one level for non-MLFQ policies)."""
+        return [len(self.jobs)]
+
     def schedule(self, now_s: float) -> Plan:
         now_us = to_us(now_s)
         self._before_schedule(now_us)
@@ -277,8 +281,12 @@ class Scheduler:
         """Make room for `job`'s next iteration on the device and claim it; False if impossible."""
         kv = self.kv
         target = self._target_tokens(job.context_tokens)
-        if job.kv in (KVLocation.DEVICE, KVLocation.SWAPPING_IN):
+        location = job.kv
+        if location is KVLocation.DEVICE or location is KVLocation.SWAPPING_IN:
             need = kv.extra_blocks(job, target)
+            if need <= kv.device_plannable_blocks:  # the common case: grow in place
+                kv.grow(job, target)
+                return True
         else:  # NONE (prefill) or HOST (swap in, then grow)
             need = kv.blocks_for(target)
         if need > kv.device_plannable_blocks:
@@ -297,11 +305,12 @@ class Scheduler:
                     break
                 self._evict(victim, plan)
                 evicted.add(victim.id)
-        if job.kv is KVLocation.HOST:
+        if location is KVLocation.HOST:
             kv.start_swap_in(job)
             plan.swap_in.append(job)
         kv.grow(job, target)
-        self._track(job)
+        if job.kv is not location:
+            self._track(job)
         return True
 
     def _evict(self, job: Job, plan: Plan) -> None:
@@ -351,19 +360,28 @@ class Scheduler:
         if room < 0:
             return Horizon(1, 0.0)
 
-        def growth(i: int) -> int:
-            return sum(
-                max(0, kv.blocks_for(self._target_tokens(j.context_tokens + i)) - j.device_blocks)
-                for j in plan.batch
-            )
+        batch = plan.batch
+        max_i = self._max_iterations() - 1
+        if kv.capacity.block_size_tokens == 1 and not self.reserve_max_seq:
+            # Every job holds exactly its context and grows one token per iteration.
+            lo = min(max_i, room // len(batch))
+        else:
+            def growth(i: int) -> int:
+                return sum(
+                    max(0, kv.blocks_for(self._target_tokens(j.context_tokens + i)) - j.device_blocks)
+                    for j in batch
+                )
 
-        lo, hi = 0, self._max_iterations() - 1  # largest i with growth(i) <= room
-        if growth(hi) <= room:
-            lo = hi
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if growth(mid) <= room:
-                lo = mid
-            else:
-                hi = mid - 1
+            # Each job needs a new block at least every block_size iterations (or none, under
+            # a reservation), which bounds the search.
+            block = kv.capacity.block_size_tokens
+            lo, hi = 0, min(max_i, block * (room // len(batch) + 2) if not self.reserve_max_seq else max_i)
+            if growth(hi) <= room:
+                lo = hi
+            while lo < hi:  # largest i with growth(i) <= room
+                mid = (lo + hi + 1) // 2
+                if growth(mid) <= room:
+                    lo = mid
+                else:
+                    hi = mid - 1
         return Horizon(lo + 1, self._deadline_us(plan, to_us(now_s)) / 1_000_000)
