@@ -1,0 +1,268 @@
+"""Length distributions: how many prompt and output tokens each request has.
+
+Every distribution is a frozen dataclass with `sample(num_requests, rng) -> (prompt_tokens,
+output_tokens)`, two int64 arrays of positive values, drawn from the caller's seeded
+`numpy.random.Generator`. `str(spec)` is a spec string that parses back to an equal spec.
+
+Spec strings:
+- `fixed:prompt=P,output=O`
+- `uniform:prompt=A-B,output=C-D` (inclusive integer ranges)
+- `lognormal:prompt_mean=M,prompt_sigma=S,output_mean=M,output_sigma=S`. The MEAN IS THE
+  MEAN OF THE TOKEN COUNT ITSELF (not of its log); sigma is the standard deviation of the log.
+  So mu = ln(mean) - sigma^2 / 2. Samples are rounded to whole tokens and raised to at least
+  1, which moves the mean slightly when it is a few tokens.
+- `empirical:PATH`: resample (prompt, output) pairs, with replacement, from any trace or
+  length table (e.g. ShareGPT's `num_prefill_tokens,num_decode_tokens`); read in `sample`.
+- `alpaca-like`: short prompts and outputs, see `ALPACA_LIKE`.
+- `sharegpt-like`: fitted to ShareGPT (Llama-2 tokens), see `traces/sharegpt_params.py`.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+
+from traces import sharegpt_params
+from traces.errors import SpecError
+from traces.io import load_lengths
+from traces.specs import format_number, parse_pairs, split_kind, to_float, to_int, to_int_range
+
+
+class LengthSpec(abc.ABC):
+    kind: ClassVar[str]
+    keys: ClassVar[frozenset[str]] = frozenset()  # the keys its spec string takes
+
+    @abc.abstractmethod
+    def sample(
+        self, num_requests: int, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def _positive_int(kind: str, key: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise SpecError(f"{kind} lengths: key '{key}' must be a positive integer, got {value!r}")
+
+
+def _whole_tokens(values: np.ndarray) -> np.ndarray:
+    return np.maximum(np.rint(values), 1).astype(np.int64)
+
+
+@dataclass(frozen=True)
+class FixedLengths(LengthSpec):
+    prompt_tokens: int
+    output_tokens: int
+    kind: ClassVar[str] = "fixed"
+    keys: ClassVar[frozenset[str]] = frozenset({"prompt", "output"})
+
+    def __post_init__(self) -> None:
+        _positive_int(self.kind, "prompt", self.prompt_tokens)
+        _positive_int(self.kind, "output", self.output_tokens)
+
+    def sample(self, num_requests: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            np.full(num_requests, self.prompt_tokens, dtype=np.int64),
+            np.full(num_requests, self.output_tokens, dtype=np.int64),
+        )
+
+    def __str__(self) -> str:
+        return f"fixed:prompt={self.prompt_tokens},output={self.output_tokens}"
+
+
+@dataclass(frozen=True)
+class UniformLengths(LengthSpec):
+    prompt_min_tokens: int
+    prompt_max_tokens: int
+    output_min_tokens: int
+    output_max_tokens: int
+    kind: ClassVar[str] = "uniform"
+    keys: ClassVar[frozenset[str]] = frozenset({"prompt", "output"})
+
+    def __post_init__(self) -> None:
+        for key, low, high in (
+            ("prompt", self.prompt_min_tokens, self.prompt_max_tokens),
+            ("output", self.output_min_tokens, self.output_max_tokens),
+        ):
+            _positive_int(self.kind, key, low)
+            _positive_int(self.kind, key, high)
+            if low > high:
+                raise SpecError(
+                    f"uniform lengths: key '{key}' range {low}-{high} is empty (A must be <= B)"
+                )
+
+    def sample(self, num_requests: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        return (
+            rng.integers(
+                self.prompt_min_tokens, self.prompt_max_tokens, size=num_requests, endpoint=True
+            ),
+            rng.integers(
+                self.output_min_tokens, self.output_max_tokens, size=num_requests, endpoint=True
+            ),
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"uniform:prompt={self.prompt_min_tokens}-{self.prompt_max_tokens},"
+            f"output={self.output_min_tokens}-{self.output_max_tokens}"
+        )
+
+
+@dataclass(frozen=True)
+class LogNormalLengths(LengthSpec):
+    """Independent lognormal prompt and output lengths; `*_mean_tokens` is the value's mean."""
+
+    prompt_mean_tokens: float
+    prompt_sigma: float
+    output_mean_tokens: float
+    output_sigma: float
+    name: str | None = field(default=None, compare=False)  # set for named presets
+    kind: ClassVar[str] = "lognormal"
+    keys: ClassVar[frozenset[str]] = frozenset(
+        {"prompt_mean", "prompt_sigma", "output_mean", "output_sigma"}
+    )
+
+    def __post_init__(self) -> None:
+        for key, mean, sigma in (
+            ("prompt", self.prompt_mean_tokens, self.prompt_sigma),
+            ("output", self.output_mean_tokens, self.output_sigma),
+        ):
+            if not (math.isfinite(mean) and mean > 0):
+                raise SpecError(f"lognormal lengths: key '{key}_mean' must be > 0, got {mean}")
+            if not (math.isfinite(sigma) and sigma >= 0):
+                raise SpecError(f"lognormal lengths: key '{key}_sigma' must be >= 0, got {sigma}")
+
+    def sample(self, num_requests: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        def draw(mean: float, sigma: float) -> np.ndarray:
+            return _whole_tokens(
+                rng.lognormal(math.log(mean) - sigma**2 / 2, sigma, size=num_requests)
+            )
+
+        return draw(self.prompt_mean_tokens, self.prompt_sigma), draw(
+            self.output_mean_tokens, self.output_sigma
+        )
+
+    def __str__(self) -> str:
+        return self.name or (
+            f"lognormal:prompt_mean={format_number(self.prompt_mean_tokens)},"
+            f"prompt_sigma={format_number(self.prompt_sigma)},"
+            f"output_mean={format_number(self.output_mean_tokens)},"
+            f"output_sigma={format_number(self.output_sigma)}"
+        )
+
+
+@dataclass(frozen=True)
+class EmpiricalLengths(LengthSpec):
+    """(prompt, output) pairs resampled jointly, so their correlation is kept."""
+
+    path: str
+    kind: ClassVar[str] = "empirical"
+
+    def __post_init__(self) -> None:
+        if not self.path:
+            raise SpecError("empirical lengths: missing PATH (use empirical:PATH)")
+
+    def sample(self, num_requests: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        prompt_tokens, output_tokens = load_lengths(self.path)
+        rows = rng.integers(0, len(prompt_tokens), size=num_requests)
+        return prompt_tokens[rows], output_tokens[rows]
+
+    def __str__(self) -> str:
+        return f"empirical:{self.path}"
+
+
+@dataclass(frozen=True)
+class QuantileLengths(LengthSpec):
+    """Marginal quantile tables joined by a Gaussian copula (see traces/fit_sharegpt.py).
+
+    Draw z_p, z_o standard normal with correlation `rho`; map each through its quantile table
+    by linear interpolation on `z_grid` (values beyond the grid take the end quantiles).
+    """
+
+    z_grid: tuple[float, ...]
+    prompt_quantiles: tuple[float, ...]
+    output_quantiles: tuple[float, ...]
+    rho: float
+    name: str | None = field(default=None, compare=False)
+    kind: ClassVar[str] = "quantile"
+
+    def __post_init__(self) -> None:
+        z_grid = np.asarray(self.z_grid)
+        if len(self.prompt_quantiles) != z_grid.size or len(self.output_quantiles) != z_grid.size:
+            raise SpecError(
+                "quantile lengths: z_grid and quantile tables must have the same length"
+            )
+        if np.any(np.diff(z_grid) <= 0):
+            raise SpecError("quantile lengths: z_grid must be increasing")
+        for key in ("prompt_quantiles", "output_quantiles"):
+            table = np.asarray(getattr(self, key))
+            if np.any(np.diff(table) < 0) or table[0] < 1:
+                raise SpecError(f"quantile lengths: {key} must be non-decreasing and >= 1")
+        if not -1 < self.rho < 1:
+            raise SpecError(f"quantile lengths: rho must be in (-1, 1), got {self.rho}")
+
+    def sample(self, num_requests: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        z_prompt = rng.standard_normal(num_requests)
+        z_output = self.rho * z_prompt + math.sqrt(1 - self.rho**2) * rng.standard_normal(
+            num_requests
+        )
+        return (
+            _whole_tokens(np.interp(z_prompt, self.z_grid, self.prompt_quantiles)),
+            _whole_tokens(np.interp(z_output, self.z_grid, self.output_quantiles)),
+        )
+
+    def __str__(self) -> str:
+        return self.name or "quantile(custom)"
+
+
+# Alpaca (Taori et al. 2023) as tokenized for OPT in the vLLM paper (Kwon et al., SOSP'23,
+# Fig. 11): mean input 19.31 and mean output 58.45 tokens. The paper gives means and histograms,
+# not spreads: the sigmas below are OUR APPROXIMATION, chosen so that most prompts are under
+# ~60 tokens and most outputs under ~300 as in those histograms. Treat the shape as approximate.
+ALPACA_LIKE = LogNormalLengths(19.31, 0.6, 58.45, 0.9, name="alpaca-like")
+SHAREGPT_LIKE = QuantileLengths(
+    sharegpt_params.Z_GRID,
+    sharegpt_params.PROMPT_QUANTILES,
+    sharegpt_params.OUTPUT_QUANTILES,
+    sharegpt_params.RHO,
+    name="sharegpt-like",
+)
+NAMED_LENGTHS: dict[str, LengthSpec] = {"alpaca-like": ALPACA_LIKE, "sharegpt-like": SHAREGPT_LIKE}
+LENGTH_KINDS = ("fixed", "uniform", "lognormal", "empirical", *NAMED_LENGTHS)
+LENGTH_KEYS: dict[str, frozenset[str]] = {
+    cls.kind: cls.keys for cls in (FixedLengths, UniformLengths, LogNormalLengths, EmpiricalLengths)
+}
+
+
+def parse_lengths(spec: str | LengthSpec) -> LengthSpec:
+    """A `LengthSpec` from a spec string (a `LengthSpec` passes through unchanged)."""
+    if isinstance(spec, LengthSpec):
+        return spec
+    kind, rest = split_kind(spec, "lengths")
+    what = f"lengths spec '{spec}'"
+    if kind in NAMED_LENGTHS:
+        parse_pairs(rest, what, ())  # a named distribution takes no keys
+        return NAMED_LENGTHS[kind]
+    if kind == "empirical":
+        return EmpiricalLengths(rest)
+    if kind not in LENGTH_KEYS:
+        raise SpecError(f"{what}: unknown kind '{kind}' (choose {', '.join(LENGTH_KINDS)})")
+    keys = sorted(LENGTH_KEYS[kind])
+    pairs = parse_pairs(rest, what, keys, required=keys)
+    if kind == "fixed":
+        return FixedLengths(
+            to_int(pairs["prompt"], "prompt", what), to_int(pairs["output"], "output", what)
+        )
+    if kind == "uniform":
+        return UniformLengths(
+            *to_int_range(pairs["prompt"], "prompt", what),
+            *to_int_range(pairs["output"], "output", what),
+        )
+    return LogNormalLengths(
+        *(
+            to_float(pairs[key], key, what)
+            for key in ("prompt_mean", "prompt_sigma", "output_mean", "output_sigma")
+        )
+    )
