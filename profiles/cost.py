@@ -1,0 +1,165 @@
+"""The cost model of a profile: `policy.CostModel` answered from the profile's latency tables.
+
+How an iteration is costed (all lookups are piecewise linear, see profiles/interp.py):
+
+- prefill part Tp: the prefill grid at (number of prompts, mean prompt length). Using the mean
+  keeps the linear-layer work (linear in total tokens) exact; attention's quadratic term is
+  under-counted for very uneven prompts (for OPT-13B at 2048 tokens attention is ~7% of prefill
+  FLOPs, so the error stays small);
+- decode part Td: the decode grid at (number of jobs, mean context). Decode cost is
+  a + b * jobs + c * sum(context), which bilinear interpolation in (jobs, mean context)
+  reproduces exactly;
+- mixed batch (prefills and decodes in one iteration), `mixed_batch = "fused"`: both grid
+  latencies include the fixed per-iteration cost F of reading every weight once (plus kernel
+  launches), but one fused forward pass reads the weights once. F is the decode grid
+  extrapolated to zero jobs at its smallest context (for a memory-bound decode it is the
+  weight-read time). So T = max(Tp, Td, Tp + Td - F). `mixed_batch = "sequential"` is for
+  engines that run the two parts as separate forward passes: T = Tp + Td.
+
+Pipeline parallelism: for pp > 1 the grids hold the time of one micro-batch through all stages,
+without stage-boundary transfers. The simulator divides that per-stage work by pp and adds
+`pp_send_recv_s(num_tokens)` per stage boundary.
+
+Outside the grids the tables extrapolate (see interp.py); the first time, the cost model emits
+one `ExtrapolationWarning`, and `num_extrapolations` counts every lookup that left a grid.
+
+`decode_iterations_s` shares the lookup arithmetic with `iteration_s` (numpy float64 vs Python
+floats, same operations in the same order), so element i equals
+`iteration_s([], [c + i for c in ctx])` bit for bit; the simulator's event skipping relies on it.
+The scalar path is Python arithmetic on cached lists: a few microseconds per call.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+
+from profiles.interp import Table1D, Table2D
+from profiles.schema import Profile
+
+
+class ExtrapolationWarning(UserWarning):
+    pass
+
+
+class TableCostModel:
+    """Implements `policy.CostModel` from one validated `Profile`; no I/O."""
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.name = profile.name
+        self.kv_bytes_per_token = profile.kv_bytes_per_token
+        self.device_kv_tokens = profile.device_kv_tokens
+        self.host_kv_tokens = profile.host_kv_tokens
+        self.tp, self.pp = profile.tp, profile.pp
+        self.num_extrapolations = 0
+        self._warned = False
+        self._fused = profile.mixed_batch == "fused"
+        self._prefill = Table2D(profile.prefill.batch_sizes, profile.prefill.tokens, profile.prefill.latency_s)
+        self._decode = Table2D(profile.decode.batch_sizes, profile.decode.tokens, profile.decode.latency_s)
+        self._swap = {"out": Table1D(profile.swap_out.size_bytes, profile.swap_out.latency_s),
+                      "in": Table1D(profile.swap_in.size_bytes, profile.swap_in.latency_s)}
+        sr = profile.send_recv
+        self._send_recv = Table1D(sr.size_bytes, sr.latency_s) if sr is not None else None
+        self._activation_bytes_per_token = profile.model.hidden_size * profile.model.dtype_bytes
+        self.fixed_s = _fixed_cost(profile)
+
+    # -- policy.CostEstimate --------------------------------------------------------------
+    def prefill_s(self, prompt_tokens: int) -> float:
+        return self.iteration_s((prompt_tokens,), ())
+
+    def swap_s(self, tokens: int, direction: str) -> float:
+        table = self._swap.get(direction)
+        if table is None:
+            raise ValueError(f"swap direction must be 'out' or 'in', got {direction!r}")
+        if tokens <= 0:
+            return 0.0
+        size = tokens * self.kv_bytes_per_token
+        value, outside = table.scalar(size)
+        if outside:
+            self._outside(f"swap of {size} bytes", self.profile.swap_out.size_bytes)
+        return value
+
+    # -- policy.CostModel -----------------------------------------------------------------
+    def iteration_s(self, prefill_tokens: Sequence[int], decode_context_tokens: Sequence[int]) -> float:
+        num_decodes = len(decode_context_tokens)
+        num_prefills = len(prefill_tokens)
+        if num_decodes:
+            total = sum(decode_context_tokens)
+            td, outside = self._decode.scalar(num_decodes, total / num_decodes)
+            if outside:
+                self._outside_decode(num_decodes, total / num_decodes)
+            if not num_prefills:
+                return td
+        if not num_prefills:
+            return 0.0
+        total = sum(prefill_tokens)
+        tp, outside = self._prefill.scalar(num_prefills, total / num_prefills)
+        if outside:
+            self._outside_prefill(num_prefills, total / num_prefills)
+        if not num_decodes:
+            return tp
+        if self._fused:
+            return max(tp, td, tp + td - self.fixed_s)
+        return tp + td
+
+    def decode_iterations_s(self, decode_context_tokens: Sequence[int], num_iterations: int) -> np.ndarray:
+        if num_iterations < 0:
+            raise ValueError(f"num_iterations must be >= 0, got {num_iterations}")
+        num_decodes = len(decode_context_tokens)
+        if not num_decodes:
+            return np.zeros(num_iterations)
+        totals = int(sum(decode_context_tokens)) + num_decodes * np.arange(num_iterations, dtype=np.int64)
+        mean_context = totals / num_decodes  # float64, correctly rounded like Python's int / int
+        values, num_outside = self._decode.many(num_decodes, mean_context)
+        if num_outside:
+            self._outside_decode(num_decodes, float(mean_context[-1]), num_outside)
+        return values
+
+    # -- engines ------------------------------------------------------------------------------
+    def pp_send_recv_s(self, num_tokens: int) -> float:
+        """Activations of `num_tokens` tokens across one pipeline-stage boundary."""
+        if self.pp == 1 or num_tokens <= 0:
+            return 0.0
+        size = num_tokens * self._activation_bytes_per_token
+        value, outside = self._send_recv.scalar(size)
+        if outside:
+            self._outside(f"send/recv of {size} bytes", self.profile.send_recv.size_bytes)
+        return value
+
+    # -- extrapolation bookkeeping --------------------------------------------------------
+    def _outside_decode(self, num_decodes: int, mean_context: float, count: int = 1) -> None:
+        g = self.profile.decode
+        self._outside(f"decode of {num_decodes} jobs at mean context {mean_context:.1f} tokens",
+                      g.tokens, g.batch_sizes, count)
+
+    def _outside_prefill(self, num_prefills: int, mean_prompt: float) -> None:
+        g = self.profile.prefill
+        self._outside(f"prefill of {num_prefills} prompts of mean {mean_prompt:.1f} tokens",
+                      g.tokens, g.batch_sizes)
+
+    def _outside(self, what: str, axis, batch_axis=None, count: int = 1) -> None:
+        self.num_extrapolations += count
+        if self._warned:
+            return
+        self._warned = True
+        span = f"tokens {axis[0]}..{axis[-1]}" if batch_axis else f"bytes {axis[0]}..{axis[-1]}"
+        if batch_axis:
+            span += f", batch {batch_axis[0]}..{batch_axis[-1]}"
+        warnings.warn(f"profile {self.name}: {what} is outside the grid ({span}); extrapolating. "
+                      f"Warned once; cost_model.num_extrapolations counts them all.",
+                      ExtrapolationWarning, stacklevel=3)
+
+
+def _fixed_cost(profile: Profile) -> float:
+    """Per-iteration cost shared by any batch: the decode grid extrapolated to zero jobs."""
+    g = profile.decode
+    b0, b1 = g.batch_sizes[0], g.batch_sizes[1]
+    v0, v1 = g.latency_s[0][0], g.latency_s[1][0]
+    return min(max(v0 - b0 * (v1 - v0) / (b1 - b0), 0.0), v0)
+
+
+def cost_model(profile: Profile) -> TableCostModel:
+    return TableCostModel(profile)

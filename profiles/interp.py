@@ -1,0 +1,126 @@
+"""Piecewise-linear lookup in latency tables, with one scalar and one vector code path.
+
+A table is latency sampled over a strictly increasing axis (1-D), or over (batch size, tokens)
+(2-D, bilinear). Invariants the cost model relies on:
+
+- exact at grid points: a grid point starts its own segment, where the offset is 0.0, so the
+  table value comes back untouched;
+- monotonic between grid points where the table is: each segment is `v + t * dv` with
+  `t = (x - a) / width`, built only from correctly rounded, monotone operations, then clamped
+  to the segment's end values (this removes the 1-ulp overshoot `v + 1.0 * dv` can have);
+- outside the grid: below the first point the value is held (clamped); past the last point the
+  last segment's slope continues, never decreasing (a noisy measured tail must not make a
+  bigger batch cheaper). Lookups report whether they left the grid;
+- bit-identical paths: `*_scalar` uses Python floats and `bisect`, `*_many` numpy float64 arrays
+  and `searchsorted`, with the same operations in the same order. IEEE-754 +, -, *, / and
+  min/max give the same bits either way; tests check it with hypothesis.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class Axis:
+    """Segments over strictly increasing points; segment n-1 extrapolates past the end."""
+
+    def __init__(self, points: Sequence[float]) -> None:
+        a = np.asarray(points, dtype=np.float64)
+        if a.ndim != 1 or a.size < 2 or not np.all(np.diff(a) > 0):
+            raise ValueError("an axis needs at least 2 strictly increasing points")
+        widths = np.diff(a)
+        self.points = a
+        self.widths = np.append(widths, widths[-1])  # the extrapolation segment reuses the last width
+        self.first, self.last = float(a[0]), float(a[-1])
+        self._points, self._widths = a.tolist(), self.widths.tolist()
+
+    def locate_scalar(self, x: float) -> tuple[int, float, bool]:
+        """Segment index, offset in segment widths, and whether x lies outside [first, last]."""
+        outside = x < self.first or x > self.last
+        if x < self.first:
+            x = self.first
+        j = bisect_right(self._points, x) - 1
+        return j, (x - self._points[j]) / self._widths[j], outside
+
+    def locate_many(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+        num_outside = int(np.count_nonzero((x < self.first) | (x > self.last)))
+        x = np.maximum(x, self.first)
+        j = np.searchsorted(self.points, x, side="right") - 1
+        return j, (x - self.points[j]) / self.widths[j], num_outside
+
+
+def _segments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per segment along the last axis: step dv and clamp bounds lo, hi (same shape as values)."""
+    step = np.diff(values, axis=-1)
+    tail = np.maximum(step[..., -1:], 0.0)  # extrapolate with the last slope, never downwards
+    dv = np.concatenate([step, tail], axis=-1)
+    lo = np.concatenate([np.minimum(values[..., :-1], values[..., 1:]), values[..., -1:]], axis=-1)
+    hi = np.concatenate([np.maximum(values[..., :-1], values[..., 1:]),
+                         np.full(values.shape[:-1] + (1,), math.inf)], axis=-1)
+    return dv, lo, hi
+
+
+class Table1D:
+    """latency(x): piecewise linear in x."""
+
+    def __init__(self, xs: Sequence[float], values: Sequence[float]) -> None:
+        self.axis = Axis(xs)
+        v = np.asarray(values, dtype=np.float64)
+        dv, lo, hi = _segments(v)
+        self._v, self._dv, self._lo, self._hi = v.tolist(), dv.tolist(), lo.tolist(), hi.tolist()
+
+    def scalar(self, x: float) -> tuple[float, bool]:
+        j, t, outside = self.axis.locate_scalar(x)
+        return min(max(self._v[j] + t * self._dv[j], self._lo[j]), self._hi[j]), outside
+
+
+class Table2D:
+    """latency(batch, x): bilinear; rows are batch sizes, columns points of x."""
+
+    def __init__(self, batch_sizes: Sequence[int], xs: Sequence[float], values) -> None:
+        self.batch = Axis(batch_sizes)
+        self.x = Axis(xs)
+        v = np.asarray(values, dtype=np.float64)
+        if v.shape != (self.batch.points.size, self.x.points.size):
+            raise ValueError(f"table shape {v.shape} does not match the axes")
+        self._v = v
+        self._dv, self._lo, self._hi = _segments(v)
+        self._rows = [tuple(a.tolist() for a in (r, d, lo, hi))
+                      for r, d, lo, hi in zip(v, self._dv, self._lo, self._hi, strict=True)]
+        self._last_row = v.shape[0] - 1
+
+    # -- scalar path ----------------------------------------------------------------------
+    def _row_scalar(self, k: int, j: int, t: float) -> float:
+        v, dv, lo, hi = self._rows[k]
+        return min(max(v[j] + t * dv[j], lo[j]), hi[j])
+
+    def scalar(self, batch: float, x: float) -> tuple[float, bool]:
+        j, t, out_x = self.x.locate_scalar(x)
+        k, w, out_b = self.batch.locate_scalar(batch)
+        if k < self._last_row:
+            f0, f1 = self._row_scalar(k, j, t), self._row_scalar(k + 1, j, t)
+            f = min(max(f0 + w * (f1 - f0), min(f0, f1)), max(f0, f1))
+        else:
+            f0, f1 = self._row_scalar(k - 1, j, t), self._row_scalar(k, j, t)
+            f = f1 + w * max(f1 - f0, 0.0)
+        return f, out_x or out_b
+
+    # -- vector path: one batch size, many x ----------------------------------------------
+    def _row_many(self, k: int, j: np.ndarray, t: np.ndarray) -> np.ndarray:
+        return np.minimum(np.maximum(self._v[k, j] + t * self._dv[k, j], self._lo[k, j]), self._hi[k, j])
+
+    def many(self, batch: float, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """Same values as `scalar(batch, xi)` for each xi, bit for bit; and how many left the grid."""
+        j, t, num_out = self.x.locate_many(x)
+        k, w, out_b = self.batch.locate_scalar(batch)
+        if k < self._last_row:
+            f0, f1 = self._row_many(k, j, t), self._row_many(k + 1, j, t)
+            f = np.minimum(np.maximum(f0 + w * (f1 - f0), np.minimum(f0, f1)), np.maximum(f0, f1))
+        else:
+            f0, f1 = self._row_many(k - 1, j, t), self._row_many(k, j, t)
+            f = f1 + w * np.maximum(f1 - f0, 0.0)
+        return f, (x.size if out_b else num_out)

@@ -1,0 +1,187 @@
+"""The profile: one model x hardware x parallelism, as a validated dataclass and versioned JSON.
+
+JSON layout (schema_version 1); paths in error messages use these names:
+
+    schema_version   1
+    source           "roofline" | "measured"
+    generated_by     the command that wrote the file
+    model            ModelSpec fields (architecture and dtype; see profiles/models.py)
+    hardware         {"name": ..., more free-form figures}
+    software         {package: version}
+    parallelism      {"tp": T, "pp": P}
+    mixed_batch      "fused" (default) | "sequential": how a prefill+decode iteration is costed
+    kv               {"bytes_per_token", "device_tokens", "host_tokens"}
+    prefill          {"batch_sizes", "prompt_tokens", "latency_s"}   latency_s[i][j]: one
+                     iteration prefilling batch_sizes[i] prompts of prompt_tokens[j] tokens each
+    decode           {"batch_sizes", "context_tokens", "latency_s"}  latency_s[i][j]: one decode
+                     iteration of batch_sizes[i] jobs whose context (prompt + generated so far,
+                     the tokens each new token attends to) is context_tokens[j] each
+    swap             {"bytes", "out_s", "in_s"}: moving this much KV device->host / host->device
+                     (bytes of the whole replica; TP/PP ranks move their shares in parallel)
+    collectives      optional {"send_recv": {"bytes", "latency_s"}, "all_reduce": {...}};
+                     send_recv (activations across one pipeline-stage boundary) is required
+                     when pp > 1
+    notes            optional free-form object (how capacities and grids were derived)
+
+For pp > 1 the grids hold the time of one micro-batch through all stages, without the
+stage-boundary transfers. Invariants (checked in `Profile.__post_init__`; each failure is one
+`ProfileError` naming the field): axes are strictly increasing positive integers with at least
+two points, grids match their axes' shape, latencies are finite and > 0, capacities >= 0 and
+the device one > 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from profiles.models import ModelSpec
+
+SCHEMA_VERSION = 1
+SOURCES = ("roofline", "measured")
+MIXED_BATCH_MODES = ("fused", "sequential")
+
+
+class ProfileError(ValueError):
+    """A profile that breaks the schema: names the field (and the file, once known)."""
+
+    def __init__(self, field_path: str, message: str, origin: str | None = None) -> None:
+        self.field_path, self.message, self.origin = field_path, message, origin
+        where = f"{origin}: " if origin else "profile: "
+        super().__init__(f"{where}field '{field_path}': {message}")
+
+    def at(self, origin: str) -> ProfileError:
+        return ProfileError(self.field_path, self.message, origin)
+
+
+def _plain(value):
+    """Lists, tuples and numpy arrays -> nested tuples of Python numbers (hashable, comparable)."""
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    return value
+
+
+@dataclass(frozen=True)
+class LatencyGrid:
+    """Validated as part of a `Profile` (the error names need the field path there)."""
+    batch_sizes: tuple[int, ...]
+    tokens: tuple[int, ...]  # prompt tokens (prefill) or context tokens (decode) per job
+    latency_s: tuple[tuple[float, ...], ...]  # [batch][tokens]
+
+    def __post_init__(self) -> None:
+        for name in ("batch_sizes", "tokens", "latency_s"):
+            object.__setattr__(self, name, _plain(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class LatencyCurve:
+    size_bytes: tuple[int, ...]
+    latency_s: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        for name in ("size_bytes", "latency_s"):
+            object.__setattr__(self, name, _plain(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class Profile:
+    model: ModelSpec
+    hardware: dict
+    software: dict
+    tp: int
+    pp: int
+    prefill: LatencyGrid
+    decode: LatencyGrid
+    swap_out: LatencyCurve
+    swap_in: LatencyCurve
+    kv_bytes_per_token: int
+    device_kv_tokens: int
+    host_kv_tokens: int
+    source: str
+    generated_by: str
+    send_recv: LatencyCurve | None = None
+    all_reduce: LatencyCurve | None = None
+    mixed_batch: str = "fused"
+    notes: dict = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self) -> None:
+        if self.schema_version != SCHEMA_VERSION:
+            raise ProfileError("schema_version", f"expected {SCHEMA_VERSION}, got {self.schema_version!r}")
+        if self.source not in SOURCES:
+            raise ProfileError("source", f"must be one of {SOURCES}, got {self.source!r}")
+        if not isinstance(self.generated_by, str) or not self.generated_by.strip():
+            raise ProfileError("generated_by", "must be a non-empty string (the command that wrote it)")
+        if not isinstance(self.hardware, dict) or not isinstance(self.hardware.get("name"), str):
+            raise ProfileError("hardware.name", "must be a string")
+        if not isinstance(self.software, dict):
+            raise ProfileError("software", "must be an object of package versions")
+        if self.mixed_batch not in MIXED_BATCH_MODES:
+            raise ProfileError("mixed_batch", f"must be one of {MIXED_BATCH_MODES}, got {self.mixed_batch!r}")
+        _positive_int("parallelism.tp", self.tp)
+        _positive_int("parallelism.pp", self.pp)
+        _positive_int("kv.bytes_per_token", self.kv_bytes_per_token)
+        _positive_int("kv.device_tokens", self.device_kv_tokens)
+        _positive_int("kv.host_tokens", self.host_kv_tokens, allow_zero=True)
+        _check_grid("prefill", "prompt_tokens", self.prefill)
+        _check_grid("decode", "context_tokens", self.decode)
+        _check_curve("swap", "out_s", self.swap_out)
+        _check_curve("swap", "in_s", self.swap_in)
+        if self.swap_out.size_bytes != self.swap_in.size_bytes:
+            raise ProfileError("swap.bytes", "out_s and in_s must share one bytes axis")
+        for name in ("send_recv", "all_reduce"):
+            curve = getattr(self, name)
+            if curve is not None:
+                _check_curve(f"collectives.{name}", "latency_s", curve)
+        if self.pp > 1 and self.send_recv is None:
+            raise ProfileError("collectives.send_recv", f"required when pp > 1 (pp = {self.pp})")
+
+    @property
+    def name(self) -> str:
+        """Conventional file stem: model_hardware_tpT[_ppP]."""
+        stem = f"{self.model.name}_{self.hardware['name']}_tp{self.tp}"
+        return stem + (f"_pp{self.pp}" if self.pp > 1 else "")
+
+
+def _positive_int(path: str, value, allow_zero: bool = False) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ProfileError(path, f"must be an integer {bound}, got {value!r}")
+
+
+def _check_axis(path: str, axis) -> None:
+    if not isinstance(axis, tuple) or len(axis) < 2:
+        raise ProfileError(path, f"must list at least 2 points, got {axis!r}")
+    for i, v in enumerate(axis):
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ProfileError(path, f"point {i} must be a positive integer, got {v!r}")
+        if i and v <= axis[i - 1]:
+            raise ProfileError(path, f"must be strictly increasing: point {i} ({v}) follows {axis[i - 1]}")
+
+
+def _check_latencies(path: str, values, length: int) -> None:
+    if not isinstance(values, tuple) or len(values) != length:
+        got = len(values) if isinstance(values, tuple) else type(values).__name__
+        raise ProfileError(path, f"must have {length} values to match its axis, got {got}")
+    for i, v in enumerate(values):
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+            raise ProfileError(f"{path}[{i}]", f"latency must be a finite number > 0, got {v!r}")
+
+
+def _check_grid(prefix: str, token_axis: str, grid: LatencyGrid) -> None:
+    _check_axis(f"{prefix}.batch_sizes", grid.batch_sizes)
+    _check_axis(f"{prefix}.{token_axis}", grid.tokens)
+    rows = grid.latency_s
+    if not isinstance(rows, tuple) or len(rows) != len(grid.batch_sizes):
+        got = len(rows) if isinstance(rows, tuple) else type(rows).__name__
+        raise ProfileError(f"{prefix}.latency_s", f"must have one row per batch size "
+                                                  f"({len(grid.batch_sizes)}), got {got}")
+    for i, row in enumerate(rows):
+        _check_latencies(f"{prefix}.latency_s[{i}]", row, len(grid.tokens))
+
+
+def _check_curve(prefix: str, values_name: str, curve: LatencyCurve) -> None:
+    _check_axis(f"{prefix}.bytes", curve.size_bytes)
+    _check_latencies(f"{prefix}.{values_name}", curve.latency_s, len(curve.size_bytes))

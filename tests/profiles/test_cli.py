@@ -1,0 +1,65 @@
+import json
+import re
+
+from click.testing import CliRunner
+
+from fastserve.profiles_cli import profiles
+
+
+def run(*args):
+    return CliRunner().invoke(profiles, list(args), catch_exceptions=False)
+
+
+def test_roofline_then_show(tmp_path):
+    out = tmp_path / "p.json"
+    r = run("roofline", "--model", "opt-13b", "--gpu", "a100-80gb", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    assert r.output == f"wrote {out}: opt-13b_a100-80gb_tp1, device KV 60,691 tokens, host KV 83,886 tokens\n"
+    data = json.loads(out.read_text())
+    assert data["generated_by"] == f"fastserve profiles roofline --model opt-13b --gpu a100-80gb --tp 1 --pp 1 -o {out}"
+    r = run("show", str(out))
+    assert r.exit_code == 0
+    lines = dict(re.split(r"\s{2,}", line, maxsplit=1) for line in r.output.splitlines())
+    assert lines["device kv"] == "60,691 tokens" and lines["kv bytes/token"] == "819,200"
+    assert lines["parallelism"] == "tp=1 pp=1"
+    assert lines["model"].startswith("opt-13b (opt, 40 layers, hidden 5120")
+    assert lines["prefill 1 x 2048"].endswith(" ms")
+
+
+def test_host_kv_option_and_pipeline(tmp_path):
+    out = tmp_path / "p.json"
+    r = run("roofline", "--model", "opt-175b", "--gpu", "a100-80gb", "--tp", "8", "--pp", "2",
+            "--host-kv-gb", "32", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    data = json.loads(out.read_text())
+    assert data["kv"]["host_tokens"] == 32 * 2**30 // (2 * 48 * 12 * 128 * 2)
+    assert "--host-kv-gb 32" in data["generated_by"]
+    r = run("show", str(out))
+    assert "send/recv 2048 tokens" in r.output and "tp=8 pp=2" in r.output
+
+
+def test_list_and_show_bundled():
+    r = run("list")
+    assert "opt-13b_a100-80gb_tp1" in r.output and "(default)" in r.output
+    assert "roofline" in run("show", "llama-2-7b_h100-sxm_tp1").output
+
+
+def test_errors_are_one_line(tmp_path):
+    r = run("roofline", "--model", "tiny-llama", "--gpu", "cpu", "-o", str(tmp_path / "x.json"))
+    assert r.exit_code == 1
+    assert r.output.startswith("Error: hardware 'cpu' is measured-only") and r.output.count("\n") == 1
+    r = run("roofline", "--model", "llama-2-70b", "--gpu", "a100-80gb", "-o", str(tmp_path / "x.json"))
+    assert r.exit_code == 1 and "does not fit on a100-80gb" in r.output and r.output.count("\n") == 1
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    r = run("show", str(bad))
+    assert r.output == f"Error: {bad}: field 'schema_version': missing\n"
+    r = run("roofline", "--model", "gpt-9", "--gpu", "a100-80gb", "-o", "x.json")
+    assert r.exit_code == 2 and "'gpt-9' is not one of" in r.output
+
+
+def test_plot(tmp_path):
+    png = tmp_path / "p.png"
+    r = run("plot", "opt-13b_a100-80gb_tp1", "-o", str(png))
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
