@@ -6,7 +6,9 @@ Reads data frames only; runs nothing. Definitions (FastServe section 6):
 - normalized latency = JCT / output tokens (the paper's headline metric);
 - throughput = finished requests / (last finish - first arrival).
 Only finished requests enter the latency statistics; rejected and unfinished ones are counted
-in their own columns, never silently dropped.
+in their own columns, never silently dropped. Percentiles interpolate linearly between order
+statistics (numpy's and pandas' default), so p99 of 3 values lies between the 2nd and 3rd.
+Rows whose `swap` is missing form their own group (`dropna=False`), so none disappear.
 """
 
 from __future__ import annotations
@@ -57,6 +59,6 @@ def summarize(requests: pd.DataFrame) -> pd.DataFrame:
     """One row per (policy, swap), in order of first appearance."""
     df = requests if "jct_s" in requests else add_derived(requests)
     rows = []
-    for (policy, swap), g in df.groupby(SUMMARY_KEYS, sort=False):
+    for (policy, swap), g in df.groupby(SUMMARY_KEYS, sort=False, dropna=False):
         rows.append({"policy": policy, "swap": swap, **_summarize_group(g)})
     return pd.DataFrame(rows)

@@ -12,3 +12,18 @@ def main() -> None:
 
 
 # Subcommands register themselves here, one import each (keep this list sorted).
+from fastserve.analysis_cli import compare, plot  # noqa: E402, I001
+main.add_command(compare)
+main.add_command(plot)
+from fastserve.trace_cli import trace  # noqa: E402, I001
+main.add_command(trace)
+from fastserve.simulate_cli import simulate_cmd  # noqa: E402
+
+main.add_command(simulate_cmd)
+from fastserve.sweep_cli import sweep_cmd  # noqa: E402
+
+main.add_command(sweep_cmd)
+from fastserve.profiles_cli import profiles  # noqa: E402, I001
+main.add_command(profiles)
+from fastserve.serve_cli import profile, serve  # noqa: E402, I001
+for _command in (profile, serve): main.add_command(_command)  # noqa: E701

@@ -1,0 +1,94 @@
+"""`fastserve compare` and `fastserve plot`: thin click wrappers over `analysis`.
+
+Library errors (`analysis.load.InputError`, ValueError) become one-line `click.ClickException`s
+that name the path or option; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from analysis.compare import DEFAULT_METRICS, format_table, ratio_lines
+from analysis.compare import compare as compare_runs
+from analysis.load import load_run
+from analysis.plot_dir import plan_plots, write_plots
+from analysis.run_metrics import run_metrics
+
+
+def _run_names(paths: tuple[str, ...]) -> list[str]:
+    """Directory names, or the paths as given when two names collide."""
+    names = [Path(p).resolve().name for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--baseline", default="fcfs", show_default=True,
+              help="Policy the ratios are taken against (looked up in the same run first).")
+@click.option("--metric", "metrics", multiple=True, metavar="COLUMN",
+              help="Metric column to compare; repeat for several. Any summary.csv column, or swap_tokens, "
+                   "swap_bytes, request_imbalance, token_imbalance, slo_attainment, goodput_rps. "
+                   f"Default: {', '.join(DEFAULT_METRICS)} (plus slo_attainment and goodput_rps with SLO limits).")
+@click.option("--ttft-slo-s", type=float, default=None,
+              help="TTFT limit in seconds for SLO attainment and goodput (needs --tpot-slo-s).")
+@click.option("--tpot-slo-s", type=float, default=None,
+              help="Time-per-output-token limit in seconds for SLO attainment (needs --ttft-slo-s).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Also write the table, values and ratios, as CSV to this file.")
+def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None:
+    """Compare policies side by side across RUN_DIR..., with ratios to a baseline policy."""
+    if (ttft_slo_s is None) != (tpot_slo_s is None):
+        raise click.BadParameter("give both --ttft-slo-s and --tpot-slo-s, or neither", param_hint="--ttft-slo-s")
+    with_slo = ttft_slo_s is not None
+    if not metrics:
+        metrics = DEFAULT_METRICS + (("slo_attainment", "goodput_rps") if with_slo else ())
+    try:
+        frames = [run_metrics(load_run(p), ttft_slo_s, tpot_slo_s) for p in run_dirs]
+        table = compare_runs(list(zip(_run_names(run_dirs), frames, strict=True)), baseline, list(metrics))
+    except ValueError as exc:  # InputError included: it names the file
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(table, metrics))
+    click.echo()
+    for line in ratio_lines(table, metrics):
+        click.echo(line)
+    if with_slo:
+        click.echo(f"SLO: TTFT <= {ttft_slo_s:g} s and TPOT <= {tpot_slo_s:g} s; rejected and unfinished "
+                   "requests count as misses")
+    if output:
+        try:
+            table.to_csv(output, index=False)
+        except OSError as exc:
+            raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
+        click.echo(f"wrote {output}")
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("-o", "--out-dir", required=True, type=click.Path(file_okay=False),
+              help="Directory to write the PNG files to (created if missing).")
+@click.option("--slo-s", type=float, default=None,
+              help="Normalized-latency SLO in s/token: draws the SLO line and marks throughput at SLO (sweeps).")
+@click.option("--slo-stat", type=click.Choice(["p95", "mean"]), default="p95", show_default=True,
+              help="Which normalized latency the SLO bounds.")
+@click.option("--max-gantt-requests", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Draw at most this many requests (earliest arrivals) in the Gantt chart.")
+def plot(directory, out_dir, slo_s, slo_stat, max_gantt_requests) -> None:
+    """Write the plots that DIRECTORY (a run or sweep directory) supports, as PNGs in OUT_DIR."""
+    if slo_s is not None and not slo_s > 0:
+        raise click.BadParameter(f"must be > 0, got {slo_s}", param_hint="--slo-s")
+    try:
+        plan = plan_plots(directory, slo_s, slo_stat, max_gantt_requests)
+        written = write_plots(plan, out_dir, lambda jobs: tqdm(jobs, desc="plots", unit="plot", leave=False))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the output directory: not writable, disk full
+        raise click.ClickException(f"{exc.filename or out_dir}: cannot write ({exc.strerror or exc})") from None
+    for path in written:
+        click.echo(f"wrote {path}")
+    for reason in plan.skipped:
+        click.echo(f"skipped: {reason}")
+    for note in plan.notes:
+        click.echo(f"note: {note}")
