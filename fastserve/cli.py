@@ -27,3 +27,6 @@ from fastserve.profiles_cli import profiles  # noqa: E402, I001
 main.add_command(profiles)
 from fastserve.serve_cli import profile, serve  # noqa: E402, I001
 for _command in (profile, serve): main.add_command(_command)  # noqa: E701
+from fastserve.demo_cli import demo_cmd  # noqa: E402
+
+main.add_command(demo_cmd)

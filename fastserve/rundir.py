@@ -91,3 +91,9 @@ class RunWriter:
             frame = pd.concat(self._spans, ignore_index=True)
             _atomic_write(self.dir / "spans.parquet", lambda p: frame.to_parquet(p, index=False))
         return summary
+
+
+def write_sim_run(run_dir: str | os.PathLike, config: dict, result) -> pd.DataFrame:
+    """One simulation result as a run directory (the sweep's cell writer)."""
+    writer = RunWriter(run_dir, config)
+    return writer.add(requests_frame(result.log, result.policy, result.swap), result.iterations, result.spans)

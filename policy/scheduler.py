@@ -189,15 +189,26 @@ class Scheduler:
         prefill_ids: set[int] = set()
         evicted: set[int] = set()
         prefill_tokens = 0
+        num_uploading = 0
         self._prefill_closed = False
         for job in self._walk():
-            if len(plan.batch) >= cfg.max_batch_size:
+            if len(plan.batch) + num_uploading >= cfg.max_batch_size:
                 break
             if job.id in self._in_flight or job.id in evicted or job.kv is KVLocation.SWAPPING_OUT:
                 continue
             fresh = job.kv is KVLocation.NONE
             if fresh and prefill_tokens and prefill_tokens + job.context_tokens > cfg.max_prefill_tokens:
                 self._prefill_closed = True
+                continue
+            if self.swap_mode == "proactive" and job.kv is not KVLocation.DEVICE and not fresh:
+                # Proactive: never make compute wait for an upload. A job on the host starts
+                # its swap-in now and joins a later batch; one already on its way is skipped.
+                # Both keep their batch slot, so lower-priority jobs do not fill it only to be
+                # evicted when the upload lands.
+                if job.kv is KVLocation.SWAPPING_IN or self._secure_device_kv(job, plan, batch_ids, evicted):
+                    num_uploading += 1
+                    if len(plan.batch) + num_uploading >= cfg.max_batch_size:
+                        break
                 continue
             if not self._secure_device_kv(job, plan, batch_ids, evicted):
                 self._prefill_closed = self._prefill_closed or fresh
@@ -361,6 +372,16 @@ class Scheduler:
             return Horizon(1, 0.0)
 
         batch = plan.batch
+        if self.swap_mode == "proactive" and self._host:
+            # Fix (tests/policy/test_policy_skipping.py, test_upload_order_change_ends_a_skip):
+            # uploads go in ENST order, and MLFQ's ENST shrinks with time (T_promote), so a
+            # host job that does not lead now may lead, and fit, at a skipped decision.
+            # Repeat only if no host job could fit after the batch's next growth.
+            slack = kv.device_plannable_blocks - self.reserve_blocks - sum(
+                kv.extra_blocks(j, self._target_tokens(j.context_tokens + 1)) for j in batch
+            )
+            if slack > 0 and min(j.host_blocks for j in self._host.values()) <= slack:
+                return Horizon(1, 0.0)
         max_i = self._max_iterations() - 1
         if kv.capacity.block_size_tokens == 1 and not self.reserve_max_seq:
             # Every job holds exactly its context and grows one token per iteration.

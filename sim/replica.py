@@ -1,10 +1,11 @@
 """One model replica (TP x PP GPUs) as a SimPy process driving one policy scheduler.
 
-Per iteration (paper section 4): `schedule(now)`; start the plan's swap-outs; wait for the
-transfers in `plan.wait_for`; start the swap-ins; wait for batch jobs still swapping in; run
-the iteration for `cost.iteration_s(batch)`; `on_iteration_done`. Swaps run on one link per
-direction (a SimPy resource each), concurrently with compute: that overlap is what proactive
-swapping buys. Reactive swaps land in `wait_for` and so sit on the critical path.
+Per iteration (paper section 4): `schedule(now)`; start the plan's swap-outs and swap-ins;
+wait for the transfers in `plan.wait_for`; run the iteration for `cost.iteration_s(batch)`;
+`on_iteration_done`. Swaps run on one link per direction (a SimPy resource each), concurrently
+with compute: that overlap is what proactive swapping buys. A swap-in first waits for the
+swap-outs in flight when it was issued, since it may write into the room they vacate.
+Reactive swaps land in `wait_for` and so sit on the critical path.
 
 Event skipping (pp == 1): when the plan is pure decode and no transfer is in flight, the
 scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
@@ -49,6 +50,7 @@ class Replica:
         self.spans = spans
         self.links = {"out": simpy.Resource(env, capacity=1), "in": simpy.Resource(env, capacity=1)}
         self.transfers: dict[int, simpy.Event] = {}
+        self._swapping_out: dict[int, simpy.Event] = {}
         self.num_decisions = 0
         self.num_skipped_iterations = 0
         self._wake: simpy.Event | None = None
@@ -67,13 +69,16 @@ class Replica:
         return self._wake
 
     # -- swaps ---------------------------------------------------------------------------------
-    def _transfer(self, job: Job, direction: str, done: simpy.Event):
+    def _transfer(self, job: Job, direction: str, done: simpy.Event, after: list[simpy.Event]):
+        if after:  # a swap-in writes into room that these swap-outs are still vacating
+            yield self.env.all_of(after)
         with self.links[direction].request() as req:
             yield req
             start_us = self.env.now
             yield self.env.timeout(duration_us(self.cost.swap_s(job.kv_tokens, direction)))
         self.scheduler.on_swap_done(job, to_s(self.env.now))
         del self.transfers[job.id]
+        self._swapping_out.pop(job.id, None)
         if self.spans is not None:
             self.spans.transfer(self.index, job.id, f"swap_{direction}", to_s(start_us), to_s(self.env.now))
         done.succeed()
@@ -81,18 +86,19 @@ class Replica:
 
     def _start_transfer(self, job: Job, direction: str) -> None:
         done = self.env.event()
+        after = list(self._swapping_out.values()) if direction == "in" else []
         self.transfers[job.id] = done
-        self.env.process(self._transfer(job, direction, done))
+        if direction == "out":
+            self._swapping_out[job.id] = done
+        self.env.process(self._transfer(job, direction, done, after))
 
     def _apply_swaps(self, plan: Plan):
+        """Start the plan's transfers; block compute only for `plan.wait_for`."""
         for job in plan.swap_out:
             self._start_transfer(job, "out")
-        waits = [self.transfers[j.id] for j in plan.wait_for if j.kv is KVLocation.SWAPPING_OUT]
-        if waits:
-            yield self.env.all_of(waits)
         for job in plan.swap_in:
             self._start_transfer(job, "in")
-        waits = [self.transfers[j.id] for j in plan.batch if j.kv is KVLocation.SWAPPING_IN]
+        waits = [self.transfers[j.id] for j in plan.wait_for if j.id in self.transfers]
         if waits:
             yield self.env.all_of(waits)
 

@@ -1,0 +1,58 @@
+"""Scheduler flags shared by `simulate`, `serve` and `sweep`, and their mapping to SchedulerConfig.
+
+Every flag defaults to None, meaning "the policy's paper default" (SchedulerConfig), or for
+capacities "what the profile says".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import click
+
+from policy import POLICIES, SWAP_MODES, SchedulerConfig
+
+POLICY_CHOICE = click.Choice(sorted(POLICIES))
+SWAP_CHOICE = click.Choice(list(SWAP_MODES))
+
+_FLAGS = [
+    ("--max-batch", "max_batch_size", int, "Most jobs in one iteration's batch [16]."),
+    ("--max-prefill-tokens", "max_prefill_tokens", int, "Prefill-token budget per iteration [2048]."),
+    ("--max-seq-tokens", "max_seq_tokens", int, "Model context limit; longer requests are rejected and counted [2048]."),
+    ("--device-kv-tokens", "device_kv_tokens", int, "Device KV capacity in tokens [from the profile]."),
+    ("--host-kv-tokens", "host_kv_tokens", int, "Host (swap) KV capacity in tokens [from the profile]."),
+    ("--block-size", "block_size_tokens", int, "KV block size in tokens [1]."),
+    ("--swap-reserve", "swap_reserve_fraction", float, "Share of device KV proactive swapping keeps free [0.05]."),
+    ("--base-quantum-ms", "base_quantum_s", float, "MLFQ quantum of the top level, in ms [10]."),
+    ("--quantum-growth", "quantum_growth", float, "MLFQ quantum growth per level [2]."),
+    ("--num-levels", "num_levels", int, "MLFQ levels [10]."),
+    ("--demotion-levels", "demotion_levels", int, "Levels a job drops when its quantum is used up [1]."),
+    ("--alpha-s", "alpha_s", float, "Starvation threshold: waiting this long promotes to the top [3; paper 0.3]."),
+    ("--check-iterations", "starvation_check_iterations", int, "Iterations between starvation checks [1000; paper 1]."),
+]
+
+
+def policy_options(func):
+    """Add the scheduler flags to a click command (collected into **kwargs)."""
+    for flag, dest, kind, help_text in reversed(_FLAGS):
+        func = click.option(flag, dest, type=kind, default=None, help=help_text)(func)
+    return func
+
+
+def scheduler_config(options: dict, swap: str | None, device_kv_tokens: int, host_kv_tokens: int) -> SchedulerConfig:
+    """Build a SchedulerConfig from CLI values; a bad value becomes a one-line error naming the flag."""
+    fields = {"swap": swap, "device_kv_tokens": device_kv_tokens, "host_kv_tokens": host_kv_tokens}
+    for flag, dest, _, _ in _FLAGS:
+        value = options.get(dest)
+        if value is None:
+            continue
+        fields[dest] = value / 1000 if dest == "base_quantum_s" else value
+    try:
+        return SchedulerConfig(**fields)
+    except ValueError as e:
+        flag = next((f for f, d, _, _ in _FLAGS if str(e).startswith(d)), None)
+        raise click.BadParameter(str(e), param_hint=flag) from None
+
+
+def config_dict(cfg: SchedulerConfig) -> dict:
+    return dataclasses.asdict(cfg)

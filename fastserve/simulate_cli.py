@@ -1,0 +1,97 @@
+"""`fastserve simulate`: run policies through the SimPy simulator into one run directory."""
+
+from __future__ import annotations
+
+import click
+
+from fastserve.policy_options import POLICY_CHOICE, SWAP_CHOICE, config_dict, policy_options, scheduler_config
+from fastserve.rundir import RunWriter, requests_frame
+from fastserve.tables import print_summary
+
+TIMELINE_MAX_REQUESTS = 20_000  # per-iteration records cost memory: on by default for small traces
+SPANS_MAX_REQUESTS = 500  # Gantt charts are only readable for small traces
+
+
+def load_inputs(trace: str, trace_format: str | None, profile: str | None, seed: int):
+    """Resolve the trace and the profile's cost model, with one-line errors."""
+    import profiles
+    import traces
+
+    try:
+        tr = traces.resolve(trace, seed=seed) if trace_format is None else traces.load(trace, fmt=trace_format, seed=seed)
+    except (ValueError, OSError) as e:
+        raise click.BadParameter(str(e), param_hint="--trace") from None
+    try:
+        prof = profiles.load_profile(profile or profiles.DEFAULT_PROFILE)
+        cost = profiles.cost_model(prof)
+    except (ValueError, OSError) as e:
+        raise click.BadParameter(str(e), param_hint="--profile") from None
+    return tr, prof, cost
+
+
+def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -> None:
+    for flag, asked, have in (("--tp", tp, cost.tp), ("--pp", pp, cost.pp)):
+        if asked is not None and asked != have:
+            raise click.BadParameter(
+                f"profile {profile_name} is for tp={cost.tp} pp={cost.pp}; make one for {flag[2:]}={asked} with "
+                f"`fastserve profiles roofline --model M --gpu G --tp T --pp P -o FILE` or `fastserve profile`",
+                param_hint=flag,
+            )
+
+
+@click.command("simulate")
+@click.option("--trace", "trace", required=True, help="Trace file (CSV/JSONL/Parquet, Azure, Mooncake, ...), a bundled sample (sample:NAME) or a synthetic spec (synth:num_requests=..,rate=..,cv=..,lengths=..).")
+@click.option("--trace-format", default=None, help="Force the trace format instead of detecting it from the columns.")
+@click.option("--profile", default=None, help="Profile name (see `fastserve profiles list`) or JSON file [bundled OPT-13B on A100-80GB].")
+@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to simulate; repeat for several [fcfs and skip-join-mlfq].")
+@click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs and SRPT].")
+@click.option("--replicas", type=int, default=1, show_default=True, help="Model replicas behind the dispatcher.")
+@click.option("--dispatcher", type=click.Choice(["round-robin", "least-work", "shortest-queue"]), default="round-robin", show_default=True, help="How arrivals are spread over replicas.")
+@click.option("--tp", type=int, default=None, help="Tensor parallelism; must match the profile's [the profile's].")
+@click.option("--pp", type=int, default=None, help="Pipeline stages; must match the profile's [the profile's].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for synthetic traces.")
+@click.option("--no-skip", is_flag=True, help="Step every iteration instead of skipping runs of identical decode iterations (same results, slower).")
+@click.option("--timeline/--no-timeline", default=None, help=f"Record per-iteration rows (iterations.parquet) [on up to {TIMELINE_MAX_REQUESTS:,} requests].")
+@click.option("--spans/--no-spans", default=None, help=f"Record per-request running/swap spans for Gantt charts (spans.parquet) [on up to {SPANS_MAX_REQUESTS} requests].")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+@policy_options
+def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
+                 timeline, spans, run_dir, **options):
+    """Simulate POLICIES on a trace and write requests.parquet, summary.csv and config.json."""
+    from sim import SimConfig, simulate
+
+    tr, prof, cost = load_inputs(trace, trace_format, profile, seed)
+    profile_name = profile or "default"
+    check_parallelism(cost, tp, pp, profile_name)
+    policies = policies or ("fcfs", "skip-join-mlfq")
+    num_requests = len(tr.arrival_s)
+    try:
+        sim_config = SimConfig(
+            num_replicas=replicas, pp=cost.pp, dispatcher=dispatcher, skip=not no_skip,
+            record_iterations=timeline if timeline is not None else num_requests <= TIMELINE_MAX_REQUESTS,
+            record_spans=spans if spans is not None else num_requests <= SPANS_MAX_REQUESTS,
+            progress=True,
+        )
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--replicas") from None
+    cfgs = {p: scheduler_config(options, swap, options.get("device_kv_tokens") or cost.device_kv_tokens,
+                                options.get("host_kv_tokens") or cost.host_kv_tokens) for p in policies}
+    writer = RunWriter(run_dir, {
+        "engine": "sim", "trace": trace, "num_requests": num_requests, "profile": profile_name,
+        "kv_bytes_per_token": cost.kv_bytes_per_token, "tp": cost.tp, "pp": cost.pp, "seed": seed,
+        "sim": {"replicas": replicas, "dispatcher": dispatcher, "skip": not no_skip},
+        "policies": {p: config_dict(c) for p, c in cfgs.items()},
+    })
+    summary = None
+    for policy in policies:
+        try:
+            result = simulate(tr, cost, policy, cfgs[policy], sim_config)
+        except ValueError as e:
+            raise click.ClickException(f"{policy}: {e}") from None
+        summary = writer.add(requests_frame(result.log, policy, result.swap), result.iterations, result.spans)
+        s = result.stats
+        click.echo(f"{policy:>15} ({result.swap}): {s['finished']:,} finished, {s['rejected']:,} rejected, "
+                   f"{s['unfinished']:,} unfinished; {s['num_decisions']:,} decisions, "
+                   f"{s['num_skipped_iterations']:,} iterations skipped, {s['wall_s']:.1f} s wall", err=True)
+    print_summary(summary)
+    click.echo(f"wrote {run_dir}/", err=True)

@@ -1,0 +1,38 @@
+"""`fastserve sweep`: a grid of simulations from a TOML file, locally or on Ray."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+
+@click.command("sweep")
+@click.argument("config_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--out", "sweep_dir", required=True, type=click.Path(file_okay=False), help="Sweep directory; re-running resumes it, skipping finished cells.")
+@click.option("--workers", type=int, default=None, help="Parallel simulations [number of CPUs].")
+@click.option("--ray", "ray_address", default=None, help="Run on Ray: 'auto' (a running cluster, else a local one) or a cluster ADDRESS.")
+def sweep_cmd(config_file, sweep_dir, workers, ray_address):
+    """Run every cell of CONFIG_FILE's grid (see sim/sweep_config.py for the format)."""
+    from fastserve.rundir import write_sim_run
+    from sim.sweep import run_sweep
+    from sim.sweep_config import SweepConfig, SweepConfigError
+
+    try:
+        config = SweepConfig.from_toml(config_file)
+    except SweepConfigError as e:
+        raise click.ClickException(str(e)) from None
+    workers = workers or os.cpu_count() or 1
+    if workers <= 0:
+        raise click.BadParameter("must be positive", param_hint="--workers")
+    try:
+        cells = run_sweep(config, sweep_dir, write_sim_run, workers=workers, ray_address=ray_address)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    counts = cells.status.value_counts().to_dict()
+    click.echo(f"{len(cells)} cells: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed, "
+               f"{counts.get('pending', 0)} pending -> {sweep_dir}/summary.csv")
+    if counts.get("failed"):
+        for _, row in cells[cells.status == "failed"].iterrows():
+            click.echo(f"  failed {row.cell_id}: {row.error}", err=True)
+        raise SystemExit(1)

@@ -1,0 +1,167 @@
+"""Sweeps: many simulations over a grid, on local processes or a Ray cluster.
+
+Layout of SWEEP_DIR (what `analysis` reads):
+  sweep.json      the resolved configuration
+  cells.csv       one row per cell: cell_id, status (done | failed | pending), error, parameters
+  cells/<id>/     each finished cell's run directory
+  summary.csv     every done cell's summary rows, with the cell's parameters
+
+Invariants: a cell's directory appears atomically (written to `<id>.partial`, then renamed), so
+a re-run skips exactly the cells that finished and redoes the rest; a cell that raises is
+recorded with its error and the others go on; workers return results to the driver, which alone
+writes, so a Ray cluster needs no shared filesystem. Cells are independent and deterministic,
+so both backends give identical results.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import traceback
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from policy import SchedulerConfig
+from sim.cluster import SimResult, simulate
+from sim.config import SimConfig
+from sim.sweep_config import GRID_KEYS, SweepConfig
+
+# write_cell(run_dir, config_dict, result) -> that cell's summary frame (injected by the CLI,
+# which owns the run-directory format).
+CellWriter = Callable[[Path, dict, SimResult], pd.DataFrame]
+
+
+def build_cell(cell: dict, sweep: dict):
+    """The trace, cost model and configs of one cell (raises ValueError on bad parameters)."""
+    import profiles
+    import traces
+
+    cost = profiles.cost_model(profiles.load_profile(cell["profile"] or profiles.DEFAULT_PROFILE))
+    for key in ("tp", "pp"):
+        if cell[key] is not None and cell[key] != getattr(cost, key):
+            raise ValueError(f"profile {cell['profile']} has {key}={getattr(cost, key)}, the cell asks {key}={cell[key]}")
+    sched_fields = dict(sweep["scheduler"])
+    sched_fields.setdefault("device_kv_tokens", cost.device_kv_tokens)
+    sched_fields.setdefault("host_kv_tokens", cost.host_kv_tokens)
+    sched = SchedulerConfig(**sched_fields, max_batch_size=cell["max_batch"],
+                            swap=None if cell["swap"] == "default" else cell["swap"])
+    if sweep["trace"] == "synth":
+        kind = "poisson" if cell["cv"] == 1 else "gamma"
+        arrivals = f"poisson:rate={cell['rate']}" if kind == "poisson" else f"gamma:rate={cell['rate']},cv={cell['cv']}"
+        filters = traces.Filters(max_prompt_tokens=min(1024, sched.max_seq_tokens), max_total_tokens=sched.max_seq_tokens)
+        trace, _ = traces.synthesize_filtered(sweep["num_requests"], arrivals, cell["lengths"], cell["seed"], filters)
+    else:
+        trace = traces.resolve(sweep["trace"], seed=cell["seed"])
+        if cell["rate"] is not None:
+            trace = trace.rescale_rate(cell["rate"])
+    sim = SimConfig(num_replicas=cell["replicas"], pp=cost.pp, **sweep["sim"])
+    return trace, cost, sched, sim
+
+
+def run_cell(cell: dict, sweep: dict) -> dict:
+    """Simulate one cell. Never raises: an error comes back as {"error": ...}."""
+    try:
+        trace, cost, sched, sim = build_cell(cell, sweep)
+        result = simulate(trace, cost, cell["policy"], sched, sim)
+        return {"cell": cell, "result": result, "config": {
+            "engine": "sim", "cell": cell, "sweep": sweep, "kv_bytes_per_token": cost.kv_bytes_per_token,
+            "num_requests": len(trace.arrival_s)}}
+    except Exception as e:  # noqa: BLE001 - a failing cell is data, not a crash
+        return {"cell": cell, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+
+
+def _cells_frame(cells: list[dict], status: dict[str, tuple[str, str]]) -> pd.DataFrame:
+    rows = [{"cell_id": c["cell_id"], "status": status.get(c["cell_id"], ("pending", ""))[0],
+             "error": status.get(c["cell_id"], ("", ""))[1], **{k: c[k] for k in (*GRID_KEYS, "seed")}}
+            for c in cells]
+    return pd.DataFrame(rows)
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    df.to_csv(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def run_sweep(config: SweepConfig, out_dir: str | Path, write_cell: CellWriter, *, workers: int = 1,
+              ray_address: str | None = None, progress: bool = True) -> pd.DataFrame:
+    """Run every unfinished cell; returns cells.csv's frame. `ray_address`: None (local
+    processes), "auto" (connect to a running cluster or start a local one) or an address."""
+    out = Path(out_dir)
+    (out / "cells").mkdir(parents=True, exist_ok=True)
+    sweep = config.to_dict()
+    (out / "sweep.json").write_text(json.dumps(sweep, indent=2))
+    cells = config.cells()
+    status: dict[str, tuple[str, str]] = {}
+    for cell in cells:
+        if (out / "cells" / cell["cell_id"] / "summary.csv").exists():
+            status[cell["cell_id"]] = ("done", "")
+    todo = [c for c in cells if c["cell_id"] not in status]
+    bar = tqdm(total=len(cells), initial=len(cells) - len(todo), desc="sweep", unit="cell", disable=not progress)
+
+    def finish(outcome: dict) -> None:
+        cid = outcome["cell"]["cell_id"]
+        if "error" in outcome:
+            status[cid] = ("failed", outcome["error"])
+            bar.write(f"cell {cid} failed: {outcome['error']}")
+        else:
+            partial = out / "cells" / f"{cid}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            write_cell(partial, outcome["config"], outcome["result"])
+            os.replace(partial, out / "cells" / cid)
+            status[cid] = ("done", "")
+        _write_csv(_cells_frame(cells, status), out / "cells.csv")
+        bar.update(1)
+
+    _write_csv(_cells_frame(cells, status), out / "cells.csv")
+    try:
+        if ray_address is not None:
+            _run_ray(todo, sweep, finish, ray_address, workers)
+        elif workers <= 1:
+            for cell in todo:
+                finish(run_cell(cell, sweep))
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(run_cell, cell, sweep) for cell in todo]
+                for fut in as_completed(futures):
+                    finish(fut.result())
+    finally:
+        bar.close()
+        _write_summary(out, cells, status)
+    return _cells_frame(cells, status)
+
+
+def _run_ray(todo: list[dict], sweep: dict, finish, address: str, workers: int) -> None:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--ray needs the `cluster` extra: pip install 'fastserve[cluster]'") from None
+    if not ray.is_initialized():
+        if address == "auto":
+            ray.init(num_cpus=workers if workers > 1 else None, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    remote = ray.remote(run_cell)
+    pending = [remote.remote(cell, sweep) for cell in todo]
+    while pending:
+        ready, pending = ray.wait(pending, num_returns=1)
+        finish(ray.get(ready[0]))
+
+
+def _write_summary(out: Path, cells: list[dict], status: dict[str, tuple[str, str]]) -> None:
+    frames = []
+    for cell in cells:
+        if status.get(cell["cell_id"], ("",))[0] != "done":
+            continue
+        df = pd.read_csv(out / "cells" / cell["cell_id"] / "summary.csv")
+        for key in (*GRID_KEYS, "seed", "cell_id"):
+            if key not in df.columns:  # policy and swap come from the run (swap resolved)
+                df[key] = cell[key]
+        frames.append(df)
+    if frames:
+        _write_csv(pd.concat(frames, ignore_index=True), out / "summary.csv")
