@@ -42,7 +42,7 @@ def policy_options(func):
 def scheduler_config(options: dict, swap: str | None, device_kv_tokens: int, host_kv_tokens: int) -> SchedulerConfig:
     """Build a SchedulerConfig from CLI values; a bad value becomes a one-line error naming the flag."""
     fields = {"swap": swap, "device_kv_tokens": device_kv_tokens, "host_kv_tokens": host_kv_tokens}
-    for flag, dest, _, _ in _FLAGS:
+    for _, dest, _, _ in _FLAGS:
         value = options.get(dest)
         if value is None:
             continue

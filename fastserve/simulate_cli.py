@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from fastserve.policy_options import POLICY_CHOICE, SWAP_CHOICE, config_dict, policy_options, scheduler_config
+from fastserve.policy_options import (
+    POLICY_CHOICE,
+    SWAP_CHOICE,
+    config_dict,
+    policy_options,
+    scheduler_config,
+)
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.tables import print_summary
 

@@ -19,7 +19,7 @@ def format_table(df: pd.DataFrame, view=SUMMARY_VIEW) -> str:
     for _, row in df.iterrows():
         cells.append([("-" if pd.isna(row[c]) else fmt.format(row[c])) for c, _, fmt in cols])
     widths = [max(len(r[i]) for r in cells) for i in range(len(cols))]
-    lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in cells]
+    lines = ["  ".join(v.rjust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

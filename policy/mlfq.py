@@ -45,7 +45,7 @@ class MLFQ(Scheduler):
         return 0
 
     def level_counts(self) -> list[int]:
-        return [len(f) + len(s) for f, s in zip(self._fresh, self._started)]
+        return [len(f) + len(s) for f, s in zip(self._fresh, self._started, strict=True)]
 
     def _join(self, job: Job, now_us: int) -> None:
         job.level = self.join_level(job)
@@ -56,7 +56,7 @@ class MLFQ(Scheduler):
 
     def _walk(self) -> Iterator[Job]:
         closed = lambda: self._prefill_closed  # noqa: E731
-        for fresh, started in zip(self._fresh, self._started):
+        for fresh, started in zip(self._fresh, self._started, strict=True):
             if not fresh:
                 yield from started
             elif started:

@@ -26,7 +26,7 @@ class IterationRecorder:
     def add(self, row: dict, level_counts: list[int]) -> None:
         for name, buf in self.cols.items():
             buf.append(row[name])
-        for buf, count in zip(self.levels, level_counts):
+        for buf, count in zip(self.levels, level_counts, strict=True):
             buf.append(count)
 
     def frame(self, policy: str, swap: str) -> pd.DataFrame:

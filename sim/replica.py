@@ -27,7 +27,7 @@ import math
 import numpy as np
 import simpy
 
-from policy import CostModel, Job, KVLocation, Plan, RequestLog, Scheduler
+from policy import CostModel, Job, Plan, RequestLog, Scheduler
 from sim.clock import duration_us, durations_us, to_s
 from sim.config import SimConfig
 from sim.recorder import IterationRecorder, SpanRecorder

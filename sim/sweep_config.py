@@ -26,9 +26,10 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+
+import tomllib
 
 from policy import POLICIES, SWAP_MODES, SchedulerConfig
 
@@ -107,7 +108,7 @@ class SweepConfig:
         axes = {k: self.grid.get(k, GRID_DEFAULTS[k]) for k in GRID_KEYS}
         out = []
         for combo in itertools.product(*axes.values(), self.seeds):
-            cell = dict(zip(axes, combo[:-1]))
+            cell = dict(zip(axes, combo[:-1], strict=True))
             cell["seed"] = combo[-1]
             cell["cell_id"] = cell_id(cell)
             out.append(cell)

@@ -1,0 +1,180 @@
+"""`fastserve serve` (live executor over a trace) and `fastserve profile` (measure a model).
+
+Both build the model the same way: a catalog architecture with seeded random weights, or a
+local checkpoint (`--checkpoint`, never downloaded). `serve` runs each policy in turn over the
+whole trace into one run directory, rewritten after every policy, and prints the summary.
+Ctrl-C keeps what finished (the rest is recorded "unfinished") and exits with status 130.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import click
+
+from fastserve.policy_options import POLICY_CHOICE, SWAP_CHOICE, config_dict, policy_options, scheduler_config
+from fastserve.rundir import RunWriter, requests_frame
+from fastserve.tables import print_summary
+
+CPU_DEFAULT_DEVICE_KV_TOKENS = 65_536  # a CPU profile's "device" is all of RAM; keep pools small
+THREADS_HELP = ("torch intra-op threads on CPU [1: tiny models gain nothing from more, and spinning "
+                "OpenMP threads slow down 100x when other processes share the cores].")
+
+
+def _set_threads(threads: int | None, device: str) -> None:
+    import torch
+
+    if device == "cpu" or threads is not None:
+        torch.set_num_threads(threads or 1)
+
+
+def _model_config(model: str, checkpoint: str | None, device: str, dtype: str, seed: int):
+    from executor.serve import ModelConfig, load_model
+    from profiles.models import get_model
+
+    if checkpoint is None:
+        try:
+            get_model(model)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--model") from None
+    try:
+        return load_model(ModelConfig(model, checkpoint, device, dtype, seed))
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--checkpoint" if checkpoint else "--model") from None
+
+
+def _cost(profile: str | None, model: str, device: str, policies):
+    """The profile's cost model: `--profile`, else the bundled MODEL_<hardware>_tp1 if any."""
+    import profiles
+
+    name = profile or f"{model}_{'cpu' if device == 'cpu' else device.split(':')[0]}_tp1"
+    try:
+        prof = profiles.load_profile(name)
+    except ValueError as e:
+        if profile is not None or "skip-join-mlfq" in policies:
+            raise click.BadParameter(
+                f"{e} (skip-join-mlfq needs a profile: make one with `fastserve profile --model {model} -o FILE`)",
+                param_hint="--profile") from None
+        return None, None
+    return profiles.cost_model(prof), name
+
+
+@click.command("serve")
+@click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
+@click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt, llama-2-7b) built with random weights; a label with --checkpoint.")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None, help="Local transformers checkpoint directory to load instead (never downloaded).")
+@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to run; repeat for several [fcfs and skip-join-mlfq].")
+@click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own].")
+@click.option("--profile", default=None, help="Profile (bundled name or JSON) for skip-join's prefill estimate and default KV capacities [MODEL_cpu_tp1 on CPU].")
+@click.option("--time-scale", type=float, default=1.0, show_default=True, help="Wall seconds per trace second (0.1 replays ten times faster).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights, prompt token ids and synthetic traces.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto", show_default=True, help="auto: fp32 on CPU, bf16 (else fp16) on CUDA.")
+@click.option("--tp", type=click.IntRange(1, 1), default=1, show_default=True, help="Tensor parallelism (only 1 for now).")
+@click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
+@click.option("--timeline/--no-timeline", default=True, show_default=True, help="Write iterations.parquet (one row per iteration).")
+@click.option("--spans/--no-spans", default=False, show_default=True, help="Write spans.parquet (running/swap spans for Gantt charts).")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+@policy_options
+def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, threads,
+          timeline, spans, run_dir, **options):
+    """Serve a trace with a real model, policy by policy, into one run directory."""
+    import traces
+    from executor.engine import EngineConfig
+    from executor.serve import LiveServer
+
+    policies = policies or ("fcfs", "skip-join-mlfq")
+    try:
+        tr = traces.resolve(trace, seed=seed)
+    except (ValueError, OSError) as e:
+        raise click.BadParameter(str(e), param_hint="--trace") from None
+    try:
+        engine_config = EngineConfig(time_scale=time_scale, seed=seed, record_iterations=timeline,
+                                     record_spans=spans, progress=True)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--time-scale") from None
+    cost, profile_name = _cost(profile, model, device, policies)
+    _set_threads(threads, device)
+    server = LiveServer(_model_config(model, checkpoint, device, dtype, seed), engine_config)
+    device_kv = options.get("device_kv_tokens") or (cost.device_kv_tokens if cost else None) or CPU_DEFAULT_DEVICE_KV_TOKENS
+    if device == "cpu" and not options.get("device_kv_tokens"):
+        device_kv = min(device_kv, CPU_DEFAULT_DEVICE_KV_TOKENS)
+    host_kv = options.get("host_kv_tokens") or min(cost.host_kv_tokens if cost else 4 * device_kv, 4 * device_kv)
+    cfgs = {}
+    for p in policies:
+        try:
+            cfgs[p] = server.fit_config(scheduler_config(options, swap, device_kv, host_kv), options.get("max_seq_tokens") is not None)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--max-seq-tokens") from None
+    writer = RunWriter(run_dir, {
+        "engine": "live", "trace": trace, "num_requests": len(tr), "model": model, "checkpoint": checkpoint,
+        "device": device, "dtype": str(server.model.dtype), "threads": threads, "profile": profile_name, "tp": tp, "pp": 1,
+        "kv_bytes_per_token": server.layout.bytes_per_token, "seed": seed, "time_scale": time_scale,
+        "policies": {p: config_dict(c) for p, c in cfgs.items()},
+    })
+    summary, failures = None, []
+    for policy in policies:
+        try:
+            result, swap_mode = server.run(tr.jobs(), policy, cfgs[policy], cost)
+        except ValueError as e:
+            raise click.ClickException(f"{policy}: {e}") from None
+        summary = writer.add(requests_frame(result.log, policy, swap_mode), result.iterations, result.spans)
+        counts = result.log.counts()
+        click.echo(f"{policy:>15} ({swap_mode}): {counts['finished']:,} finished, {counts['rejected']:,} rejected, "
+                   f"{counts['unfinished']:,} unfinished", err=True)
+        if result.error is not None:
+            failures.append(f"{policy}: {result.error}")
+            if result.interrupted:
+                break
+    print_summary(summary)
+    click.echo(f"wrote {run_dir}/", err=True)
+    if failures:
+        if any("interrupted" in f for f in failures):
+            click.echo("interrupted: finished requests were written, the rest marked unfinished", err=True)
+            raise SystemExit(130)
+        raise click.ClickException("run stopped early, partial results written: " + "; ".join(failures))
+
+
+@click.command("profile")
+@click.option("--model", required=True, help="Catalog model built with random weights; a label with --checkpoint.")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None, help="Local transformers checkpoint directory (never downloaded).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto", show_default=True, help="auto: fp32 on CPU, bf16 (else fp16) on CUDA.")
+@click.option("--tp", type=click.IntRange(1, 1), default=1, show_default=True, help="Tensor parallelism (only 1 for now).")
+@click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
+@click.option("--budget-s", type=float, default=120.0, show_default=True, help="Time budget: repetitions shrink to fit it (each point runs at least once).")
+@click.option("--warmups", type=click.IntRange(0), default=2, show_default=True, help="Untimed runs before each point.")
+@click.option("--repeats", type=click.IntRange(1), default=7, show_default=True, help="Most timed repetitions per point (the median is kept).")
+@click.option("--block-size", type=click.IntRange(1), default=16, show_default=True, help="KV block size in tokens.")
+@click.option("--quick", is_flag=True, help="A small grid (for tests and smoke runs).")
+@click.option("--hardware", "hardware_name", default=None, help="Hardware name recorded in the profile [cpu, or the GPU's name].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights.")
+@click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Profile JSON to write.")
+def profile(model, checkpoint, device, dtype, tp, threads, budget_s, warmups, repeats, block_size, quick, hardware_name,
+            seed, out_path):
+    """Measure prefill and decode grids, swap latency and KV capacity into a profile JSON."""
+    from executor.profiler import ProfileConfig, profile_model
+    from profiles import save_profile
+
+    ctx = click.get_current_context()
+    given = [f"--{name.replace('_', '-')}" + ("" if isinstance(value, bool) else f" {shlex.quote(str(value))}")
+             for name, value in ctx.params.items()
+             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT and name != "out_path"]
+    command = " ".join(["fastserve profile", *given, "-o", shlex.quote(out_path)])
+    grid = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
+                context_tokens=(16, 64), swap_tokens=(16, 64)) if quick else {}
+    try:
+        cfg = ProfileConfig(warmups=warmups, max_repeats=repeats, budget_s=budget_s, block_size_tokens=block_size, **grid)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--budget-s") from None
+    _set_threads(threads, device)
+    built = _model_config(model, checkpoint, device, dtype, seed)
+    name = model if checkpoint is None else (model or Path(checkpoint).name)
+    try:
+        result = profile_model(built, name, cfg, command, hardware_name)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    save_profile(result, out_path)
+    click.echo(f"wrote {out_path} ({result.name}, KV {result.device_kv_tokens:,} device / "
+               f"{result.host_kv_tokens:,} host tokens)", err=True)
