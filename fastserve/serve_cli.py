@@ -13,7 +13,13 @@ from pathlib import Path
 
 import click
 
-from fastserve.policy_options import POLICY_CHOICE, SWAP_CHOICE, config_dict, policy_options, scheduler_config
+from fastserve.policy_options import (
+    POLICY_CHOICE,
+    SWAP_CHOICE,
+    config_dict,
+    policy_options,
+    scheduler_config,
+)
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.tables import print_summary
 
@@ -60,6 +66,17 @@ def _cost(profile: str | None, model: str, device: str, policies):
     return profiles.cost_model(prof), name
 
 
+def _capacities(options: dict, cost, device: str) -> tuple[int, int]:
+    """KV tokens: the flags, else the profile's; on CPU (where a profile's "device" is all of
+    RAM) at most CPU_DEFAULT_DEVICE_KV_TOKENS, with a host pool four times that."""
+    device_kv, host_kv = options.get("device_kv_tokens"), options.get("host_kv_tokens")
+    if device == "cpu" or cost is None:
+        default = min(cost.device_kv_tokens, CPU_DEFAULT_DEVICE_KV_TOKENS) if cost else CPU_DEFAULT_DEVICE_KV_TOKENS
+        device_kv = device_kv or default
+        return device_kv, host_kv if host_kv is not None else 4 * device_kv
+    return device_kv or cost.device_kv_tokens, host_kv if host_kv is not None else cost.host_kv_tokens
+
+
 @click.command("serve")
 @click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
 @click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt, llama-2-7b) built with random weights; a label with --checkpoint.")
@@ -83,8 +100,12 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
     import traces
     from executor.engine import EngineConfig
     from executor.serve import LiveServer
+    from policy import make_scheduler
 
     policies = policies or ("fcfs", "skip-join-mlfq")
+    twice = sorted({p for p in policies if policies.count(p) > 1})
+    if twice:
+        raise click.BadParameter(f"{twice[0]} given twice (each policy runs once per run directory)", param_hint="--policy")
     try:
         tr = traces.resolve(trace, seed=seed)
     except (ValueError, OSError) as e:
@@ -97,23 +118,25 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
     cost, profile_name = _cost(profile, model, device, policies)
     _set_threads(threads, device)
     server = LiveServer(_model_config(model, checkpoint, device, dtype, seed), engine_config)
-    device_kv = options.get("device_kv_tokens") or (cost.device_kv_tokens if cost else None) or CPU_DEFAULT_DEVICE_KV_TOKENS
-    if device == "cpu" and not options.get("device_kv_tokens"):
-        device_kv = min(device_kv, CPU_DEFAULT_DEVICE_KV_TOKENS)
-    host_kv = options.get("host_kv_tokens") or min(cost.host_kv_tokens if cost else 4 * device_kv, 4 * device_kv)
+    device_kv, host_kv = _capacities(options, cost, device)
     cfgs = {}
     for p in policies:
         try:
             cfgs[p] = server.fit_config(scheduler_config(options, swap, device_kv, host_kv), options.get("max_seq_tokens") is not None)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--max-seq-tokens") from None
+        try:
+            make_scheduler(p, cfgs[p], cost)  # refuse a bad combination before any policy runs
+        except ValueError as e:
+            message = str(e) if str(e).startswith(p) else f"{p}: {e}"
+            raise click.BadParameter(message, param_hint="--device-kv-tokens") from None
     writer = RunWriter(run_dir, {
         "engine": "live", "trace": trace, "num_requests": len(tr), "model": model, "checkpoint": checkpoint,
         "device": device, "dtype": str(server.model.dtype), "threads": threads, "profile": profile_name, "tp": tp, "pp": 1,
         "kv_bytes_per_token": server.layout.bytes_per_token, "seed": seed, "time_scale": time_scale,
         "policies": {p: config_dict(c) for p, c in cfgs.items()},
     })
-    summary, failures = None, []
+    summary, failures, interrupted = None, [], False
     for policy in policies:
         try:
             result, swap_mode = server.run(tr.jobs(), policy, cfgs[policy], cost)
@@ -126,13 +149,14 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
         if result.error is not None:
             failures.append(f"{policy}: {result.error}")
             if result.interrupted:
+                interrupted = True
                 break
     print_summary(summary)
     click.echo(f"wrote {run_dir}/", err=True)
+    if interrupted:
+        click.echo("interrupted: finished requests were written, the rest marked unfinished", err=True)
+        raise SystemExit(130)
     if failures:
-        if any("interrupted" in f for f in failures):
-            click.echo("interrupted: finished requests were written, the rest marked unfinished", err=True)
-            raise SystemExit(130)
         raise click.ClickException("run stopped early, partial results written: " + "; ".join(failures))
 
 
@@ -158,9 +182,9 @@ def profile(model, checkpoint, device, dtype, tp, threads, budget_s, warmups, re
     from profiles import save_profile
 
     ctx = click.get_current_context()
-    given = [f"--{name.replace('_', '-')}" + ("" if isinstance(value, bool) else f" {shlex.quote(str(value))}")
-             for name, value in ctx.params.items()
-             if ctx.get_parameter_source(name) is not click.core.ParameterSource.DEFAULT and name != "out_path"]
+    given = [max(param.opts, key=len) + ("" if param.is_flag else f" {shlex.quote(str(ctx.params[param.name]))}")
+             for param in ctx.command.params
+             if param.name != "out_path" and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT]
     command = " ".join(["fastserve profile", *given, "-o", shlex.quote(out_path)])
     grid = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
                 context_tokens=(16, 64), swap_tokens=(16, 64)) if quick else {}

@@ -1,0 +1,302 @@
+"""The live engine: replays a trace in wall-clock time through one policy and a real model.
+
+One iteration, in the order `policy.plan` prescribes:
+  1. `plan = scheduler.schedule(now)`; free the device KV of `plan.recompute` jobs;
+  2. start every `plan.swap_out` copy;
+  3. wait for the swap-outs the plan waits for (their room is reused);
+  4. start every `plan.swap_in` copy;
+  5. wait for batch jobs still swapping in;
+  6. give batch jobs the device blocks the policy counted, run the forward pass (prefill for
+     `plan.is_prefill(job)`, prompt plus tokens generated so far; decode otherwise);
+  7. append the sampled tokens; 8. `on_iteration_done`, and free the KV of finished jobs.
+Plan reuse (`EngineConfig.skip`, on by default): a pure-decode plan runs again, without a new
+`schedule`, while `scheduler.horizon(plan)` says the policy would decide the same (its iteration
+and time bounds), no job reaches its last token early, no request arrives and no copy lands;
+then one `advance(plan, now, n, elapsed)` reports the n iterations. The policy contract makes
+that identical to n (`schedule`, `on_iteration_done`) pairs; it only saves the scheduling cost
+(the simulator skips the same way). Each iteration still gets its own row and forward pass, and
+the store grows the jobs' blocks as they fill, ahead of the policy's count until `advance`.
+Transfers report `on_swap_done` when they land: at once on CPU (synchronous copies), when their
+CUDA event fires otherwise (polled every iteration, or waited for in steps 3 and 5).
+
+Time: engine time is wall seconds since the run started; a request arrives at
+`arrival_s * time_scale` (so 0.1 replays a trace ten times faster). Requests are recorded in
+engine time. Prompt token ids are synthesized per request from a seeded generator
+(`prompt_token_ids`), since traces carry lengths only.
+
+Stopping: Ctrl-C or an error (a failing request, a KV mismatch, a stalled policy) ends the run
+cleanly: finished requests keep their rows, every other request is recorded "unfinished" with
+the reason, and the KV store is emptied for the next policy. `RunResult.error` says what happened.
+Designed for tensor parallelism to come: the policy and the plan -> segments/swaps translation
+stay on rank 0; every call on `self.store`, `self.swapper` and `self.runner` is a per-rank
+operation that a distributed engine replays on each rank (each rank's store holds its KV heads).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from executor.kv_store import KVStore
+from executor.records import IterationLog, SpanLog
+from executor.runner import ModelRunner, Segment
+from executor.transfer import Swapper, Transfer
+from policy import Job, KVLocation, Plan, RequestLog, Scheduler
+
+
+class EngineError(RuntimeError):
+    """The run cannot go on (stalled policy, inconsistent state)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    time_scale: float = 1.0  # wall seconds per trace second
+    seed: int = 0  # prompt token ids
+    replica: int = 0
+    record_iterations: bool = True
+    record_spans: bool = False
+    check_invariants: bool = False  # audit the KV store against the policy after every plan
+    skip: bool = True  # reuse a pure-decode plan as long as `policy.horizon` allows (same decisions)
+    progress: bool = False  # a tqdm bar of requests done, on stderr
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.time_scale) and self.time_scale >= 0):
+            raise ValueError(f"time_scale must be finite and >= 0, got {self.time_scale}")
+
+
+@dataclass
+class RunResult:
+    log: RequestLog
+    iterations: pd.DataFrame | None
+    spans: pd.DataFrame | None
+    outputs: dict[int, list[int]] = field(default_factory=dict)  # request id -> generated tokens
+    error: str | None = None  # why the run stopped early, None if it completed
+    interrupted: bool = False  # stopped by Ctrl-C
+    num_plans: int = 0  # schedule() calls; fewer than iterations when plans were reused
+
+
+def prompt_token_ids(request_id: int, num_tokens: int, vocab_size: int, seed: int) -> list[int]:
+    """Deterministic per request and independent of arrival order or policy."""
+    rng = np.random.default_rng([seed, request_id])
+    return rng.integers(0, vocab_size, num_tokens).tolist()
+
+
+class Engine:
+    def __init__(self, runner: ModelRunner, store: KVStore, config: EngineConfig | None = None) -> None:
+        self.runner = runner
+        self.store = store
+        self.swapper = Swapper(store)
+        self.config = config or EngineConfig()
+        self.vocab_size = runner.model.config.vocab_size
+
+    def run(self, jobs: list[Job], scheduler: Scheduler, policy: str, swap: str) -> RunResult:
+        """Serve `jobs` (trace times; copied, so the caller's stay fresh) with `scheduler` to the end."""
+        cfg = self.config
+        self.store.check_capacity(scheduler.kv.capacity)
+        if scheduler.config.max_seq_tokens > self.store.max_blocks_per_seq * self.store.block_size:
+            raise EngineError(
+                f"policy max_seq_tokens = {scheduler.config.max_seq_tokens} exceeds what the KV store's "
+                f"block tables hold ({self.store.max_blocks_per_seq * self.store.block_size})"
+            )
+        if not self.store.is_empty:
+            raise EngineError("the KV store is not empty at the start of a run")
+        self._scheduler, self._log = scheduler, RequestLog()
+        self._iterations = IterationLog(len(scheduler.level_counts())) if cfg.record_iterations else None
+        self._spans = SpanLog() if cfg.record_spans else None
+        self._tokens: dict[int, list[int]] = {}  # prompt ids, then generated ids
+        self._prompt_tokens = {j.id: j.prompt_tokens for j in jobs}
+        self._transfers: dict[int, Transfer] = {}
+        self._last_batch: set[int] = set()
+        self._num_plans = 0
+        pending = deque(sorted(
+            (Job(id=j.id, arrival_s=j.arrival_s * cfg.time_scale, prompt_tokens=j.prompt_tokens,
+                 output_tokens=j.output_tokens) for j in jobs),
+            key=lambda j: j.arrival_s,
+        ))
+        self._bar = tqdm(total=len(pending), desc=f"serve {policy}", unit="req", disable=not cfg.progress)
+        self._t0 = time.perf_counter()
+        error, interrupted = None, False
+        try:
+            self._loop(pending)
+        except KeyboardInterrupt:
+            error, interrupted = "interrupted (Ctrl-C)", True
+        except Exception as exc:  # noqa: BLE001 - any failure stops the run cleanly, with its reason
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self._bar.close()
+        if error is not None:
+            self._record_unfinished(pending, error)
+        self._reset()
+        outputs = {jid: toks[self._prompt_tokens[jid]:] for jid, toks in self._tokens.items()}
+        return RunResult(
+            self._log,
+            self._iterations.frame(policy, swap) if self._iterations is not None else None,
+            self._spans.frame(policy, swap) if self._spans is not None else None,
+            outputs, error, interrupted, self._num_plans,
+        )
+
+    # -- the loop ------------------------------------------------------------------------------
+    def _now(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def _loop(self, pending: deque[Job]) -> None:
+        sched = self._scheduler
+        while pending or not sched.idle:
+            now = self._now()
+            while pending and pending[0].arrival_s <= now:
+                self._admit(pending.popleft(), now)
+            self._poll_transfers()
+            if sched.idle:
+                if pending:
+                    time.sleep(max(0.0, pending[0].arrival_s - self._now()))
+                continue
+            plan = sched.schedule(now)
+            self._num_plans += 1
+            if not (plan.batch or plan.swap_out or plan.swap_in or plan.recompute):
+                self._wait_for_something(pending, sched)
+                continue
+            self._execute(plan, now, pending)
+            if self.config.check_invariants:
+                self.store.audit(sched.jobs.values())
+
+    def _admit(self, job: Job, now: float) -> None:
+        reason = self._scheduler.reject_reason(job)
+        if reason is not None:
+            self._log.record(job, job.id, self.config.replica, "rejected", reason)
+            self._bar.update(1)
+            return
+        self._tokens[job.id] = prompt_token_ids(job.id, job.prompt_tokens, self.vocab_size, self.config.seed)
+        self._scheduler.add(job, now)
+
+    def _wait_for_something(self, pending: deque[Job], sched: Scheduler) -> None:
+        if self._transfers:
+            self._complete(next(iter(self._transfers.values())), wait=True)
+        elif pending:
+            time.sleep(max(0.0, pending[0].arrival_s - self._now()))
+        else:
+            raise EngineError(
+                f"policy {sched.name} scheduled nothing while {len(sched.jobs)} requests wait and no "
+                "transfer is in flight"
+            )
+
+    # -- one plan ------------------------------------------------------------------------------
+    def _execute(self, plan: Plan, start_s: float, pending: deque[Job]) -> None:
+        sched, store = self._scheduler, self.store
+        horizon = sched.horizon(plan, start_s) if self.config.skip and plan.is_pure_decode else None
+        level_counts = sched.level_counts() if self._iterations is not None else []
+        num_queued = len(sched.jobs) - len(plan.batch)
+        for job in plan.recompute:
+            store.drop(job.id)
+        swapped = sum(j.kv_tokens for j in plan.swap_out), sum(j.kv_tokens for j in plan.swap_in)
+        for job in plan.swap_out:
+            self._start(self.swapper.swap_out(job.id, job.host_blocks))
+        for job in plan.wait_for:
+            if job.kv is KVLocation.SWAPPING_OUT:
+                self._complete(self._transfers[job.id], wait=True)
+        for job in plan.swap_in:
+            self._start(self.swapper.swap_in(job.id, job.device_blocks))
+        if not plan.batch:  # transfers only
+            return
+        for job in plan.batch:
+            if job.kv is KVLocation.SWAPPING_IN:
+                self._complete(self._transfers[job.id], wait=True)
+        end_s = self._iterate(plan, start_s, level_counts, num_queued, swapped)
+        num_iterations = 1
+        if horizon is not None:
+            # Reuse the plan while the policy would decide the same (policy.Plan.Horizon): within
+            # its iteration and time bounds, before any job's last token, arrival or landed copy.
+            limit = min(horizon.max_iterations, min(j.remaining_tokens for j in plan.batch))
+            while (num_iterations < limit and end_s - start_s < horizon.deadline_s
+                   and not (pending and pending[0].arrival_s <= end_s) and not self._landed()):
+                end_s = self._iterate(plan, end_s, level_counts, num_queued, (0, 0))
+                num_iterations += 1
+        finished = sched.advance(plan, end_s, num_iterations, end_s - start_s)
+        for job in finished:
+            store.drop(job.id)
+            self._log.record(job, job.id, self.config.replica)
+            self._bar.update(1)
+
+    def _iterate(self, plan: Plan, start_s: float, level_counts: list[int], num_queued: int,
+                 swapped: tuple[int, int]) -> float:
+        """One forward pass of the plan's batch; returns when it ended (engine time)."""
+        store, bs = self.store, self.store.block_size
+        segments = []
+        prefill_tokens = decode_context_tokens = 0
+        for job in plan.batch:
+            tokens = self._tokens[job.id]
+            # the policy's count, or (in a reused plan) the blocks this step writes into
+            blocks = max(job.device_blocks, -(-len(tokens) // bs))
+            if store.num_device_blocks(job.id) != blocks:  # grows once per block
+                store.grow(job.id, blocks)
+            if job.id in plan.prefill_ids:
+                segments.append(Segment(job.id, tokens, 0))
+                prefill_tokens += len(tokens)
+            else:
+                segments.append(Segment(job.id, tokens[-1:], len(tokens) - 1))
+                decode_context_tokens += len(tokens)
+        forward_start = time.perf_counter()
+        next_tokens = self.runner.step(segments)
+        forward_s = time.perf_counter() - forward_start
+        for job, token in zip(plan.batch, next_tokens, strict=True):
+            self._tokens[job.id].append(token)
+        end_s = self._now()
+        if self._spans is not None:  # a job that ran the iteration before keeps its span going
+            for job in plan.batch:
+                self._spans.running(self.config.replica, job.id, start_s, end_s, job.id in self._last_batch)
+            self._last_batch = {job.id for job in plan.batch}
+        if self._iterations is not None:
+            self._iterations.add({
+                "replica": self.config.replica, "start_s": start_s, "end_s": end_s, "num_iterations": 1,
+                "batch_size": len(plan.batch), "num_prefills": len(plan.prefill_ids),
+                "prefill_tokens": prefill_tokens, "decode_context_tokens": decode_context_tokens,
+                "device_kv_blocks_used": store.device_alloc.num_used, "host_kv_blocks_used": store.host_alloc.num_used,
+                "swap_out_tokens": swapped[0], "swap_in_tokens": swapped[1], "num_queued": num_queued,
+                "forward_s": forward_s,
+            }, level_counts)
+        return end_s
+
+    # -- transfers -----------------------------------------------------------------------------
+    def _start(self, transfer: Transfer) -> None:
+        self._transfers[transfer.job_id] = transfer
+        if transfer.event is None:  # CPU: the copy is done already
+            self._complete(transfer, wait=False)
+
+    def _poll_transfers(self) -> None:
+        for transfer in [t for t in self._transfers.values() if t.done()]:
+            self._complete(transfer, wait=False)
+
+    def _landed(self) -> bool:
+        return any(t.done() for t in self._transfers.values())
+
+    def _complete(self, transfer: Transfer, wait: bool) -> None:
+        if wait:
+            transfer.wait()
+        job = self._scheduler.jobs[transfer.job_id]
+        if transfer.direction == "out":
+            self.store.end_swap_out(job.id)
+        else:
+            self.store.end_swap_in(job.id)
+        del self._transfers[job.id]
+        now = self._now()
+        self._scheduler.on_swap_done(job, now)
+        if self._spans is not None:
+            start = transfer.start_s - self._t0
+            self._spans.transfer(self.config.replica, job.id, f"swap_{transfer.direction}", start, now)
+
+    # -- stopping ------------------------------------------------------------------------------
+    def _record_unfinished(self, pending: deque[Job], reason: str) -> None:
+        for job in list(self._scheduler.jobs.values()):
+            self._log.record(job, job.id, self.config.replica, "unfinished", f"run stopped: {reason}")
+        for job in pending:
+            self._log.record(job, job.id, self.config.replica, "unfinished", f"not yet arrived; run stopped: {reason}")
+
+    def _reset(self) -> None:
+        for transfer in self._transfers.values():
+            transfer.wait()
+        self._transfers.clear()
+        self.store.reset()

@@ -1,0 +1,224 @@
+"""`fastserve profile`: measure a model on this machine, on the executor's own code path.
+
+Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine makes:
+- prefill grid: one iteration prefilling `b` prompts of `n` tokens each;
+- decode grid: one decode iteration of `b` jobs whose context is `c` tokens each (the KV of
+  the first c - 1 tokens sits in the pool, the new token's is written by the step);
+- swap curve: moving one job's KV of k tokens device -> host and back (CPU: synchronous
+  copies; CUDA: the copy streams, timed to the event);
+- KV capacity: CUDA: (total memory x utilization - weights - peak activations seen while
+  profiling) / KV bytes per token; CPU: the device pool and the host pool each get
+  `cpu_pool_fraction` of the RAM available now. The formulas are written into `notes`.
+Each point: `warmups` untimed runs, then repetitions up to `max_repeats`, fewer when the
+`budget_s` would be exceeded (never fewer than one), and the median. A tqdm bar shows progress.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+
+import torch
+from tqdm import tqdm
+
+from executor.kv_store import KVStore
+from executor.models import kv_layout, spec_of
+from executor.runner import ModelRunner, Segment
+from executor.transfer import Swapper
+from policy import KVCapacity
+from profiles import LatencyCurve, LatencyGrid, Profile
+
+
+@dataclass(frozen=True)
+class ProfileConfig:
+    prefill_batch_sizes: tuple[int, ...] = (1, 2, 4, 8)
+    prompt_tokens: tuple[int, ...] = (1, 8, 32, 64, 128, 256, 512)
+    decode_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    context_tokens: tuple[int, ...] = (2, 16, 64, 128, 256, 512, 1024)
+    swap_tokens: tuple[int, ...] = (16, 64, 256, 1024, 4096)
+    block_size_tokens: int = 16
+    warmups: int = 2
+    max_repeats: int = 7
+    budget_s: float = 120.0
+    memory_utilization: float = 0.9  # CUDA
+    cpu_pool_fraction: float = 0.25  # CPU: of available RAM, for each of the two pools
+
+    def __post_init__(self) -> None:
+        for name in ("prefill_batch_sizes", "prompt_tokens", "decode_batch_sizes", "context_tokens", "swap_tokens"):
+            axis = getattr(self, name)
+            if len(axis) < 2 or any(v <= 0 for v in axis) or list(axis) != sorted(set(axis)):
+                raise ValueError(f"{name} must hold at least 2 increasing positive integers, got {axis}")
+        if self.block_size_tokens <= 0 or self.warmups < 0 or self.max_repeats < 1:
+            raise ValueError("block_size_tokens and max_repeats must be positive, warmups >= 0")
+        if not self.budget_s > 0:
+            raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
+        if not 0 < self.memory_utilization <= 1 or not 0 < self.cpu_pool_fraction <= 0.5:
+            raise ValueError("memory_utilization must be in (0, 1] and cpu_pool_fraction in (0, 0.5]")
+
+    def capped(self, max_tokens: int) -> ProfileConfig:
+        """The token axes without points past the model's context limit."""
+        from dataclasses import replace
+
+        prompt = tuple(n for n in self.prompt_tokens if n <= max_tokens)
+        context = tuple(c for c in self.context_tokens if c <= max_tokens)
+        if len(prompt) < 2 or len(context) < 2:
+            raise ValueError(f"fewer than 2 grid points fit the model's {max_tokens}-token context")
+        return replace(self, prompt_tokens=prompt, context_tokens=context)
+
+
+class _Clock:
+    """Shares the time budget among the points still to measure."""
+
+    def __init__(self, cfg: ProfileConfig, num_points: int, sync: Callable[[], None], bar: tqdm) -> None:
+        self.cfg, self.left, self.sync, self.bar = cfg, num_points, sync, bar
+        self.deadline = time.perf_counter() + cfg.budget_s
+
+    def median_s(self, fn: Callable[[], None], reset: Callable[[], None] | None = None) -> float:
+        """Median wall time of `fn` (`reset` runs untimed after each call)."""
+        def once() -> float:
+            self.sync()
+            t = time.perf_counter()
+            fn()
+            self.sync()
+            elapsed = time.perf_counter() - t
+            if reset is not None:
+                reset()
+            return elapsed
+
+        for _ in range(self.cfg.warmups if time.perf_counter() < self.deadline else min(1, self.cfg.warmups)):
+            once()
+        samples = [once()]
+        share_s = max(0.0, self.deadline - time.perf_counter()) / max(1, self.left)
+        repeats = min(self.cfg.max_repeats, max(1, int(share_s / max(samples[0], 1e-9))))
+        samples += [once() for _ in range(repeats - 1)]
+        self.left -= 1
+        self.bar.update(1)
+        return statistics.median(samples)
+
+
+def _sync_for(device: torch.device) -> Callable[[], None]:
+    return (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+
+
+def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardware_name: str | None = None,
+                  progress: bool = True) -> Profile:
+    """Measure `model` (built by `executor.models.build_model`) into a `Profile` (tp = pp = 1)."""
+    device = model.device
+    spec = spec_of(model, name)
+    cfg = cfg.capped(spec.max_position_embeddings)
+    layout = kv_layout(model)
+    bs = cfg.block_size_tokens
+    blocks = lambda tokens: -(-tokens // bs)  # noqa: E731
+    pool_blocks = max(
+        cfg.prefill_batch_sizes[-1] * blocks(cfg.prompt_tokens[-1]),
+        cfg.decode_batch_sizes[-1] * blocks(cfg.context_tokens[-1]),
+        blocks(cfg.swap_tokens[-1]),
+    )
+    store = KVStore(layout, KVCapacity(pool_blocks, blocks(cfg.swap_tokens[-1]), bs),
+                    max(cfg.prompt_tokens[-1], cfg.context_tokens[-1], cfg.swap_tokens[-1]), device)
+    runner, swapper, sync = ModelRunner(model, store), Swapper(store), _sync_for(device)
+    num_points = (len(cfg.prefill_batch_sizes) * len(cfg.prompt_tokens)
+                  + len(cfg.decode_batch_sizes) * len(cfg.context_tokens) + 2 * len(cfg.swap_tokens))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    vocab = model.config.vocab_size
+    with tqdm(total=num_points, desc=f"profile {name}", unit="point", disable=not progress) as bar:
+        clock = _Clock(cfg, num_points, sync, bar)
+
+        def iteration_s(batch: int, tokens: int, prefill: bool) -> float:
+            for j in range(batch):
+                store.grow(j, blocks(tokens))
+            segs = [Segment(j, [(j + i) % vocab for i in range(tokens)], 0) if prefill
+                    else Segment(j, [j % vocab], tokens - 1) for j in range(batch)]
+            t = clock.median_s(lambda: runner.step(segs))
+            for j in range(batch):
+                store.drop(j)
+            return t
+
+        prefill = tuple(tuple(iteration_s(b, n, True) for n in cfg.prompt_tokens) for b in cfg.prefill_batch_sizes)
+        decode = tuple(tuple(iteration_s(b, c, False) for c in cfg.context_tokens) for b in cfg.decode_batch_sizes)
+        out_s, in_s = [], []
+        for tokens in cfg.swap_tokens:
+            store.grow(0, blocks(tokens))
+
+            def move(direction: str, num_blocks: int = blocks(tokens)) -> None:
+                t = swapper.swap_out(0, num_blocks) if direction == "out" else swapper.swap_in(0, num_blocks)
+                t.wait()
+                (store.end_swap_out if direction == "out" else store.end_swap_in)(0)
+
+            out_s.append(clock.median_s(lambda: move("out"), reset=lambda: move("in")))  # ends on device
+            move("out")
+            in_s.append(clock.median_s(lambda: move("in"), reset=lambda: move("out")))  # ends on host
+            move("in")
+            store.drop(0)
+    device_tokens, host_tokens, capacity_note = _kv_capacity(model, store, cfg, layout.bytes_per_token)
+    return Profile(
+        model=spec, hardware=_hardware(device, hardware_name), software=_software(), tp=1, pp=1,
+        prefill=LatencyGrid(cfg.prefill_batch_sizes, cfg.prompt_tokens, prefill),
+        decode=LatencyGrid(cfg.decode_batch_sizes, cfg.context_tokens, decode),
+        swap_out=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(out_s)),
+        swap_in=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(in_s)),
+        kv_bytes_per_token=layout.bytes_per_token, device_kv_tokens=device_tokens, host_kv_tokens=host_tokens,
+        source="measured", generated_by=generated_by, mixed_batch="fused",
+        notes={
+            "method": "executor ModelRunner.step / Swapper on this machine; median of repetitions after "
+                      f"{cfg.warmups} warm-ups, at most {cfg.max_repeats} repetitions, budget {cfg.budget_s:g} s",
+            "kv_capacity": capacity_note, "block_size_tokens": bs, "torch_threads": torch.get_num_threads(),
+        },
+    )
+
+
+def _available_ram_bytes() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def _kv_capacity(model, store: KVStore, cfg: ProfileConfig, bytes_per_token: int) -> tuple[int, int, str]:
+    ram = _available_ram_bytes() + store.host_pool.numel() * store.host_pool.element_size()
+    if model.device.type != "cuda":
+        ram += store.device_pool.numel() * store.device_pool.element_size()
+        tokens = int(ram * cfg.cpu_pool_fraction) // bytes_per_token
+        return tokens, tokens, (f"CPU: device and host pools each {cfg.cpu_pool_fraction:g} x available RAM "
+                                f"({ram} bytes) / {bytes_per_token} bytes per token")
+    device = model.device
+    total = torch.cuda.mem_get_info(device)[1]
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    pool = store.device_pool.numel() * store.device_pool.element_size()
+    activations = max(0, torch.cuda.max_memory_allocated(device) - weights - pool)
+    device_bytes = int(total * cfg.memory_utilization) - weights - activations
+    if device_bytes <= bytes_per_token:
+        raise ValueError(f"no GPU memory left for KV: {total} total, {weights} weights, {activations} activations")
+    host_tokens = int(ram * 0.5) // bytes_per_token
+    note = (f"CUDA: ({cfg.memory_utilization:g} x {total} total - {weights} weights - {activations} peak "
+            f"activations) / {bytes_per_token} bytes per token; host: 0.5 x available RAM ({ram} bytes), pinned")
+    return device_bytes // bytes_per_token, host_tokens, note
+
+
+def _hardware(device: torch.device, name: str | None) -> dict:
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        default = props.name.lower().replace("nvidia ", "").replace(" ", "-")
+        return {"name": name or default, "device": props.name, "memory_bytes": props.total_memory,
+                "cuda": torch.version.cuda, "host_cpu": platform.processor() or platform.machine()}
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"name": name or "cpu", "device": cpu, "num_cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(), "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")}
+
+
+def _software() -> dict:
+    versions = {"python": platform.python_version()}
+    for pkg in ("fastserve", "torch", "transformers", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "unknown"
+    return versions
