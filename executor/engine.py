@@ -4,7 +4,7 @@ One iteration, in the order `policy.plan` prescribes:
   1. `plan = scheduler.schedule(now)`; free the device KV of `plan.recompute` jobs;
   2. start every `plan.swap_out` copy;
   3. wait for the swap-outs the plan waits for (their room is reused);
-  4. start every `plan.swap_in` copy;
+  4. start every `plan.swap_in` copy, after every swap-out in flight has landed;
   5. wait for batch jobs still swapping in;
   6. give batch jobs the device blocks the policy counted, run the forward pass (prefill for
      `plan.is_prefill(job)`, prompt plus tokens generated so far; decode otherwise);
@@ -198,6 +198,11 @@ class Engine:
         for job in plan.wait_for:
             if job.kv is KVLocation.SWAPPING_OUT:
                 self._complete(self._transfers[job.id], wait=True)
+        if plan.swap_in:
+            # A swap-in may write into room a swap-out is still vacating (the policy plans with
+            # it): let every swap-out in flight land first, as the simulator does. CPU: no-op.
+            for transfer in [t for t in self._transfers.values() if t.direction == "out"]:
+                self._complete(transfer, wait=True)
         for job in plan.swap_in:
             self._start(self.swapper.swap_in(job.id, job.device_blocks))
         if not plan.batch:  # transfers only

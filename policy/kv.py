@@ -77,11 +77,14 @@ class KVSpace:
         """Free once every swap-out in flight lands."""
         return self.capacity.device_blocks - self.device_used_blocks
 
-    @property
-    def overcommitted(self) -> bool:
-        """Compute would reuse blocks that swap-outs still occupy. Swap-ins are left out: the
-        engine starts a swap-in only after the swap-outs in flight have landed."""
-        resident = self.device_used_blocks - self.incoming_blocks
+    def overcommitted(self, starting_blocks: int = 0) -> bool:
+        """Compute would reuse blocks that swap-outs still occupy. `starting_blocks`: device
+        blocks of the swap-ins just planned, left out because the engine starts them only after
+        the swap-outs in flight have landed. Swap-ins planned earlier count: they may already be
+        writing while later swap-outs still hold their blocks (fix: subtracting every incoming
+        block hid them; tests/policy/test_policy_exact_mlfq.py,
+        test_an_upload_in_flight_counts_against_a_later_swap_out)."""
+        resident = self.device_used_blocks - starting_blocks
         return resident + self.releasing_blocks > self.capacity.device_blocks
 
     @property

@@ -19,9 +19,9 @@ from collections.abc import Iterator
 
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
-from policy.job import Job, to_us
+from policy.job import Job, KVLocation, to_us
 from policy.plan import Plan
-from policy.queue import JobQueue, merge_by_seq
+from policy.queue import JobQueue, RankIndex, merge_by_seq
 from policy.scheduler import _NO_LIMIT_ITERATIONS, Scheduler
 
 
@@ -39,6 +39,7 @@ class MLFQ(Scheduler):
         # Jobs below the top level that are not running, in order of waiting_since_us
         # (jobs join at the time they stop running, and time only moves forward).
         self._waiting: dict[int, Job] = {}
+        self._host_waiting = RankIndex()  # those of them on the host, by (waiting since, rank)
         self._checked_epoch = 0
 
     def join_level(self, job: Job) -> int:
@@ -77,12 +78,21 @@ class MLFQ(Scheduler):
         job.waiting_since_us = now_us
         if job.level > 0:
             self._waiting[job.id] = job
+        self._on_relocated(job)
 
     def _on_selected(self, job: Job) -> None:
         self._waiting.pop(job.id, None)
+        self._on_relocated(job)
 
     def _on_finished(self, job: Job) -> None:
         self._waiting.pop(job.id, None)
+        self._on_relocated(job)
+
+    def _on_relocated(self, job: Job) -> None:
+        if job.kv is KVLocation.HOST and job.id in self._waiting:
+            self._host_waiting.add(job, (job.waiting_since_us, job.level, job.seq))
+        else:
+            self._host_waiting.discard(job)
 
     def _before_schedule(self, now_us: int) -> None:
         epoch = self.num_iterations // self.config.starvation_check_iterations
@@ -94,6 +104,7 @@ class MLFQ(Scheduler):
             if now_us - job.waiting_since_us < self._alpha_us:
                 break
             del self._waiting[job.id]
+            self._host_waiting.discard(job)
             job.level = 0
             job.attained_us = 0
             self._place(job, new_seq=self._new_seq())
@@ -115,17 +126,65 @@ class MLFQ(Scheduler):
         return _NO_LIMIT_ITERATIONS
 
     # -- proactive swapping ------------------------------------------------------------------
+    def _t_promote(self, job: Job, now_us: int) -> float:
+        if job.level > 0 and job.id in self._waiting:
+            return job.waiting_since_us + self._alpha_us - now_us
+        return math.inf
+
+    def _ahead_us(self) -> list[int]:
+        """Per level, the quanta of every queued job in the levels above it."""
+        ahead, total = [], 0
+        for fresh, started, quantum_us in zip(self._fresh, self._started, self.quantum_us, strict=True):
+            ahead.append(total)
+            total += (len(fresh) + len(started)) * quantum_us
+        return ahead
+
+    def _t_execute(self, job: Job, ahead_us: list[int]) -> float:
+        level = job.level
+        position = self._fresh[level].position(job) + self._started[level].position(job)
+        return (ahead_us[level] + position * self.quantum_us[level]) / self.config.max_batch_size
+
     def _enst_key(self, job: Job, now_us: int) -> float:
-        t_promote = (
-            job.waiting_since_us + self._alpha_us - now_us if job.level > 0 and job.id in self._waiting
-            else math.inf
-        )
-        ahead_us = sum(
-            (len(self._fresh[lv]) + len(self._started[lv])) * self.quantum_us[lv] for lv in range(job.level)
-        )
-        position = self._fresh[job.level].position(job) + self._started[job.level].position(job)
-        t_execute = (ahead_us + position * self.quantum_us[job.level]) / self.config.max_batch_size
-        return min(t_promote, t_execute)
+        return min(self._t_promote(job, now_us), self._t_execute(job, self._ahead_us()))
+
+    # Fast searches for the (ENST, rank) extremes (policy_bench.py: sorting every host job by
+    # ENST cost milliseconds a decision). T_execute grows with rank and T_promote with the
+    # waiting start, so each search walks one or two sorted indexes and stops once no job left
+    # can beat the best found; tests/policy/test_policy_enst.py checks them against brute force.
+    def _offload_next(self, batch_ids: set[int], now_us: int) -> Job | None:
+        ahead = self._ahead_us()
+        best, best_enst = None, -math.inf
+        for job in reversed(self._device_by_rank):  # lowest priority first
+            if job.id in batch_ids or job.id in self._in_flight:
+                continue
+            t_execute = self._t_execute(job, ahead)
+            if t_execute <= best_enst:  # so is every ENST from here on
+                break
+            enst = min(self._t_promote(job, now_us), t_execute)
+            if enst > best_enst:  # ties keep the lower-priority job
+                best, best_enst = job, enst
+        return best
+
+    def _upload_next(self, now_us: int) -> Job | None:
+        ahead = self._ahead_us()
+        by_wait, by_rank = iter(self._host_waiting), iter(self._host_by_rank)
+        a, b = next(by_wait, None), next(by_rank, None)
+        a_us = self._t_promote(a, now_us) if a is not None else math.inf
+        b_us = self._t_execute(b, ahead) if b is not None else math.inf
+        best, best_key = None, (math.inf,)
+        while a is not None or b is not None:
+            if min(a_us, b_us) > best_key[0]:  # no job left can beat (or tie) the best
+                break
+            if a_us <= b_us:
+                job, a = a, next(by_wait, None)
+                a_us = self._t_promote(a, now_us) if a is not None else math.inf
+            else:
+                job, b = b, next(by_rank, None)
+                b_us = self._t_execute(b, ahead) if b is not None else math.inf
+            key = (min(self._t_promote(job, now_us), self._t_execute(job, ahead)), self._rank(job))
+            if key < best_key:
+                best, best_key = job, key
+        return best
 
 
 class SkipJoinMLFQ(MLFQ):

@@ -68,3 +68,42 @@ def merge_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[]
         else:
             yield js
             js = next(it_s, None)
+
+
+class RankIndex:
+    """A subset of jobs sorted by a unique key given when each is added (a rank tuple), with
+    O(log n) add and discard. The key is stored, so a job whose rank has since changed can still
+    be found and re-keyed. Callers must not add or discard while iterating."""
+
+    __slots__ = ("_keys", "_jobs", "_key_of")
+
+    def __init__(self) -> None:
+        self._keys: list[tuple] = []
+        self._jobs: list[Job] = []
+        self._key_of: dict[int, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[Job]:
+        return iter(self._jobs)
+
+    def __reversed__(self) -> Iterator[Job]:
+        return reversed(self._jobs)
+
+    def __contains__(self, job: Job) -> bool:
+        return job.id in self._key_of
+
+    def add(self, job: Job, key: tuple) -> None:
+        self.discard(job)
+        i = bisect_left(self._keys, key)
+        self._keys.insert(i, key)
+        self._jobs.insert(i, job)
+        self._key_of[job.id] = key
+
+    def discard(self, job: Job) -> None:
+        key = self._key_of.pop(job.id, None)
+        if key is not None:
+            i = bisect_left(self._keys, key)
+            del self._keys[i]
+            del self._jobs[i]

@@ -34,7 +34,7 @@ from policy.dispatch import ReplicaLoad
 from policy.job import Job, KVLocation, to_us
 from policy.kv import KVCapacity, KVSpace
 from policy.plan import Horizon, Plan
-from policy.queue import JobQueue
+from policy.queue import JobQueue, RankIndex
 
 _NO_LIMIT_ITERATIONS = 1 << 30
 
@@ -69,6 +69,10 @@ class Scheduler:
         self._device: dict[int, Job] = {}  # KV resident on the device, no transfer in flight
         self._host: dict[int, Job] = {}
         self._swapping_out: dict[int, Job] = {}
+        # The device and host jobs again, in priority order, so that eviction and proactive
+        # swapping pick their jobs without scanning every resident job (policy_bench.py).
+        self._device_by_rank = RankIndex()
+        self._host_by_rank = RankIndex()
         self._queue_of: dict[int, JobQueue] = {}
         self._prefill_closed = False
         self._next_seq = 0
@@ -107,8 +111,24 @@ class Scheduler:
         return _NO_LIMIT_ITERATIONS
 
     def _enst_key(self, job: Job, now_us: int) -> float | tuple:
-        """Order for proactive swapping: offload the largest first, upload the smallest."""
+        """Order for proactive swapping: offload the largest first, upload the smallest; ties
+        go by rank (the lower-priority job is offloaded first, the higher one uploaded first).
+        This is the definition; `_offload_next` and `_upload_next` find the same jobs fast."""
         return self._rank(job)
+
+    def _offload_next(self, batch_ids: set[int], now_us: int) -> Job | None:
+        """The device job outside the batch with the largest (ENST, rank), or None."""
+        for job in reversed(self._device_by_rank):  # ENST is the rank here
+            if job.id not in batch_ids and job.id not in self._in_flight:
+                return job
+        return None
+
+    def _upload_next(self, now_us: int) -> Job | None:
+        """The host job with the smallest (ENST, rank), or None."""
+        return next(iter(self._host_by_rank), None)
+
+    def _on_relocated(self, job: Job) -> None:
+        """`job.kv` changed (after the location indexes were updated)."""
 
     # -- shared helpers ------------------------------------------------------------------------
     def _new_seq(self) -> int:
@@ -130,17 +150,25 @@ class Scheduler:
         q = self._queue_for(job)
         q.add(job)
         self._queue_of[job.id] = q
+        for index in (self._device_by_rank, self._host_by_rank):
+            if job in index:  # re-key: its level or seq may have changed
+                index.add(job, self._rank(job))
 
     def _track(self, job: Job) -> None:
         """Keep the location indexes in step with `job.kv`."""
         for d in (self._device, self._host, self._swapping_out):
             d.pop(job.id, None)
+        self._device_by_rank.discard(job)
+        self._host_by_rank.discard(job)
         if job.kv is KVLocation.DEVICE:
             self._device[job.id] = job
+            self._device_by_rank.add(job, self._rank(job))
         elif job.kv is KVLocation.HOST:
             self._host[job.id] = job
+            self._host_by_rank.add(job, self._rank(job))
         elif job.kv is KVLocation.SWAPPING_OUT:
             self._swapping_out[job.id] = job
+        self._on_relocated(job)
 
     def _target_tokens(self, tokens: int) -> int:
         return max(tokens, self.config.max_seq_tokens) if self.reserve_max_seq else tokens
@@ -230,7 +258,8 @@ class Scheduler:
         for job in plan.batch:
             if job.id not in self._running:
                 self._on_selected(job)
-        if self.kv.overcommitted:
+        # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
+        if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in)):
             plan.wait_for.extend(self._swapping_out.values())
         plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
         plan.prefill_ids = frozenset(prefill_ids)
@@ -303,17 +332,18 @@ class Scheduler:
         if need > kv.device_plannable_blocks:
             if not self.preemptive:
                 return False
-            victims = [
-                v for v in self._device.values()
-                if v.id not in batch_ids and v.id not in self._in_flight and v.id not in evicted
-                and self._rank(v) > self._rank(job)
-            ]
-            if kv.device_plannable_blocks + sum(v.device_blocks for v in victims) < need:
-                return False
-            victims.sort(key=self._rank, reverse=True)
-            for victim in victims:
-                if need <= kv.device_plannable_blocks:
+            # Strictly lower-priority device jobs outside the batch, lowest first, until the
+            # room suffices; none is evicted unless enough can be.
+            rank, room, victims = self._rank(job), kv.device_plannable_blocks, []
+            for v in reversed(self._device_by_rank):
+                if room >= need or self._rank(v) <= rank:
                     break
+                if v.id not in batch_ids and v.id not in self._in_flight:
+                    victims.append(v)
+                    room += v.device_blocks
+            if room < need:
+                return False
+            for victim in victims:
                 self._evict(victim, plan)
                 evicted.add(victim.id)
         if location is KVLocation.HOST:
@@ -337,18 +367,15 @@ class Scheduler:
     def _proactive_swaps(self, plan: Plan, batch_ids: set[int], now_us: int) -> None:
         kv = self.kv
         while kv.device_plannable_blocks < self.reserve_blocks:
-            candidates = [j for j in self._device.values() if j.id not in batch_ids and j.id not in self._in_flight]
-            if not candidates:
-                break
-            victim = max(candidates, key=lambda j: self._enst_key(j, now_us))
-            if not kv.can_swap_out(victim):
+            victim = self._offload_next(batch_ids, now_us)
+            if victim is None or not kv.can_swap_out(victim):
                 break
             kv.start_swap_out(victim)
             plan.swap_out.append(victim)
             self._track(victim)
-        if not self._host:
-            return
-        for job in sorted(self._host.values(), key=lambda j: self._enst_key(j, now_us)):
+        # Every host job holds at least one block: below that much room none can come back.
+        while self._host and kv.device_plannable_blocks - self.reserve_blocks >= 1:
+            job = self._upload_next(now_us)
             if kv.device_plannable_blocks - job.host_blocks < self.reserve_blocks:
                 break
             kv.start_swap_in(job)
