@@ -157,10 +157,13 @@ class MLFQ(Scheduler):
         for job in reversed(self._device_by_rank):  # lowest priority first
             if job.id in batch_ids or job.id in self._in_flight:
                 continue
+            t_promote = self._t_promote(job, now_us)
+            if t_promote <= best_enst:  # cannot win; skip the costlier T_execute
+                continue
             t_execute = self._t_execute(job, ahead)
             if t_execute <= best_enst:  # so is every ENST from here on
                 break
-            enst = min(self._t_promote(job, now_us), t_execute)
+            enst = min(t_promote, t_execute)
             if enst > best_enst:  # ties keep the lower-priority job
                 best, best_enst = job, enst
         return best

@@ -1,0 +1,154 @@
+"""Scheduler cost per decision: one `schedule()` call plus its `on_iteration_done`, in us.
+
+Setup: 10,000 jobs queued at t=0 (prompts 64..512 tokens, outputs 1,500 tokens, so nothing
+finishes during the measurement), max batch 32, prefill budget 2,048 tokens, device KV of
+65,536 tokens (32 x max_seq_tokens = 2,048: the batch of 32 fits even under Orca's
+reservation, and most jobs wait), host KV of 4M tokens. A toy engine completes swaps at once and
+advances time by a toy iteration time (5 ms + 10 us per prefill token + 0.1 us per decode
+context token), so MLFQ demotes, preempts and swaps as it would in a run.
+
+Two states per policy:
+- fresh: the first decisions after the 10,000 arrivals (most waiting jobs never ran);
+- started: after a warm-up of WARMUP decisions, when thousands of jobs have run and been
+  preempted, most of them offloaded to the host (not for fcfs, which never preempts).
+Target: under 50 us per schedule() call; no per-call scan over all queued jobs.
+
+    python benchmarks/policy_bench.py                 # every policy, both states
+    python benchmarks/policy_bench.py --policy skip-join-mlfq --profile started
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import math
+import pstats
+import random
+import statistics
+import time
+from dataclasses import dataclass
+
+from policy import POLICIES, Job, KVLocation, SchedulerConfig, make_scheduler
+
+NUM_JOBS = 10_000
+BATCH = 32
+MAX_SEQ = 2048
+TARGET_US = 50.0
+
+
+@dataclass(frozen=True)
+class BenchCost:
+    """Skip-join's estimate: prefill_s = 5 ms + 40 us/token (joins levels 0 to 2)."""
+
+    def prefill_s(self, prompt_tokens: int) -> float:
+        return 0.005 + 4e-5 * prompt_tokens
+
+    def swap_s(self, tokens: int, direction: str) -> float:
+        return 1e-6 * tokens
+
+
+def iteration_s(plan) -> float:
+    return 0.005 + 1e-5 * sum(plan.prefill_tokens) + 1e-7 * sum(plan.decode_context_tokens)
+
+
+def build(policy: str, seed: int = 0):
+    cfg = SchedulerConfig(device_kv_tokens=BATCH * MAX_SEQ, host_kv_tokens=4_000_000,
+                          max_batch_size=BATCH, max_prefill_tokens=2048, max_seq_tokens=MAX_SEQ)
+    s = make_scheduler(policy, cfg, BenchCost())
+    rng = random.Random(seed)
+    for i in range(NUM_JOBS):
+        s.add(Job(id=i, arrival_s=0.0, prompt_tokens=rng.randint(64, 512), output_tokens=1500), 0.0)
+    return s
+
+
+class Driver:
+    def __init__(self, sched) -> None:
+        self.s, self.now = sched, 0.0
+        self.reset()
+
+    def step(self) -> None:
+        s = self.s
+        t0 = time.perf_counter_ns()
+        plan = s.schedule(self.now)
+        t1 = time.perf_counter_ns()
+        for j in plan.swap_out:  # transfers land at once: not part of the decision cost
+            s.on_swap_done(j, self.now)
+        for j in plan.swap_in:
+            s.on_swap_done(j, self.now)
+        num_swaps = len(plan.swap_out) + len(plan.swap_in) + len(plan.recompute)
+        dt = iteration_s(plan)
+        self.now += dt
+        t2 = time.perf_counter_ns()
+        s.on_iteration_done(plan, self.now, dt)
+        t3 = time.perf_counter_ns()
+        self.schedule_us.append((t1 - t0) / 1000)
+        self.done_us.append((t3 - t2) / 1000)
+        self.num_swaps.append(num_swaps)
+
+    def run(self, n: int) -> None:
+        for _ in range(n):
+            self.step()
+
+    def reset(self) -> None:
+        self.schedule_us: list[float] = []
+        self.done_us: list[float] = []
+        self.num_swaps: list[int] = []  # swaps and recomputes each decision started
+
+
+def census(s) -> str:
+    jobs = s.jobs.values()
+    fresh = sum(j.generated_tokens == 0 for j in jobs)
+    host = sum(j.kv is KVLocation.HOST for j in jobs)
+    dev = sum(j.kv is KVLocation.DEVICE for j in jobs)
+    return f"{fresh:>5} fresh {dev:>4} on device {host:>5} on host"
+
+
+def measure(policy: str, state: str, warmup: int, n: int, profile: bool = False) -> dict:
+    d = Driver(build(policy))
+    d.run(warmup if state == "started" else 5)
+    d.reset()
+    prof = cProfile.Profile() if profile else None
+    if prof:
+        prof.enable()
+    d.run(n)
+    if prof:
+        prof.disable()
+        pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+    quiet = [t for t, k in zip(d.schedule_us, d.num_swaps, strict=True) if k == 0]
+    return {
+        "policy": policy, "state": state, "mean": statistics.fmean(d.schedule_us),
+        "p50": statistics.median(d.schedule_us),
+        "quiet": statistics.fmean(quiet) if quiet else math.nan,
+        "done": statistics.fmean(d.done_us), "swaps": statistics.fmean(d.num_swaps),
+        "census": census(d.s),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--policy", action="append", choices=list(POLICIES), help="Policy to time (repeatable; default all).")
+    ap.add_argument("--decisions", type=int, default=300, help="Timed decisions per state.")
+    ap.add_argument("--warmup", type=int, default=1500, help="Decisions before the 'started' state is timed.")
+    ap.add_argument("--profile", choices=["fresh", "started"], help="cProfile the timed decisions of this state.")
+    args = ap.parse_args()
+
+    rows = []
+    for policy in args.policy or list(POLICIES):
+        for state in ("fresh", "started"):
+            if args.profile and state != args.profile:
+                continue
+            rows.append(measure(policy, state, args.warmup, args.decisions, bool(args.profile)))
+    print(f"{NUM_JOBS} jobs, batch {BATCH}, {args.decisions} timed decisions per row; target "
+          f"< {TARGET_US:.0f} us per schedule()")
+    print("schedule(): mean and median us per call, and the mean over calls that start no swap;"
+          " done: on_iteration_done us; swaps: transfers and recomputes started per decision")
+    print(f"{'policy':<15} {'state':<8} {'mean':>7} {'p50':>7} {'no-swap':>7} {'done':>6} {'swaps':>6}"
+          "  jobs at the end")
+    for r in rows:
+        flag = "" if r["mean"] < TARGET_US else "  over target"
+        print(f"{r['policy']:<15} {r['state']:<8} {r['mean']:>7.1f} {r['p50']:>7.1f} {r['quiet']:>7.1f} "
+              f"{r['done']:>6.1f} {r['swaps']:>6.2f}  {r['census']}{flag}")
+
+
+if __name__ == "__main__":
+    main()

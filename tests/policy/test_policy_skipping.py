@@ -1,0 +1,64 @@
+"""Event skipping: `horizon` + `advance` give exactly the per-job results of stepping one
+iteration at a time.
+
+The skipping engine (policy_testkit.Engine with skip=True) repeats a plan only when it is pure
+decode, no transfer is in flight, and n <= horizon.max_iterations, n <= the smallest remaining
+output of the batch, and the first n - 1 iterations end strictly before horizon.deadline_s and
+strictly before the next arrival. Iteration times are whole microseconds, so sums are exact.
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+
+from policy import SchedulerConfig
+from tests.policy.policy_strategies import proactive_scenarios, scenarios
+from tests.policy.policy_testkit import Scenario
+
+
+def _compare(sc: Scenario):
+    step, skip = sc.run(skip=False), sc.run(skip=True)
+    assert skip.results() == step.results()  # first token, finish, counters, level history
+    assert skip.num_iterations == step.num_iterations
+    assert skip.num_schedule_calls <= step.num_schedule_calls
+    return step, skip
+
+
+@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_skipping_matches_stepping(sc):
+    _compare(sc)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(proactive_scenarios())
+def test_skipping_matches_stepping_under_proactive_swapping(sc):
+    _compare(sc)
+
+
+def test_skipping_actually_skips():
+    # Two long decodes under MLFQ with quanta 10, 20, 40 ms: many iterations fit in a quantum.
+    cfg = SchedulerConfig(num_levels=3, base_quantum_s=0.010, max_batch_size=2,
+                          starvation_check_iterations=1, alpha_s=0.050)
+    sc = Scenario("mlfq", cfg, ((0, 0, 10, 60), (1, 0, 20, 60), (2, 30_000, 5, 40)))
+    step, skip = _compare(sc)
+    assert skip.num_schedule_calls * 4 < step.num_schedule_calls
+    levels = [lv for _, lv in step.results()[0].levels]
+    assert levels[:3] == [0, 1, 2]  # demotions happened inside skipped stretches
+
+
+def test_upload_order_change_ends_a_skip():
+    """Regression (found by test_skipping_matches_stepping): proactive uploads go in ENST order
+    and MLFQ's ENST shrinks as a host job nears its promotion. Here, at 34.5 ms, jobs 3 and 9 are
+    on the host and the leader (3) does not fit above the 20-block reserve; one iteration later
+    job 9 leads and fits, so stepping uploads it while a skip over that decision did not."""
+    cfg = SchedulerConfig(device_kv_tokens=50, host_kv_tokens=1000, max_batch_size=1,
+                          max_seq_tokens=64, swap="proactive", swap_reserve_fraction=0.4,
+                          base_quantum_s=0.005, num_levels=2, alpha_s=0.01,
+                          starvation_check_iterations=2)
+    lengths = [(1, 10), (1, 1), (1, 1), (7, 6), (1, 1), (1, 1), (1, 1), (1, 6), (6, 6), (1, 6),
+               (6, 1)]
+    sc = Scenario("mlfq", cfg, tuple((i, 0, p, o) for i, (p, o) in enumerate(lengths)))
+    step, _ = _compare(sc)
+    assert step.results()[8].num_swaps == 2
+    assert any(p["swap_in"] == [9] and p["batch"] == [0] for p in step.plans)
