@@ -56,7 +56,6 @@ class KVSpace:
         self.device_used_blocks = 0  # resident and swapping-in blocks
         self.host_used_blocks = 0
         self.releasing_blocks = 0  # device blocks of swap-outs in flight; free once they land
-        self.incoming_blocks = 0  # device blocks held by swap-ins in flight (written once they start)
         if capacity.block_size_tokens == 1:  # hot path: a block is a token
             self.blocks_for = self._same
 
@@ -106,8 +105,7 @@ class KVSpace:
         job.device_blocks += extra
         if job.kv is KVLocation.NONE:
             job.kv = KVLocation.DEVICE
-        elif job.kv is KVLocation.SWAPPING_IN:
-            self.incoming_blocks += extra
+
 
     def drop(self, job: Job) -> None:
         """Free the job's device KV without copying it (recompute, or the job finished)."""
@@ -140,7 +138,6 @@ class KVSpace:
             raise ValueError(f"job {job.id}: cannot swap in ({job.kv.value}, device free {self.device_plannable_blocks})")
         job.device_blocks = job.host_blocks
         self.device_used_blocks += job.device_blocks
-        self.incoming_blocks += job.device_blocks
         job.kv = KVLocation.SWAPPING_IN
 
     def finish_swap(self, job: Job) -> None:
@@ -149,7 +146,6 @@ class KVSpace:
             job.device_blocks = 0
             job.kv = KVLocation.HOST
         elif job.kv is KVLocation.SWAPPING_IN:
-            self.incoming_blocks -= job.device_blocks
             self.host_used_blocks -= job.host_blocks
             job.host_blocks = 0
             job.kv = KVLocation.DEVICE

@@ -10,13 +10,8 @@ evicts and swaps by the same rules:
   needs a prefill joins while the prefill-token budget allows (one prefill may exceed it
   alone); after the first prefill that does not fit, prefill admission closes for this
   decision (head-of-line, as in vLLM and Orca), and only started jobs can still join.
-- Room on the device comes from free blocks, else from evicting lower-priority jobs that are
-  not in the batch, lowest priority first. Eviction swaps out (proactive, reactive) or drops
-  the KV (recompute). When both device and host are full, the victim's KV is dropped and the
-  job recomputes later: that is the defined behaviour, counted in `num_recomputes`.
-- Proactive mode (FastServe section 4.2) additionally offloads the resident jobs with the
-  largest ENST while fewer than `swap_reserve_fraction` of device blocks are free, and uploads
-  host jobs with the smallest ENST while the reserve stays free.
+- KV placement and swap modes are in `policy.placement` (mixed in), event skipping in
+  `policy.horizon`.
 - Non-preemptive policies (Orca) reserve `max_seq_tokens` per job at admission and never evict.
 
 Times are integer microseconds inside; see `policy.job`.
@@ -31,15 +26,17 @@ from typing import ClassVar
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
 from policy.dispatch import ReplicaLoad
+from policy.horizon import PlanHorizon
 from policy.job import Job, KVLocation, to_us
 from policy.kv import KVCapacity, KVSpace
-from policy.plan import Horizon, Plan
+from policy.placement import KVPlacement
+from policy.plan import Plan
 from policy.queue import JobQueue, RankIndex
 
 _NO_LIMIT_ITERATIONS = 1 << 30
 
 
-class Scheduler:
+class Scheduler(KVPlacement, PlanHorizon):
     name: ClassVar[str] = ""
     default_swap: ClassVar[str] = "proactive"
     preemptive: ClassVar[bool] = True
@@ -69,12 +66,14 @@ class Scheduler:
         self._device: dict[int, Job] = {}  # KV resident on the device, no transfer in flight
         self._host: dict[int, Job] = {}
         self._swapping_out: dict[int, Job] = {}
+        self._swapping_in: dict[int, Job] = {}
         # The device and host jobs again, in priority order, so that eviction and proactive
         # swapping pick their jobs without scanning every resident job (policy_bench.py).
         self._device_by_rank = RankIndex()
         self._host_by_rank = RankIndex()
         self._queue_of: dict[int, JobQueue] = {}
         self._prefill_closed = False
+        self._may_drop_any = False  # set for a second walk when the first would stall
         self._next_seq = 0
 
     # -- what a policy subclass provides -----------------------------------------------------
@@ -156,7 +155,7 @@ class Scheduler:
 
     def _track(self, job: Job) -> None:
         """Keep the location indexes in step with `job.kv`."""
-        for d in (self._device, self._host, self._swapping_out):
+        for d in (self._device, self._host, self._swapping_out, self._swapping_in):
             d.pop(job.id, None)
         self._device_by_rank.discard(job)
         self._host_by_rank.discard(job)
@@ -168,6 +167,8 @@ class Scheduler:
             self._host_by_rank.add(job, self._rank(job))
         elif job.kv is KVLocation.SWAPPING_OUT:
             self._swapping_out[job.id] = job
+        elif job.kv is KVLocation.SWAPPING_IN:
+            self._swapping_in[job.id] = job
         self._on_relocated(job)
 
     def _target_tokens(self, tokens: int) -> int:
@@ -211,8 +212,38 @@ class Scheduler:
     def schedule(self, now_s: float) -> Plan:
         now_us = to_us(now_s)
         self._before_schedule(now_us)
-        cfg = self.config
         plan = Plan()
+        self._may_drop_any = False
+        batch_ids, prefill_ids = self._form_batch(plan)
+        if not (plan.batch or plan.swap_out or plan.swap_in or plan.recompute
+                or self._swapping_out or self._swapping_in) and self.jobs:
+            # Nothing would run and no transfer would free room: a stall. The first walk
+            # changed nothing, so walk again letting any job drop victims' KV, for progress.
+            self._may_drop_any = True
+            batch_ids, prefill_ids = self._form_batch(plan)
+        for job in plan.recompute:
+            self._place(job)  # started -> fresh queue, after the walk is done with the queues
+        if self.swap_mode == "proactive":
+            self._proactive_swaps(plan, batch_ids, now_us)
+        for job in list(self._running.values()):
+            if job.id not in batch_ids and job.id not in self._in_flight:
+                del self._running[job.id]
+                job.num_preemptions += 1
+                self._on_stopped(job, now_us)
+        for job in plan.batch:
+            if job.id not in self._running:
+                self._on_selected(job)
+        # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
+        if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in)):
+            plan.wait_for.extend(self._swapping_out.values())
+        plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
+        plan.prefill_ids = frozenset(prefill_ids)
+        self._in_flight.update(batch_ids)
+        return plan
+
+    def _form_batch(self, plan: Plan) -> tuple[set[int], set[int]]:
+        """Walk jobs in priority order into `plan` (see the module docstring)."""
+        cfg = self.config
         batch_ids: set[int] = set()
         prefill_ids: set[int] = set()
         evicted: set[int] = set()
@@ -246,25 +277,7 @@ class Scheduler:
             if fresh:
                 prefill_ids.add(job.id)
                 prefill_tokens += job.context_tokens
-        for job in plan.recompute:
-            self._place(job)  # started -> fresh queue, after the walk is done with the queues
-        if self.swap_mode == "proactive":
-            self._proactive_swaps(plan, batch_ids, now_us)
-        for job in list(self._running.values()):
-            if job.id not in batch_ids and job.id not in self._in_flight:
-                del self._running[job.id]
-                job.num_preemptions += 1
-                self._on_stopped(job, now_us)
-        for job in plan.batch:
-            if job.id not in self._running:
-                self._on_selected(job)
-        # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
-        if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in)):
-            plan.wait_for.extend(self._swapping_out.values())
-        plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
-        plan.prefill_ids = frozenset(prefill_ids)
-        self._in_flight.update(batch_ids)
-        return plan
+        return batch_ids, prefill_ids
 
     def on_iteration_done(self, plan: Plan, now_s: float, elapsed_s: float) -> list[Job]:
         """The plan's batch ran one iteration, ending at `now_s`. Returns the jobs that finished."""
@@ -315,121 +328,3 @@ class Scheduler:
         self._running.pop(job.id, None)
         self.outstanding_prompt_tokens -= job.prompt_tokens
         self._on_finished(job)
-
-    # -- KV placement ------------------------------------------------------------------------
-    def _secure_device_kv(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> bool:
-        """Make room for `job`'s next iteration on the device and claim it; False if impossible."""
-        kv = self.kv
-        target = self._target_tokens(job.context_tokens)
-        location = job.kv
-        if location is KVLocation.DEVICE or location is KVLocation.SWAPPING_IN:
-            need = kv.extra_blocks(job, target)
-            if need <= kv.device_plannable_blocks:  # the common case: grow in place
-                kv.grow(job, target)
-                return True
-        else:  # NONE (prefill) or HOST (swap in, then grow)
-            need = kv.blocks_for(target)
-        if need > kv.device_plannable_blocks:
-            if not self.preemptive:
-                return False
-            # Strictly lower-priority device jobs outside the batch, lowest first, until the
-            # room suffices; none is evicted unless enough can be.
-            rank, room, victims = self._rank(job), kv.device_plannable_blocks, []
-            for v in reversed(self._device_by_rank):
-                if room >= need or self._rank(v) <= rank:
-                    break
-                if v.id not in batch_ids and v.id not in self._in_flight:
-                    victims.append(v)
-                    room += v.device_blocks
-            if room < need:
-                return False
-            for victim in victims:
-                self._evict(victim, plan)
-                evicted.add(victim.id)
-        if location is KVLocation.HOST:
-            kv.start_swap_in(job)
-            plan.swap_in.append(job)
-        kv.grow(job, target)
-        if job.kv is not location:
-            self._track(job)
-        return True
-
-    def _evict(self, job: Job, plan: Plan) -> None:
-        if self.swap_mode != "recompute" and self.kv.can_swap_out(job):
-            self.kv.start_swap_out(job)
-            plan.swap_out.append(job)
-        else:  # recompute mode, or the host is full too
-            self.kv.drop(job)
-            job.num_recomputes += 1
-            plan.recompute.append(job)
-        self._track(job)
-
-    def _proactive_swaps(self, plan: Plan, batch_ids: set[int], now_us: int) -> None:
-        kv = self.kv
-        while kv.device_plannable_blocks < self.reserve_blocks:
-            victim = self._offload_next(batch_ids, now_us)
-            if victim is None or not kv.can_swap_out(victim):
-                break
-            kv.start_swap_out(victim)
-            plan.swap_out.append(victim)
-            self._track(victim)
-        # Every host job holds at least one block: below that much room none can come back.
-        while self._host and kv.device_plannable_blocks - self.reserve_blocks >= 1:
-            job = self._upload_next(now_us)
-            if kv.device_plannable_blocks - job.host_blocks < self.reserve_blocks:
-                break
-            kv.start_swap_in(job)
-            plan.swap_in.append(job)
-            self._track(job)
-
-    # -- event skipping ----------------------------------------------------------------------
-    def horizon(self, plan: Plan, now_s: float) -> Horizon:
-        """How many times a pure-decode `plan` can repeat unchanged (see `Horizon`)."""
-        if not plan.is_pure_decode:
-            return Horizon(1, 0.0)
-        kv = self.kv
-        threshold = 0
-        if self.swap_mode == "proactive" and any(
-            kv.can_swap_out(j) for j in self._device.values() if j.id not in self._in_flight
-            and j not in plan.batch
-        ):
-            threshold = self.reserve_blocks
-        room = kv.device_plannable_blocks - threshold
-        if room < 0:
-            return Horizon(1, 0.0)
-
-        batch = plan.batch
-        if self.swap_mode == "proactive" and self._host:
-            # Fix (tests/policy/test_policy_skipping.py, test_upload_order_change_ends_a_skip):
-            # uploads go in ENST order, and MLFQ's ENST shrinks with time (T_promote), so a
-            # host job that does not lead now may lead, and fit, at a skipped decision.
-            # Repeat only if no host job could fit after the batch's next growth.
-            slack = kv.device_plannable_blocks - self.reserve_blocks - sum(
-                kv.extra_blocks(j, self._target_tokens(j.context_tokens + 1)) for j in batch
-            )
-            if slack > 0 and min(j.host_blocks for j in self._host.values()) <= slack:
-                return Horizon(1, 0.0)
-        max_i = self._max_iterations() - 1
-        if kv.capacity.block_size_tokens == 1 and not self.reserve_max_seq:
-            # Every job holds exactly its context and grows one token per iteration.
-            lo = min(max_i, room // len(batch))
-        else:
-            def growth(i: int) -> int:
-                return sum(
-                    max(0, kv.blocks_for(self._target_tokens(j.context_tokens + i)) - j.device_blocks)
-                    for j in batch
-                )
-
-            # Each job needs a new block at least every block_size iterations (or none, under
-            # a reservation), which bounds the search.
-            block = kv.capacity.block_size_tokens
-            lo, hi = 0, min(max_i, block * (room // len(batch) + 2) if not self.reserve_max_seq else max_i)
-            if growth(hi) <= room:
-                lo = hi
-            while lo < hi:  # largest i with growth(i) <= room
-                mid = (lo + hi + 1) // 2
-                if growth(mid) <= room:
-                    lo = mid
-                else:
-                    hi = mid - 1
-        return Horizon(lo + 1, self._deadline_us(plan, to_us(now_s)) / 1_000_000)

@@ -107,33 +107,33 @@ def test_vllm_fcfs_preempts_the_newest_and_recomputes():
         s.on_iteration_done(p, round(t + 0.001, 3), 0.001)
     assert (j1.device_blocks, j2.device_blocks, j1.context_tokens) == (12, 12, 13)
 
-    # Full. J1 needs one block: the newest running job (J2) is the victim, KV dropped. The 11
-    # blocks left after J1 grows take J3's prefill (8).
+    # Full. J1 needs one block: the newest running job (J2) is the victim, KV dropped. As in
+    # vLLM, no prefill takes the room a preemption just made: J3 waits, J1 runs alone.
     p = s.schedule(0.003)
-    assert plan_ids(p) == expect(batch=[1, 3], prefill=[3], recompute=[2])
+    assert plan_ids(p) == expect(batch=[1], recompute=[2])
     assert (j2.kv, j2.device_blocks, j2.kv_tokens, j2.num_recomputes, j2.num_preemptions) == (
         KVLocation.NONE, 0, 0, 1, 1)
-    assert (s.kv.device_used_blocks, j1.device_blocks, j3.device_blocks) == (21, 13, 8)
+    assert (s.kv.device_used_blocks, j1.device_blocks) == (13, 13)
     s.on_iteration_done(p, 0.004, 0.001)
 
-    # J2 (seq 2, fresh again) sorts before J3, needs 13 blocks; 2 free + J3's 8 < 13, so it
-    # waits and prefill closes; J1 and J3 decode.
+    # J2 (seq 2, fresh again) sorts before J3 and needs 10 + 3 = 13 blocks; J1 grows to 14, so
+    # 10 are free and no lower-priority job holds any: J2 waits, prefill closes, J3 waits too.
     p = s.schedule(0.004)
-    assert plan_ids(p) == expect(batch=[1, 3])
-    assert s.kv.device_used_blocks == 23
-    assert s.on_iteration_done(p, 0.005, 0.001) == [j1, j3]
+    assert plan_ids(p) == expect(batch=[1])
+    assert s.kv.device_used_blocks == 14
+    assert s.on_iteration_done(p, 0.005, 0.001) == [j1]
 
-    # J2 recomputes its prompt and its 3 generated tokens (13), then decodes its last token.
+    # J1 is done: J2 recomputes its prompt and its 3 generated tokens (13) and J3 prefills (8).
     p = s.schedule(0.005)
-    assert plan_ids(p) == expect(batch=[2], prefill=[2])
-    assert p.prefill_tokens == [13] and s.kv.device_used_blocks == 13
+    assert plan_ids(p) == expect(batch=[2, 3], prefill=[2, 3])
+    assert p.prefill_tokens == [13, 8] and s.kv.device_used_blocks == 21
     s.on_iteration_done(p, 0.006, 0.001)
     assert (j2.generated_tokens, j2.kv_tokens, j2.first_token_s) == (4, 13, 0.001)
     p = s.schedule(0.006)
-    assert plan_ids(p) == expect(batch=[2])
-    assert s.on_iteration_done(p, 0.007, 0.001) == [j2]
+    assert plan_ids(p) == expect(batch=[2, 3])
+    assert s.on_iteration_done(p, 0.007, 0.001) == [j2, j3]
     assert [(j.first_token_s, j.finish_s) for j in (j1, j2, j3)] == [
-        (0.001, 0.005), (0.001, 0.007), (0.004, 0.005)]
+        (0.001, 0.005), (0.001, 0.007), (0.006, 0.007)]
     assert [(j.num_preemptions, j.num_swaps, j.num_recomputes) for j in (j1, j2, j3)] == [
         (0, 0, 0), (1, 0, 1), (0, 0, 0)]
     assert s.idle and s.kv.device_used_blocks == 0

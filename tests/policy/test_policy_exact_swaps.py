@@ -145,55 +145,41 @@ def test_proactive_uploads_never_hold_up_compute():
     assert (kv.device_used_blocks, kv.releasing_blocks) == (27, 12)
 
 
-def test_recompute_drops_victims_and_prefills_them_again():
+def test_recompute_mode_never_drops_work_for_a_new_job():
+    # J3 (no token yet) needs 15 > 10 free. In recompute mode making room means dropping a
+    # started job's KV, and new work never destroys started work: J3 waits, prefill admission
+    # closes, and J1 and J2 (level 1, by seq) each grow by one block.
     s, j1, j2, j3 = _three_jobs("recompute")
-    kv = s.kv
-    # Same victim (J2), but its KV is dropped: no wait.
     p = s.schedule(0.010)
-    assert plan_ids(p) == expect(batch=[3, 1], prefill=[3], recompute=[2])
-    assert (kv.device_used_blocks, kv.releasing_blocks, kv.host_used_blocks) == (26, 0, 0)
-    assert (j2.kv, j2.num_recomputes, j2.num_preemptions, j2.level) == (KVLocation.NONE, 1, 1, 1)
-    s.on_iteration_done(p, 0.020, 0.010)
-
-    # Level 1 by seq: J1 (3, +1), J2 (4, fresh: prefill 10 + 1 = 11 tokens; evict J3, seq 6).
-    p = s.schedule(0.020)
-    assert plan_ids(p) == expect(batch=[1, 2], prefill=[2], recompute=[3])
-    assert p.prefill_tokens == [11] and kv.device_used_blocks == 23
-    s.on_iteration_done(p, 0.030, 0.010)
-    assert (j2.generated_tokens, j2.kv_tokens, j2.first_token_s) == (2, 11, 0.010)
-    assert j1.level == 2
-
-    # J2 (+1 -> 24); J3 recomputes 16 tokens: evict J1 (level 2, 12 blocks).
-    p = s.schedule(0.030)
-    assert plan_ids(p) == expect(batch=[2, 3], prefill=[3], recompute=[1])
-    assert kv.device_used_blocks == 28
-    assert [j.num_recomputes for j in (j1, j2, j3)] == [1, 1, 1]
-    assert [j.num_swaps for j in (j1, j2, j3)] == [0, 0, 0]
+    assert plan_ids(p) == expect(batch=[1, 2])
+    assert (s.kv.device_used_blocks, j1.device_blocks, j2.device_blocks) == (22, 11, 11)
+    assert [j.num_recomputes for j in (j1, j2, j3)] == [0, 0, 0]
+    assert j3.kv is KVLocation.NONE
 
 
-def test_full_host_drops_the_victim_instead_of_raising():
-    # Host of 5 blocks cannot take J2's 10: the victim is dropped (recompute), even in reactive
-    # mode, and counted.
+def test_full_host_makes_a_new_job_wait_instead_of_dropping():
+    # Host of 5 blocks cannot take J2's or J1's 10: J3 may not evict them (that would drop
+    # started work for new work), so it waits; nothing is swapped or dropped, nothing raises.
     s, j1, j2, j3 = _three_jobs("reactive", host_kv_tokens=5)
     p = s.schedule(0.010)
-    assert plan_ids(p) == expect(batch=[3, 1], prefill=[3], recompute=[2])
-    assert (j2.num_recomputes, j2.num_swaps, s.kv.host_used_blocks) == (1, 0, 0)
+    assert plan_ids(p) == expect(batch=[1, 2])
+    assert (j2.num_recomputes, j2.num_swaps, s.kv.host_used_blocks) == (0, 0, 0)
 
 
 def test_host_with_room_for_one_victim_only():
-    # 15 host blocks: J2 (10) is swapped out; later J3 (15) does not fit next to it and is
-    # dropped, while J2 swaps back in.
+    # 15 host blocks: J2 (10) is swapped out for the new J3, leaving 5 free on the host.
     s, j1, j2, j3 = _three_jobs("reactive", host_kv_tokens=15)
     p = s.schedule(0.010)
     assert plan_ids(p) == expect(batch=[3, 1], prefill=[3], swap_out=[2], wait_for=[2])
     s.on_swap_done(j2, 0.011)
     s.on_iteration_done(p, 0.021, 0.010)
-    # J1 +1 -> 27 used; J2 needs 11: J3 evicted, host has 5 free < 15 -> dropped (27 - 15 = 12);
-    # J2 swaps in (22) and grows (23). Nothing releasing, so only J2's upload is waited for.
+    # Level 1 by seq: J1 grows to 12 (27 used). J2 (on the host, not running) needs 11: only
+    # J3 (15 blocks, seq 6) is below it, and the host cannot take 15 > 5. J2 may not drop
+    # J3's work, so it waits. J3 ran last and grows to 16 (28 used).
     p = s.schedule(0.021)
-    assert plan_ids(p) == expect(batch=[1, 2], swap_in=[2], recompute=[3], wait_for=[2])
-    assert (s.kv.device_used_blocks, s.kv.releasing_blocks, s.kv.host_used_blocks) == (23, 0, 10)
-    assert (j3.num_recomputes, j3.kv) == (1, KVLocation.NONE)
+    assert plan_ids(p) == expect(batch=[1, 3])
+    assert (s.kv.device_used_blocks, s.kv.releasing_blocks, s.kv.host_used_blocks) == (28, 0, 10)
+    assert (j3.num_recomputes, j3.kv, j2.kv) == (0, KVLocation.DEVICE, KVLocation.HOST)
 
 
 def test_an_upload_in_flight_counts_against_a_later_swap_out():
