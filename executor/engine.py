@@ -46,7 +46,7 @@ from executor.kv_store import KVStore
 from executor.records import IterationLog, SpanLog
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper, Transfer
-from policy import Job, KVLocation, Plan, RequestLog, Scheduler
+from policy import Job, KVLocation, Plan, RequestLog, Scheduler, to_us
 
 
 class EngineError(RuntimeError):
@@ -186,10 +186,33 @@ class Engine:
 
     # -- one plan ------------------------------------------------------------------------------
     def _execute(self, plan: Plan, start_s: float, pending: deque[Job]) -> None:
-        sched, store = self._scheduler, self.store
+        sched = self._scheduler
         horizon = sched.horizon(plan, start_s) if self.config.skip and plan.is_pure_decode else None
         level_counts = sched.level_counts() if self._iterations is not None else []
         num_queued = len(sched.jobs) - len(plan.batch)
+        swapped = self._prepare(plan)
+        if not plan.batch:  # transfers only
+            return
+        end_s = self._iterate(plan, start_s, level_counts, num_queued, swapped)
+        num_iterations = 1
+        ends_us = [to_us(end_s - start_s)]  # each iteration's end since the first began
+        if horizon is not None:
+            # Reuse the plan while the policy would decide the same (policy.Plan.Horizon): within
+            # its iteration and time bounds, before any job's last token, arrival or landed copy.
+            limit = min(horizon.max_iterations, min(j.remaining_tokens for j in plan.batch))
+            while (num_iterations < limit and end_s - start_s < horizon.deadline_s
+                   and not (pending and pending[0].arrival_s <= end_s) and not self._landed()):
+                end_s = self._iterate(plan, end_s, level_counts, num_queued, (0, 0))
+                num_iterations += 1
+                ends_us.append(to_us(end_s - start_s))
+        self._advance(plan, end_s, num_iterations, end_s - start_s, ends_us)
+
+    # Steps 1-5 and 8 are methods of their own so that the pipelined engine
+    # (executor.distributed.pipeline) shares them; it launches a micro-batch between the two.
+    def _prepare(self, plan: Plan) -> tuple[int, int]:
+        """Steps 1-5: drop recomputed KV, start and wait for transfers; returns the swapped
+        (out, in) tokens. On return every batch job's KV is on the device."""
+        store = self.store
         for job in plan.recompute:
             store.drop(job.id)
         swapped = sum(j.kv_tokens for j in plan.swap_out), sum(j.kv_tokens for j in plan.swap_in)
@@ -205,24 +228,17 @@ class Engine:
                 self._complete(transfer, wait=True)
         for job in plan.swap_in:
             self._start(self.swapper.swap_in(job.id, job.device_blocks))
-        if not plan.batch:  # transfers only
-            return
         for job in plan.batch:
             if job.kv is KVLocation.SWAPPING_IN:
                 self._complete(self._transfers[job.id], wait=True)
-        end_s = self._iterate(plan, start_s, level_counts, num_queued, swapped)
-        num_iterations = 1
-        if horizon is not None:
-            # Reuse the plan while the policy would decide the same (policy.Plan.Horizon): within
-            # its iteration and time bounds, before any job's last token, arrival or landed copy.
-            limit = min(horizon.max_iterations, min(j.remaining_tokens for j in plan.batch))
-            while (num_iterations < limit and end_s - start_s < horizon.deadline_s
-                   and not (pending and pending[0].arrival_s <= end_s) and not self._landed()):
-                end_s = self._iterate(plan, end_s, level_counts, num_queued, (0, 0))
-                num_iterations += 1
-        finished = sched.advance(plan, end_s, num_iterations, end_s - start_s)
-        for job in finished:
-            store.drop(job.id)
+        return swapped
+
+    def _advance(self, plan: Plan, end_s: float, num_iterations: int, elapsed_s: float,
+                 ends_us: list[int] | None = None) -> None:
+        """Step 8: report the iterations to the policy; free and record the finished jobs."""
+        ends_us = ends_us if num_iterations > 1 else None
+        for job in self._scheduler.advance(plan, end_s, num_iterations, elapsed_s, ends_us):
+            self.store.drop(job.id)
             self._log.record(job, job.id, self.config.replica)
             self._bar.update(1)
 
@@ -231,7 +247,7 @@ class Engine:
         """One forward pass of the plan's batch; returns when it ended (engine time)."""
         store, bs = self.store, self.store.block_size
         segments = []
-        prefill_tokens = decode_context_tokens = 0
+        prefill_tokens = decode_context_tokens = decode_max_context_tokens = 0
         for job in plan.batch:
             tokens = self._tokens[job.id]
             # the policy's count, or (in a reused plan) the blocks this step writes into
@@ -244,6 +260,7 @@ class Engine:
             else:
                 segments.append(Segment(job.id, tokens[-1:], len(tokens) - 1))
                 decode_context_tokens += len(tokens)
+                decode_max_context_tokens = max(decode_max_context_tokens, len(tokens))  # decode pads to it
         forward_start = time.perf_counter()
         next_tokens = self.runner.step(segments)
         forward_s = time.perf_counter() - forward_start
@@ -259,6 +276,7 @@ class Engine:
                 "replica": self.config.replica, "start_s": start_s, "end_s": end_s, "num_iterations": 1,
                 "batch_size": len(plan.batch), "num_prefills": len(plan.prefill_ids),
                 "prefill_tokens": prefill_tokens, "decode_context_tokens": decode_context_tokens,
+                "decode_max_context_tokens": decode_max_context_tokens,
                 "device_kv_blocks_used": store.device_alloc.num_used, "host_kv_blocks_used": store.host_alloc.num_used,
                 "swap_out_tokens": swapped[0], "swap_in_tokens": swapped[1], "num_queued": num_queued,
                 "forward_s": forward_s,

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterator
 
 from policy.config import SchedulerConfig
@@ -70,9 +71,40 @@ class MLFQ(Scheduler):
 
     def _on_served(self, job: Job, elapsed_us: int) -> None:
         if job.attained_us >= self.quantum_us[job.level]:
-            job.level = min(self.config.num_levels - 1, job.level + self.config.demotion_levels)
-            job.attained_us = 0
-            self._place(job, new_seq=self._new_seq())
+            self._demote(job, self._lower(job.level))
+
+    def _lower(self, level: int) -> int:
+        return min(self.config.num_levels - 1, level + self.config.demotion_levels)
+
+    def _demote(self, job: Job, level: int) -> None:
+        job.level = level
+        job.attained_us = 0
+        self._place(job, new_seq=self._new_seq())
+
+    def _on_served_batch(self, jobs: list[Job], elapsed_us: int, iteration_ends_us) -> None:
+        if iteration_ends_us is None:
+            return super()._on_served_batch(jobs, elapsed_us, None)
+        # Several iterations at once: find, per job, every iteration at whose end its quantum
+        # ran out (cumulative service crossing q_level, then counting again from zero), then
+        # apply the demotions in the order a step-by-step run would (iteration, then batch
+        # position), since each one queues the job behind the jobs demoted before it.
+        ends = iteration_ends_us
+        events = []
+        for position, job in enumerate(jobs):
+            level, base_us, attained_us = job.level, 0, job.attained_us
+            charged = len(ends) - 1 if job.finished else len(ends)  # retired before its last
+            while True:
+                i = bisect_left(ends, base_us + self.quantum_us[level] - attained_us, 0, charged)
+                if i >= charged:
+                    break
+                level, base_us, attained_us = self._lower(level), int(ends[i]), 0
+                events.append((i, position, level))
+            job.attained_us = attained_us + int(ends[-1]) - base_us
+        final_attained = [job.attained_us for job in jobs]
+        for _, position, level in sorted(events):
+            self._demote(jobs[position], level)
+        for job, attained_us in zip(jobs, final_attained, strict=True):
+            job.attained_us = attained_us
 
     def _on_stopped(self, job: Job, now_us: int) -> None:
         job.waiting_since_us = now_us
@@ -111,6 +143,10 @@ class MLFQ(Scheduler):
 
     # -- event skipping ----------------------------------------------------------------------
     def _deadline_us(self, plan: Plan, now_us: int) -> float:
+        if len(self.jobs) == len(plan.batch):
+            # Every unfinished job is running: a demotion cannot change who runs, and `advance`
+            # charges quanta iteration by iteration, so only memory and the engine bound a skip.
+            return math.inf
         deadline = min(self.quantum_us[j.level] - j.attained_us for j in plan.batch)
         if self._waiting and self.config.starvation_check_iterations == 1:
             first = next(iter(self._waiting.values()))

@@ -20,7 +20,7 @@ Times are integer microseconds inside; see `policy.job`.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
 from policy.config import SchedulerConfig
@@ -92,7 +92,15 @@ class Scheduler(KVPlacement, PlanHorizon):
         """Time-driven state changes (starvation promotion)."""
 
     def _on_served(self, job: Job, elapsed_us: int) -> None:
-        """After an unfinished job ran (demotion, re-keying)."""
+        """After an unfinished job ran, its attained service updated (demotion, re-keying)."""
+
+    def _on_served_batch(self, jobs: list[Job], elapsed_us: int, iteration_ends_us: Sequence[int] | None) -> None:
+        """After the batch ran one or more iterations (batch order; finished jobs included, and
+        they take nothing from their last iteration: a step-by-step run retires them first)."""
+        for job in jobs:
+            if not job.finished:
+                job.attained_us += elapsed_us
+                self._on_served(job, elapsed_us)
 
     def _on_stopped(self, job: Job, now_us: int) -> None:
         """A running job was left out of a batch (it is waiting from now on)."""
@@ -283,13 +291,19 @@ class Scheduler(KVPlacement, PlanHorizon):
         """The plan's batch ran one iteration, ending at `now_s`. Returns the jobs that finished."""
         return self.advance(plan, now_s, 1, elapsed_s)
 
-    def advance(self, plan: Plan, now_s: float, num_iterations: int, elapsed_s: float) -> list[Job]:
+    def advance(self, plan: Plan, now_s: float, num_iterations: int, elapsed_s: float,
+                iteration_ends_us: Sequence[int] | None = None) -> list[Job]:
         """`num_iterations` back-to-back runs of a pure-decode `plan`, together `elapsed_s` long,
         ending at `now_s`: the same state as that many (`schedule`, `on_iteration_done`) pairs
-        when the engine respects `horizon(plan)`. Returns the jobs that finished."""
+        when the engine respects `horizon(plan)`. For more than one iteration the engine also
+        gives `iteration_ends_us`, each iteration's end in microseconds since the first began
+        (the last equals elapsed), so that quanta used up part-way are charged exactly.
+        Returns the jobs that finished."""
         n = num_iterations
         if n > 1 and not plan.is_pure_decode:
             raise ValueError("advance: only a pure-decode plan can be repeated")
+        if n > 1 and (iteration_ends_us is None or len(iteration_ends_us) != n):
+            raise ValueError(f"advance: {n} iterations need {n} iteration_ends_us")
         elapsed_us = to_us(elapsed_s)
         finished: list[Job] = []
         for job in plan.batch:
@@ -304,13 +318,14 @@ class Scheduler(KVPlacement, PlanHorizon):
                 job.first_token_s = now_s
             self._running[job.id] = job
             if job.finished:
-                self._finish(job, now_s)
                 finished.append(job)
-                continue
-            job.attained_us += elapsed_us
-            if was_prefill:
+            elif was_prefill:
                 self._place(job)  # fresh -> started queue
-            self._on_served(job, elapsed_us)
+        # Service is charged before finishing, so that a job finishing on the last of several
+        # iterations still goes through the demotions of the earlier ones.
+        self._on_served_batch(plan.batch, elapsed_us, iteration_ends_us if n > 1 else None)
+        for job in finished:
+            self._finish(job, now_s)
         self.num_iterations += n
         return finished
 

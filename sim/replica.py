@@ -116,22 +116,23 @@ class Replica:
             start_us = env.now
             level_counts = sched.level_counts() if self.iterations is not None else None
             step_us = duration_us(cost.iteration_s(plan.prefill_tokens, plan.decode_context_tokens))
-            n, total_us = 1, step_us
+            n, total_us, ends_us = 1, step_us, None
             if self.config.skip and plan.is_pure_decode and not self.transfers:
-                n, total_us = self._skippable(plan, step_us)
+                n, total_us, ends_us = self._skippable(plan, step_us)
             yield env.timeout(total_us)
             now_s = to_s(env.now)
             self._record(plan, start_us, n, level_counts)
             if n == 1:
                 finished = sched.on_iteration_done(plan, now_s, to_s(total_us))
             else:
-                finished = sched.advance(plan, now_s, n, to_s(total_us))
+                finished = sched.advance(plan, now_s, n, to_s(total_us), ends_us)
                 self.num_skipped_iterations += n - 1
             for job in finished:
                 self._finish(job)
 
-    def _skippable(self, plan: Plan, step_us: int) -> tuple[int, int]:
-        """How many iterations of `plan` can run back to back, and their total duration."""
+    def _skippable(self, plan: Plan, step_us: int):
+        """How many iterations of `plan` can run back to back, their total duration, and each
+        one's end relative to the first's start (microseconds)."""
         now_us = self.env.now
         horizon = self.scheduler.horizon(plan, to_s(now_us))
         limit = min(horizon.max_iterations, min(j.remaining_tokens for j in plan.batch),
@@ -141,7 +142,7 @@ class Replica:
             # Iterations only lengthen as contexts grow: this bounds the work, not the result.
             limit = min(limit, (next_arrival_us - now_us) // step_us + 1)
         if limit < 2:
-            return 1, step_us
+            return 1, step_us, None
         steps = durations_us(self.cost.decode_iterations_s(plan.decode_context_tokens, limit))
         if steps[0] != step_us:
             raise RuntimeError(
@@ -155,8 +156,8 @@ class Replica:
             n = min(n, int(np.searchsorted(ends_rel, deadline_us, side="left")) + 1)
         n = min(n, limit)
         if n < 2:
-            return 1, step_us
-        return n, int(ends_rel[n - 1])
+            return 1, step_us, None
+        return n, int(ends_rel[n - 1]), ends_rel[:n]
 
     # -- the loop, pp > 1 ------------------------------------------------------------------------
     def _run_pipelined(self):

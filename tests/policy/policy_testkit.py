@@ -97,7 +97,7 @@ class JobResult:
     num_preemptions: int
     num_swaps: int
     num_recomputes: int
-    levels: list = field(default_factory=list)  # [(time_us, level)] at each observed change
+    levels: list = field(default_factory=list)  # every level the job took, in order
 
 
 class DeadlockError(AssertionError):
@@ -128,7 +128,16 @@ class Engine:
         self.num_schedule_calls = 0
         self.num_iterations = 0
         self.num_finished = 0
-        self.levels: dict[int, list] = {j.id: [] for j in jobs}
+        self.levels: dict[int, list] = {j.id: [] for j in jobs}  # [(time_us, level)] as observed
+        # Every level each job took, in order, times left out: a skipped stretch applies its
+        # demotions at its end, so only their order is comparable with stepping.
+        self.level_seq: dict[int, list[int]] = {j.id: [] for j in jobs}
+        demote = getattr(sched, "_demote", None)
+        if demote is not None:
+            def traced_demote(job: Job, level: int) -> None:
+                demote(job, level)
+                self._note_level(job.id, level)
+            sched._demote = traced_demote
         self.max_device_blocks_seen = 0
         self.max_host_blocks_seen = 0
         self.last_ran_us: dict[int, int] = {}  # end of the last iteration each job was in
@@ -179,6 +188,12 @@ class Engine:
             hist = self.levels[jid]
             if not hist or hist[-1][1] != j.level:
                 hist.append((self.now_us, j.level))
+            self._note_level(jid, j.level)
+
+    def _note_level(self, job_id: int, level: int) -> None:
+        seq = self.level_seq[job_id]
+        if not seq or seq[-1] != level:
+            seq.append(level)
 
     def _check_device_before_batch(self) -> None:
         kv = self.sched.kv
@@ -230,13 +245,15 @@ class Engine:
         self._run_events_until(max([start_us, *waits]))
         self._check_device_before_batch()
         n = self._skip_count(plan) if self.skip else 1
-        elapsed = sum(iteration_us(plan, i) for i in range(n))
+        steps_us = [iteration_us(plan, i) for i in range(n)]
+        ends_us = [sum(steps_us[: i + 1]) for i in range(n)]
+        elapsed = ends_us[-1]
         end_us = self.now_us + elapsed
         self._run_events_until(end_us)
         if n == 1:
             finished = sched.on_iteration_done(plan, end_us / 1e6, elapsed / 1e6)
         else:
-            finished = sched.advance(plan, end_us / 1e6, n, elapsed / 1e6)
+            finished = sched.advance(plan, end_us / 1e6, n, elapsed / 1e6, ends_us)
         self.num_iterations += n
         self.num_finished += len(finished)
         for j in plan.batch:
@@ -248,29 +265,31 @@ class Engine:
         """Hook for tests that check something after every decision."""
 
     def _skip_count(self, plan: Plan) -> int:
-        """How many iterations the plan may run at once: pure decode, no transfer in flight, and
-        n <= horizon.max_iterations, n <= the smallest remaining output of the batch, the first
-        n - 1 iterations end strictly before horizon.deadline_s and strictly before the next
-        arrival (an arrival at an iteration boundary is seen by the schedule() at that
-        boundary, so that boundary must not be skipped)."""
+        """How many iterations the plan may run at once (as sim/replica.py does): pure decode,
+        no transfer in flight, n <= horizon.max_iterations, n <= the smallest remaining output
+        of the batch, the first n - 1 iterations end strictly before horizon.deadline_s, and
+        all n end strictly before the next arrival (an arrival inside a skipped stretch would
+        be queued before demotions the stretch applies at its end). One step is always fine."""
         if not plan.is_pure_decode or self._swap_done_us:
             return 1
         h = self.sched.horizon(plan, self.now_us / 1e6)
         deadline_us = math.inf if math.isinf(h.deadline_s) else round(h.deadline_s * 1e6)
         limit = min(h.max_iterations, min(j.remaining_tokens for j in plan.batch))
         next_arrival_us = self._next_arrival_us()
-        n, elapsed = 1, 0
+        n, end_us = 1, iteration_us(plan, 0)  # end_us: when the n-th iteration ends
         while n < limit:
-            elapsed += iteration_us(plan, n - 1)  # the n-th iteration; its end is a boundary
-            if elapsed >= deadline_us or self.now_us + elapsed >= next_arrival_us:
+            nxt_us = end_us + iteration_us(plan, n)
+            if end_us >= deadline_us or self.now_us + nxt_us >= next_arrival_us:
                 break
-            n += 1
+            n, end_us = n + 1, nxt_us
+        if n > 1 and self.now_us + end_us >= next_arrival_us:
+            n -= 1
         return n
 
     def results(self) -> dict[int, JobResult]:
         return {
             jid: JobResult(j.first_token_s, j.finish_s, j.num_preemptions, j.num_swaps,
-                           j.num_recomputes, list(self.levels[jid]))
+                           j.num_recomputes, list(self.level_seq[jid]))
             for jid, j in self.jobs.items()
         }
 

@@ -73,7 +73,7 @@ def test_starvation_promotion_waits_for_the_check_period():
     # Pure decode: at most 2 more iterations before the check (3 - 4 % 3); the quantum left is
     # 20 - 5 = 15 ms; promotion time is not a deadline when the period is > 1.
     assert s.horizon(p, 0.045) == Horizon(2, 0.015)
-    s.advance(p, 0.055, 2, 0.010)  # both iterations at once, as event skipping would
+    s.advance(p, 0.055, 2, 0.010, [5_000, 10_000])  # both at once, as event skipping would
     assert (s.num_iterations, j2.generated_tokens, j2.attained_us, j2.level) == (6, 4, 15_000, 1)
     # Iteration 6 done: the check promotes J1, which has waited 25 ms = alpha + two iterations.
     p = s.schedule(0.055)

@@ -141,7 +141,17 @@ def test_advance_refuses_to_repeat_a_prefill():
     s.add(job(1, 5, 5), 0.0)
     p = s.schedule(0.0)
     with raises("advance: only a pure-decode plan can be repeated"):
-        s.advance(p, 0.002, 2, 0.002)
+        s.advance(p, 0.002, 2, 0.002, [1_000, 2_000])
+
+
+def test_advance_needs_every_iteration_end():
+    s = make_scheduler("mlfq")
+    s.add(job(1, 5, 5), 0.0)
+    p = s.schedule(0.0)
+    s.on_iteration_done(p, 0.001, 0.001)
+    p = s.schedule(0.001)
+    with raises("advance: 2 iterations need 2 iteration_ends_us"):
+        s.advance(p, 0.003, 2, 0.002)
 
 
 def test_kv_space_check_act_errors():
