@@ -11,6 +11,7 @@ Driven by the same `policy` schedulers as the simulator. Pieces, one file each:
     records.py    per-iteration rows and per-request spans
     profiler.py   `fastserve profile`: measured latency grids, swap curves, KV capacity
     serve.py      model + store + engine for one run configuration (what `fastserve serve` uses)
-Tensor parallelism (a later issue) shards the model from the outside and gives each rank its
-own `KVStore` of its KV heads; rank 0 runs the policy and the engine's plan translation.
+    distributed/  tensor and pipeline parallelism on torch.distributed: the model sharded from
+                  the outside, each rank a `KVStore` of its shard, rank 0 running the policy and
+                  the engine, the other ranks replaying its store operations and forward passes
 """

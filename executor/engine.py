@@ -27,9 +27,9 @@ engine time. Prompt token ids are synthesized per request from a seeded generato
 Stopping: Ctrl-C or an error (a failing request, a KV mismatch, a stalled policy) ends the run
 cleanly: finished requests keep their rows, every other request is recorded "unfinished" with
 the reason, and the KV store is emptied for the next policy. `RunResult.error` says what happened.
-Designed for tensor parallelism to come: the policy and the plan -> segments/swaps translation
-stay on rank 0; every call on `self.store`, `self.swapper` and `self.runner` is a per-rank
-operation that a distributed engine replays on each rank (each rank's store holds its KV heads).
+Distributed (executor/distributed): the policy and the plan -> segments/swaps translation stay
+on rank 0; every call on `self.store`, `self.swapper` and `self.runner` is a per-rank operation
+that the other ranks replay (each rank's store holds its shard); pp > 1 uses `PipelineEngine`.
 """
 
 from __future__ import annotations

@@ -2,8 +2,21 @@
 
 Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine makes:
 - prefill grid: one iteration prefilling `b` prompts of `n` tokens each;
-- decode grid: one decode iteration of `b` jobs whose context is `c` tokens each (the KV of
-  the first c - 1 tokens sits in the pool, the new token's is written by the step);
+- decode grid: one decode iteration of `b` jobs whose longest context is `c` tokens (the KV of
+  the first c - 1 tokens sits in the pool, the new token's is written by the step). One job is
+  at c and the others at c - 1: the pooled attention pads every job to the longest context and
+  masks the padding whenever contexts differ, which they almost always do in serving; so the
+  grid times that masked path and the profile says `decode_context = "max"` (the cost model
+  looks decodes up at their longest context; at the mean it under-priced uneven batches by up
+  to ~25 % on a tiny CPU model);
+- engine overhead: the engine's own time outside the forward pass, measured by running the
+  real engine (executor/overhead.py), recorded as `engine_overhead`. The same runs calibrate
+  the grids to the engine (`executor.overhead.calibrate`): `forward_scale`, the engine's
+  summed forward time over the grids' prediction (tight-loop medians miss the caches the
+  engine's own work evicts, and the mean the JCT sums: ~5 % on tiny-llama, CPU), and
+  `mixed_shared_s`, what a mixed pass's prefill and decode parts share (a prefill joining
+  running decodes, right after its admission: ~0.25 ms of a ~0.5 ms fixed cost on tiny-llama,
+  CPU, where an extrapolation of the decode grid said all of it);
 - swap curve: moving one job's KV of k tokens device -> host and back (CPU: synchronous
   copies; CUDA: the copy streams, timed to the event);
 - KV capacity: CUDA: (total memory x utilization - weights - peak activations seen while
@@ -28,6 +41,7 @@ from tqdm import tqdm
 
 from executor.kv_store import KVStore
 from executor.models import kv_layout, spec_of
+from executor.overhead import OverheadConfig, calibrate, measure_engine_overhead
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper
 from policy import KVCapacity
@@ -47,6 +61,7 @@ class ProfileConfig:
     budget_s: float = 120.0
     memory_utilization: float = 0.9  # CUDA
     cpu_pool_fraction: float = 0.25  # CPU: of available RAM, for each of the two pools
+    overhead: OverheadConfig | None = OverheadConfig()  # None: no engine-overhead runs
 
     def __post_init__(self) -> None:
         for name in ("prefill_batch_sizes", "prompt_tokens", "decode_batch_sizes", "context_tokens", "swap_tokens"):
@@ -68,7 +83,12 @@ class ProfileConfig:
         context = tuple(c for c in self.context_tokens if c <= max_tokens)
         if len(prompt) < 2 or len(context) < 2:
             raise ValueError(f"fewer than 2 grid points fit the model's {max_tokens}-token context")
-        return replace(self, prompt_tokens=prompt, context_tokens=context)
+        overhead = self.overhead
+        if overhead is not None:
+            # the runs batch up to b + ceil(b / 2) jobs: keep them on the decode grid
+            fits = tuple(b for b in overhead.batch_sizes if b + (b + 1) // 2 <= self.decode_batch_sizes[-1])
+            overhead = replace(overhead, block_size_tokens=self.block_size_tokens, batch_sizes=fits or (1,))
+        return replace(self, prompt_tokens=prompt, context_tokens=context, overhead=overhead)
 
 
 class _Clock:
@@ -123,7 +143,8 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
                     max(cfg.prompt_tokens[-1], cfg.context_tokens[-1], cfg.swap_tokens[-1]), device)
     runner, swapper, sync = ModelRunner(model, store), Swapper(store), _sync_for(device)
     num_points = (len(cfg.prefill_batch_sizes) * len(cfg.prompt_tokens)
-                  + len(cfg.decode_batch_sizes) * len(cfg.context_tokens) + 2 * len(cfg.swap_tokens))
+                  + len(cfg.decode_batch_sizes) * len(cfg.context_tokens) + 2 * len(cfg.swap_tokens)
+                  + (cfg.overhead.num_runs if cfg.overhead is not None else 0))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     vocab = model.config.vocab_size
@@ -133,8 +154,9 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
         def iteration_s(batch: int, tokens: int, prefill: bool) -> float:
             for j in range(batch):
                 store.grow(j, blocks(tokens))
+            # decode: job 0 at the full context, the others one token shorter (masked path)
             segs = [Segment(j, [(j + i) % vocab for i in range(tokens)], 0) if prefill
-                    else Segment(j, [j % vocab], tokens - 1) for j in range(batch)]
+                    else Segment(j, [j % vocab], tokens - 1 - (j > 0 and tokens > 1)) for j in range(batch)]
             t = clock.median_s(lambda: runner.step(segs))
             for j in range(batch):
                 store.drop(j)
@@ -156,21 +178,27 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
             in_s.append(clock.median_s(lambda: move("in"), reset=lambda: move("out")))  # ends on host
             move("in")
             store.drop(0)
+        overhead = overhead_note = engine_rows = None
+        if cfg.overhead is not None:
+            overhead, overhead_note, engine_rows = measure_engine_overhead(model, cfg.overhead, decode[0][0],
+                                                                           on_run=lambda: bar.update(1))
     device_tokens, host_tokens, capacity_note = _kv_capacity(model, store, cfg, layout.bytes_per_token)
-    return Profile(
+    profile = Profile(
         model=spec, hardware=_hardware(device, hardware_name), software=_software(), tp=1, pp=1,
         prefill=LatencyGrid(cfg.prefill_batch_sizes, cfg.prompt_tokens, prefill),
         decode=LatencyGrid(cfg.decode_batch_sizes, cfg.context_tokens, decode),
         swap_out=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(out_s)),
         swap_in=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(in_s)),
         kv_bytes_per_token=layout.bytes_per_token, device_kv_tokens=device_tokens, host_kv_tokens=host_tokens,
-        source="measured", generated_by=generated_by, mixed_batch="fused",
+        source="measured", generated_by=generated_by, mixed_batch="fused", decode_context="max", overhead=overhead,
         notes={
             "method": "executor ModelRunner.step / Swapper on this machine; median of repetitions after "
                       f"{cfg.warmups} warm-ups, at most {cfg.max_repeats} repetitions, budget {cfg.budget_s:g} s",
             "kv_capacity": capacity_note, "block_size_tokens": bs, "torch_threads": torch.get_num_threads(),
+            **({"engine_overhead": overhead_note} if overhead_note else {}),
         },
     )
+    return calibrate(profile, engine_rows) if engine_rows is not None else profile
 
 
 def _available_ram_bytes() -> int:

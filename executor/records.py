@@ -4,7 +4,9 @@
 start_s, end_s, num_iterations (always 1 here), batch_size, num_prefills, prefill_tokens,
 decode_context_tokens, device_kv_blocks_used, host_kv_blocks_used, swap_out_tokens,
 swap_in_tokens, num_queued, plus queue_level_<i> for multi-level policies, plus the live-only
-`forward_s` (model time inside the iteration; the rest is scheduling, bookkeeping and waits).
+`forward_s` (model time inside the iteration; the rest is scheduling, bookkeeping and waits)
+and `decode_max_context_tokens` (the longest decode context, which the pooled attention pads
+every decode job to; `fastserve validate` prices live iterations with it).
 `spans.parquet`: policy, swap, replica, request_id, kind in {running, swap_out, swap_in},
 start_s, end_s; running spans merge while a job runs in back-to-back iterations.
 """
@@ -16,7 +18,7 @@ import pandas as pd
 ITERATION_COLUMNS = (
     "replica", "start_s", "end_s", "num_iterations", "batch_size", "num_prefills", "prefill_tokens",
     "decode_context_tokens", "device_kv_blocks_used", "host_kv_blocks_used", "swap_out_tokens",
-    "swap_in_tokens", "num_queued", "forward_s",
+    "swap_in_tokens", "num_queued", "forward_s", "decode_max_context_tokens",
 )
 FLOAT_COLUMNS = ("start_s", "end_s", "forward_s")
 SPAN_KINDS = ("running", "swap_out", "swap_in")

@@ -100,10 +100,15 @@ class ModelRunner:
             input_ids=input_ids, position_ids=position_ids, use_cache=False, logits_to_keep=keep,
             **{BATCH_KWARG: layout},
         )
-        tokens = out.logits[0].argmax(dim=-1).tolist()
-        decodes = [i for i, s in enumerate(segments) if len(s.token_ids) == 1]
-        prefills = [i for i, s in enumerate(segments) if len(s.token_ids) > 1]
-        result = [0] * len(segments)
-        for i, token in zip(decodes + prefills, tokens, strict=True):
-            result[i] = token
-        return result
+        return in_segment_order(segments, out.logits[0].argmax(dim=-1).tolist())
+
+
+def in_segment_order(segments: Sequence[Segment], packed_tokens: list[int]) -> list[int]:
+    """Tokens sampled in packed order (decodes first, see `layout`) -> in the segments' order.
+    (A function of its own so that a pipeline's last stage reorders the same way.)"""
+    decodes = [i for i, s in enumerate(segments) if len(s.token_ids) == 1]
+    prefills = [i for i, s in enumerate(segments) if len(s.token_ids) > 1]
+    result = [0] * len(segments)
+    for i, token in zip(decodes + prefills, packed_tokens, strict=True):
+        result[i] = token
+    return result

@@ -41,6 +41,16 @@ def load_model(cfg: ModelConfig):
     return build_model(config_from_spec(get_model(cfg.name)), device=cfg.device, dtype=cfg.dtype, seed=cfg.seed)
 
 
+def fit_config(config: SchedulerConfig, limit: int, max_seq_given: bool) -> SchedulerConfig:
+    """The policy's context limit defaults to the model's `limit` positions and may not exceed
+    it. (A function of its own: a distributed CLI run checks it before it starts processes.)"""
+    if not max_seq_given:
+        return dataclasses.replace(config, max_seq_tokens=min(config.max_seq_tokens, limit))
+    if config.max_seq_tokens > limit:
+        raise ValueError(f"max_seq_tokens = {config.max_seq_tokens} exceeds the model's {limit} positions")
+    return config
+
+
 class LiveServer:
     def __init__(self, model, engine_config: EngineConfig | None = None) -> None:
         self.model = model
@@ -53,12 +63,7 @@ class LiveServer:
 
     def fit_config(self, config: SchedulerConfig, max_seq_given: bool) -> SchedulerConfig:
         """The policy's context limit defaults to the model's and may not exceed it."""
-        limit = self.max_seq_tokens
-        if not max_seq_given:
-            return dataclasses.replace(config, max_seq_tokens=min(config.max_seq_tokens, limit))
-        if config.max_seq_tokens > limit:
-            raise ValueError(f"max_seq_tokens = {config.max_seq_tokens} exceeds the model's {limit} positions")
-        return config
+        return fit_config(config, self.max_seq_tokens, max_seq_given)
 
     def run(self, jobs, policy: str, config: SchedulerConfig, cost=None) -> tuple[RunResult, str]:
         """Serve fresh `jobs` with one policy; returns the result and the swap mode used."""

@@ -30,3 +30,5 @@ for _command in (profile, serve): main.add_command(_command)  # noqa: E701
 from fastserve.demo_cli import demo_cmd  # noqa: E402
 
 main.add_command(demo_cmd)
+from fastserve.validate_cli import validate_cmd  # noqa: E402, I001
+main.add_command(validate_cmd)

@@ -4,6 +4,12 @@ Both build the model the same way: a catalog architecture with seeded random wei
 local checkpoint (`--checkpoint`, never downloaded). `serve` runs each policy in turn over the
 whole trace into one run directory, rewritten after every policy, and prints the summary.
 Ctrl-C keeps what finished (the rest is recorded "unfinished") and exits with status 130.
+
+`--tp T --pp P` (T x P > 1) runs a distributed replica (executor/distributed): this process is
+rank 0 and spawns T x P - 1 local workers on loopback, or, under `torchrun --nproc-per-node
+T*P -m fastserve serve ...`, every process runs this command and ranks other than 0 serve rank
+0's commands and write nothing. A worker that dies or hangs (past `--dist-timeout-s`) stops the
+run: finished requests are kept, the rest recorded "unfinished" with the reason, exit status 1.
 """
 
 from __future__ import annotations
@@ -50,11 +56,16 @@ def _model_config(model: str, checkpoint: str | None, device: str, dtype: str, s
         raise click.BadParameter(str(e), param_hint="--checkpoint" if checkpoint else "--model") from None
 
 
-def _cost(profile: str | None, model: str, device: str, policies):
-    """The profile's cost model: `--profile`, else the bundled MODEL_<hardware>_tp1 if any."""
+def _cost(profile: str | None, model: str, device: str, policies, tp: int = 1, pp: int = 1):
+    """The profile's cost model: `--profile`, else the bundled MODEL_<hardware>_tpT[_ppP], else
+    MODEL_<hardware>_tp1, if any."""
     import profiles
 
-    name = profile or f"{model}_{'cpu' if device == 'cpu' else device.split(':')[0]}_tp1"
+    stem = f"{model}_{'cpu' if device == 'cpu' else device.split(':')[0]}_tp"
+    name = profile or f"{stem}1"
+    if profile is None and tp * pp > 1:
+        parallel = f"{stem}{tp}" + (f"_pp{pp}" if pp > 1 else "")
+        name = parallel if parallel in profiles.list_profiles() else name
     try:
         prof = profiles.load_profile(name)
     except ValueError as e:
@@ -77,30 +88,103 @@ def _capacities(options: dict, cost, device: str) -> tuple[int, int]:
     return device_kv or cost.device_kv_tokens, host_kv if host_kv is not None else cost.host_kv_tokens
 
 
+TP_HELP = "Tensor parallelism: ranks that split every layer's heads and MLP columns."
+PP_HELP = "Pipeline parallelism: stages that split the layers, with pp micro-batches in flight."
+DIST_TIMEOUT_HELP = ("With --tp/--pp: seconds a collective, transfer or worker start may take before "
+                     "the run stops with an error (a hung worker).")
+
+
+def _distributed(tp: int, pp: int) -> bool:
+    from executor.distributed.launch import torchrun_env
+
+    return tp * pp > 1 or torchrun_env() is not None
+
+
+def _dist_configs(model: str, checkpoint: str | None, device: str, dtype: str, seed: int, tp: int, pp: int,
+                  timeout_s: float, threads: int | None):
+    """(ModelConfig, DistConfig) of a replica the model can take; one-line errors otherwise."""
+    from executor.distributed.launch import DistConfig, check_parallelism
+    from executor.serve import ModelConfig
+    from profiles.models import get_model
+
+    if checkpoint is None:
+        try:
+            get_model(model)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--model") from None
+    if device.startswith("cuda:"):
+        raise click.BadParameter("with --tp/--pp give --device cuda: each rank uses the GPU of its local rank",
+                                 param_hint="--device")
+    try:
+        cfg = DistConfig(tp, pp, timeout_s, threads=threads or 1)
+        model_cfg = ModelConfig(model, checkpoint, device, dtype, seed)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--dist-timeout-s" if "timeout" in str(e) else "--device") from None
+    try:
+        check_parallelism(model_cfg, cfg)
+    except ValueError as e:
+        raise click.ClickException(f"--tp {tp} --pp {pp}: {e}") from None
+    return model_cfg, cfg
+
+
+def _session(model_cfg, cfg):
+    """Start (or, under torchrun, join) a tp x pp replica; None on a torchrun worker rank once
+    rank 0 has shut it down."""
+    from executor.distributed.comm import DistributedError
+    from executor.distributed.launch import start
+
+    try:
+        return start(model_cfg, cfg)
+    except (ValueError, DistributedError) as e:
+        raise click.ClickException(f"--tp {cfg.tp} --pp {cfg.pp}: {e}") from None
+
+
+def _policy_configs(policies, options: dict, swap, cost, device: str, max_positions: int) -> dict:
+    """Each policy's SchedulerConfig, refused (one line) before anything runs."""
+    from executor.serve import fit_config
+    from policy import make_scheduler
+
+    device_kv, host_kv = _capacities(options, cost, device)
+    cfgs = {}
+    for p in policies:
+        try:
+            cfgs[p] = fit_config(scheduler_config(options, swap, device_kv, host_kv), max_positions,
+                                 options.get("max_seq_tokens") is not None)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--max-seq-tokens") from None
+        try:
+            make_scheduler(p, cfgs[p], cost)  # refuse a bad combination before any policy runs
+        except ValueError as e:
+            message = str(e) if str(e).startswith(p) else f"{p}: {e}"
+            raise click.BadParameter(message, param_hint="--device-kv-tokens") from None
+    return cfgs
+
+
 @click.command("serve")
 @click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
 @click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt, llama-2-7b) built with random weights; a label with --checkpoint.")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None, help="Local transformers checkpoint directory to load instead (never downloaded).")
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to run; repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own].")
-@click.option("--profile", default=None, help="Profile (bundled name or JSON) for skip-join's prefill estimate and default KV capacities [MODEL_cpu_tp1 on CPU].")
+@click.option("--profile", default=None, help="Profile (bundled name or JSON) for skip-join's prefill estimate and default KV capacities [MODEL_cpu_tpT(_ppP) if bundled, else MODEL_cpu_tp1, on CPU].")
 @click.option("--time-scale", type=float, default=1.0, show_default=True, help="Wall seconds per trace second (0.1 replays ten times faster).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights, prompt token ids and synthetic traces.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto", show_default=True, help="auto: fp32 on CPU, bf16 (else fp16) on CUDA.")
-@click.option("--tp", type=click.IntRange(1, 1), default=1, show_default=True, help="Tensor parallelism (only 1 for now).")
+@click.option("--tp", type=click.IntRange(1), default=1, show_default=True, help=TP_HELP)
+@click.option("--pp", type=click.IntRange(1), default=1, show_default=True, help=PP_HELP)
+@click.option("--dist-timeout-s", type=float, default=60.0, show_default=True, help=DIST_TIMEOUT_HELP)
 @click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
 @click.option("--timeline/--no-timeline", default=True, show_default=True, help="Write iterations.parquet (one row per iteration).")
 @click.option("--spans/--no-spans", default=False, show_default=True, help="Write spans.parquet (running/swap spans for Gantt charts).")
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
 @policy_options
-def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, threads,
-          timeline, spans, run_dir, **options):
+def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, pp, dist_timeout_s,
+          threads, timeline, spans, run_dir, **options):
     """Serve a trace with a real model, policy by policy, into one run directory."""
     import traces
     from executor.engine import EngineConfig
     from executor.serve import LiveServer
-    from policy import make_scheduler
 
     policies = policies or ("fcfs", "skip-join-mlfq")
     twice = sorted({p for p in policies if policies.count(p) > 1})
@@ -115,25 +199,37 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
                                      record_spans=spans, progress=True)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--time-scale") from None
-    cost, profile_name = _cost(profile, model, device, policies)
+    cost, profile_name = _cost(profile, model, device, policies, tp, pp)
     _set_threads(threads, device)
-    server = LiveServer(_model_config(model, checkpoint, device, dtype, seed), engine_config)
-    device_kv, host_kv = _capacities(options, cost, device)
-    cfgs = {}
-    for p in policies:
-        try:
-            cfgs[p] = server.fit_config(scheduler_config(options, swap, device_kv, host_kv), options.get("max_seq_tokens") is not None)
-        except ValueError as e:
-            raise click.BadParameter(str(e), param_hint="--max-seq-tokens") from None
-        try:
-            make_scheduler(p, cfgs[p], cost)  # refuse a bad combination before any policy runs
-        except ValueError as e:
-            message = str(e) if str(e).startswith(p) else f"{p}: {e}"
-            raise click.BadParameter(message, param_hint="--device-kv-tokens") from None
+    record = {"engine": "live", "trace": trace, "num_requests": len(tr), "model": model, "checkpoint": checkpoint,
+              "device": device, "threads": threads, "profile": profile_name, "tp": tp, "pp": pp, "seed": seed,
+              "time_scale": time_scale}
+    if not _distributed(tp, pp):
+        server = LiveServer(_model_config(model, checkpoint, device, dtype, seed), engine_config)
+        cfgs = _policy_configs(policies, options, swap, cost, device, server.max_seq_tokens)
+        _serve(server, tr, policies, cfgs, cost, run_dir, record)
+        return
+    from executor.distributed.launch import transformers_config
+    from executor.distributed.server import DistributedServer
+
+    model_cfg, dist_cfg = _dist_configs(model, checkpoint, device, dtype, seed, tp, pp, dist_timeout_s, threads)
+    positions = int(transformers_config(model_cfg).max_position_embeddings)
+    cfgs = _policy_configs(policies, options, swap, cost, device, positions)  # before any process starts
+    session = _session(model_cfg, dist_cfg)
+    if session is None:  # a torchrun worker rank: rank 0 writes the run directory
+        return
+    server = DistributedServer(session, engine_config)
+    try:
+        _serve(server, tr, policies, cfgs, cost, run_dir, {**record, "dist_timeout_s": dist_timeout_s})
+    finally:
+        server.close()
+
+
+def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -> None:
+    """Run every policy on `server` (a LiveServer or a DistributedServer) into `run_dir`;
+    `record` goes into config.json."""
     writer = RunWriter(run_dir, {
-        "engine": "live", "trace": trace, "num_requests": len(tr), "model": model, "checkpoint": checkpoint,
-        "device": device, "dtype": str(server.model.dtype), "threads": threads, "profile": profile_name, "tp": tp, "pp": 1,
-        "kv_bytes_per_token": server.layout.bytes_per_token, "seed": seed, "time_scale": time_scale,
+        **record, "dtype": str(server.model.dtype), "kv_bytes_per_token": server.layout.bytes_per_token,
         "policies": {p: config_dict(c) for p, c in cfgs.items()},
     })
     summary, failures, interrupted = None, [], False
@@ -151,6 +247,10 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
             if result.interrupted:
                 interrupted = True
                 break
+            if getattr(server, "failed", None) is not None:  # a broken replica serves no more policies
+                rest = policies[policies.index(policy) + 1:]
+                failures.extend([f"policies not run: {', '.join(rest)}"] if rest else [])
+                break
     print_summary(summary)
     click.echo(f"wrote {run_dir}/", err=True)
     if interrupted:
@@ -165,7 +265,9 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None, help="Local transformers checkpoint directory (never downloaded).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto", show_default=True, help="auto: fp32 on CPU, bf16 (else fp16) on CUDA.")
-@click.option("--tp", type=click.IntRange(1, 1), default=1, show_default=True, help="Tensor parallelism (only 1 for now).")
+@click.option("--tp", type=click.IntRange(1), default=1, show_default=True, help=TP_HELP)
+@click.option("--pp", type=click.IntRange(1), default=1, show_default=True, help=PP_HELP)
+@click.option("--dist-timeout-s", type=float, default=60.0, show_default=True, help=DIST_TIMEOUT_HELP)
 @click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
 @click.option("--budget-s", type=float, default=120.0, show_default=True, help="Time budget: repetitions shrink to fit it (each point runs at least once).")
 @click.option("--warmups", type=click.IntRange(0), default=2, show_default=True, help="Untimed runs before each point.")
@@ -175,9 +277,10 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
 @click.option("--hardware", "hardware_name", default=None, help="Hardware name recorded in the profile [cpu, or the GPU's name].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights.")
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Profile JSON to write.")
-def profile(model, checkpoint, device, dtype, tp, threads, budget_s, warmups, repeats, block_size, quick, hardware_name,
-            seed, out_path):
-    """Measure prefill and decode grids, swap latency and KV capacity into a profile JSON."""
+def profile(model, checkpoint, device, dtype, tp, pp, dist_timeout_s, threads, budget_s, warmups, repeats, block_size,
+            quick, hardware_name, seed, out_path):
+    """Measure prefill and decode grids, swap latency and KV capacity into a profile JSON
+    (with --tp/--pp: of a distributed replica, plus its all-reduce and send/recv costs)."""
     from executor.profiler import ProfileConfig, profile_model
     from profiles import save_profile
 
@@ -193,12 +296,26 @@ def profile(model, checkpoint, device, dtype, tp, threads, budget_s, warmups, re
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--budget-s") from None
     _set_threads(threads, device)
-    built = _model_config(model, checkpoint, device, dtype, seed)
     name = model if checkpoint is None else (model or Path(checkpoint).name)
-    try:
-        result = profile_model(built, name, cfg, command, hardware_name)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+    if _distributed(tp, pp):
+        from executor.distributed.comm import DistributedError
+        from executor.distributed.profile import profile_replica
+
+        session = _session(*_dist_configs(model, checkpoint, device, dtype, seed, tp, pp, dist_timeout_s, threads))
+        if session is None:  # a torchrun worker rank: rank 0 writes the profile
+            return
+        try:
+            result = profile_replica(session, name, cfg, command, hardware_name)
+        except (ValueError, DistributedError) as e:
+            raise click.ClickException(str(e)) from None
+        finally:
+            session.close()
+    else:
+        built = _model_config(model, checkpoint, device, dtype, seed)
+        try:
+            result = profile_model(built, name, cfg, command, hardware_name)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     save_profile(result, out_path)
     click.echo(f"wrote {out_path} ({result.name}, KV {result.device_kv_tokens:,} device / "
                f"{result.host_kv_tokens:,} host tokens)", err=True)

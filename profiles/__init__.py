@@ -14,11 +14,18 @@ numpy only (no torch, pandas or matplotlib).
 
 from profiles import hardware, models, roofline
 from profiles.cost import ExtrapolationWarning, TableCostModel, cost_model
-from profiles.schema import SCHEMA_VERSION, LatencyCurve, LatencyGrid, Profile, ProfileError
+from profiles.schema import (
+    SCHEMA_VERSION,
+    EngineOverhead,
+    LatencyCurve,
+    LatencyGrid,
+    Profile,
+    ProfileError,
+)
 from profiles.store import DEFAULT_PROFILE, list_profiles, load_profile, save_profile
 
 __all__ = [
-    "DEFAULT_PROFILE", "SCHEMA_VERSION", "ExtrapolationWarning", "LatencyCurve", "LatencyGrid",
+    "DEFAULT_PROFILE", "SCHEMA_VERSION", "EngineOverhead", "ExtrapolationWarning", "LatencyCurve", "LatencyGrid",
     "Profile", "ProfileError", "TableCostModel", "cost_model", "hardware", "list_profiles",
     "load_profile", "models", "roofline", "save_profile",
 ]

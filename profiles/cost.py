@@ -8,13 +8,26 @@ How an iteration is costed (all lookups are piecewise linear, see profiles/inter
   FLOPs, so the error stays small);
 - decode part Td: the decode grid at (number of jobs, mean context). Decode cost is
   a + b * jobs + c * sum(context), which bilinear interpolation in (jobs, mean context)
-  reproduces exactly;
+  reproduces exactly. With `decode_context = "max"` the lookup is at the longest context
+  instead: an engine that pads every decode job to the longest one (the executor's pooled
+  attention) pays jobs * max(context), and its profiler measures the grid that way;
 - mixed batch (prefills and decodes in one iteration), `mixed_batch = "fused"`: both grid
   latencies include the fixed per-iteration cost F of reading every weight once (plus kernel
   launches), but one fused forward pass reads the weights once. F is the decode grid
   extrapolated to zero jobs at its smallest context (for a memory-bound decode it is the
-  weight-read time). So T = max(Tp, Td, Tp + Td - F). `mixed_batch = "sequential"` is for
+  weight-read time), unless the profile measured it (`mixed_shared_s`: prefill + decode - mixed
+  at a few grid points; on a tiny CPU model a mixed pass also pays ~10 % of F for packing two
+  kinds of work, which the extrapolation misses). So T = max(Tp, Td, Tp + Td - F).
+  `mixed_batch = "sequential"` is for
   engines that run the two parts as separate forward passes: T = Tp + Td.
+- forward scale (optional `forward_scale`, default 1): Tp and Td are multiplied by it before
+  they are combined: the engine's passes are slower than the grids' tight-loop medians;
+- engine overhead (optional `engine_overhead`, measured by running the live engine): the
+  engine's own time outside the forward pass, added to every iteration:
+  iteration_s + per_job_s * jobs + per_prefill_s * prefills. The grids time the forward pass
+  alone, so without it a simulator runs fast against a Python engine serving a tiny model.
+  Planning is not per iteration (a reused plan is not planned again): `plan_overhead_s` is what
+  an engine charges once per new plan, before its first iteration.
 
 Pipeline parallelism: for pp > 1 the grids hold the time of one micro-batch through all stages,
 without stage-boundary transfers. The simulator divides that per-stage work by pp and adds
@@ -57,6 +70,9 @@ class TableCostModel:
         self.num_extrapolations = 0
         self._warned = False
         self._fused = profile.mixed_batch == "fused"
+        self._decode_max = profile.decode_context == "max"
+        self._overhead = profile.overhead
+        self._scale = profile.forward_scale
         self._prefill = Table2D(profile.prefill.batch_sizes, profile.prefill.tokens, profile.prefill.latency_s)
         self._decode = Table2D(profile.decode.batch_sizes, profile.decode.tokens, profile.decode.latency_s)
         self._swap = {"out": Table1D(profile.swap_out.size_bytes, profile.swap_out.latency_s),
@@ -64,7 +80,8 @@ class TableCostModel:
         sr = profile.send_recv
         self._send_recv = Table1D(sr.size_bytes, sr.latency_s) if sr is not None else None
         self._activation_bytes_per_token = profile.model.hidden_size * profile.model.dtype_bytes
-        self.fixed_s = _fixed_cost(profile)
+        self.fixed_s = (profile.mixed_shared_s if profile.mixed_shared_s is not None
+                        else _fixed_cost(profile) * profile.forward_scale)
 
     # -- policy.CostEstimate --------------------------------------------------------------
     def prefill_s(self, prompt_tokens: int) -> float:
@@ -86,24 +103,37 @@ class TableCostModel:
     def iteration_s(self, prefill_tokens: Sequence[int], decode_context_tokens: Sequence[int]) -> float:
         num_decodes = len(decode_context_tokens)
         num_prefills = len(prefill_tokens)
-        if num_decodes:
-            total = sum(decode_context_tokens)
-            td, outside = self._decode.scalar(num_decodes, total / num_decodes)
-            if outside:
-                self._outside_decode(num_decodes, total / num_decodes)
-            if not num_prefills:
-                return td
-        if not num_prefills:
+        if not (num_decodes or num_prefills):
             return 0.0
+        overhead = self._overhead.s(num_decodes + num_prefills, num_prefills) if self._overhead else 0.0
+        if num_decodes:
+            context = self._decode_context(decode_context_tokens)
+            td, outside = self._decode.scalar(num_decodes, context)
+            td *= self._scale
+            if outside:
+                self._outside_decode(num_decodes, context)
+            if not num_prefills:
+                return td + overhead
         total = sum(prefill_tokens)
         tp, outside = self._prefill.scalar(num_prefills, total / num_prefills)
+        tp *= self._scale
         if outside:
             self._outside_prefill(num_prefills, total / num_prefills)
         if not num_decodes:
-            return tp
+            return tp + overhead
         if self._fused:
-            return max(tp, td, tp + td - self.fixed_s)
-        return tp + td
+            return max(tp, td, tp + td - self.fixed_s) + overhead
+        return tp + td + overhead
+
+    def _decode_context(self, decode_context_tokens: Sequence[int]) -> float:
+        if self._decode_max:
+            return float(max(decode_context_tokens))
+        return sum(decode_context_tokens) / len(decode_context_tokens)
+
+    def plan_overhead_s(self, num_admitted: int) -> float:
+        """Engine time to admit `num_admitted` requests and make one new plan (0 without a
+        measured `engine_overhead`)."""
+        return self._overhead.plan_s(num_admitted) if self._overhead is not None else 0.0
 
     def decode_iterations_s(self, decode_context_tokens: Sequence[int], num_iterations: int) -> np.ndarray:
         if num_iterations < 0:
@@ -111,11 +141,18 @@ class TableCostModel:
         num_decodes = len(decode_context_tokens)
         if not num_decodes:
             return np.zeros(num_iterations)
-        totals = int(sum(decode_context_tokens)) + num_decodes * np.arange(num_iterations, dtype=np.int64)
-        mean_context = totals / num_decodes  # float64, correctly rounded like Python's int / int
-        values, num_outside = self._decode.many(num_decodes, mean_context)
+        steps = np.arange(num_iterations, dtype=np.int64)
+        if self._decode_max:  # every context grows by one, so the longest stays the longest
+            context = (int(max(decode_context_tokens)) + steps).astype(np.float64)
+        else:
+            totals = int(sum(decode_context_tokens)) + num_decodes * steps
+            context = totals / num_decodes  # float64, correctly rounded like Python's int / int
+        values, num_outside = self._decode.many(num_decodes, context)
+        values = values * self._scale  # as in iteration_s: one IEEE multiply per element
         if num_outside:
-            self._outside_decode(num_decodes, float(mean_context[-1]), num_outside)
+            self._outside_decode(num_decodes, float(context[-1]), num_outside)
+        if self._overhead is not None:  # the same Python float added as in iteration_s
+            values = values + self._overhead.s(num_decodes, 0)
         return values
 
     # -- engines ------------------------------------------------------------------------------
@@ -130,9 +167,10 @@ class TableCostModel:
         return value
 
     # -- extrapolation bookkeeping --------------------------------------------------------
-    def _outside_decode(self, num_decodes: int, mean_context: float, count: int = 1) -> None:
+    def _outside_decode(self, num_decodes: int, context: float, count: int = 1) -> None:
         g = self.profile.decode
-        self._outside(f"decode of {num_decodes} jobs at mean context {mean_context:.1f} tokens",
+        which = "longest" if self._decode_max else "mean"
+        self._outside(f"decode of {num_decodes} jobs at {which} context {context:.1f} tokens",
                       g.tokens, g.batch_sizes, count)
 
     def _outside_prefill(self, num_prefills: int, mean_prompt: float) -> None:

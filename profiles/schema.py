@@ -10,6 +10,28 @@ JSON layout (schema_version 1); paths in error messages use these names:
     software         {package: version}
     parallelism      {"tp": T, "pp": P}
     mixed_batch      "fused" (default) | "sequential": how a prefill+decode iteration is costed
+    decode_context   optional, "mean" (default) | "max": which context of a decode batch the
+                     decode grid's context axis stands for. "mean" suits kernels whose cost
+                     follows the summed context (paged attention); "max" suits an engine that
+                     pads every decode job to the batch's longest context (the executor's
+                     pooled attention on CPU does, see executor/attention.py)
+    mixed_shared_s   optional: what the prefill and decode parts of one fused mixed iteration
+                     share (weights read once, fixed framework cost), measured as
+                     prefill + decode - mixed at a few grid points; absent: the decode grid
+                     extrapolated to zero jobs (see profiles/cost.py)
+    forward_scale    optional (default 1): multiplies every grid lookup. The grids are medians of
+                     passes repeated in a tight loop; inside a running engine the same passes run
+                     slower (its own work between passes evicts caches: ~5 % on a tiny CPU
+                     model). Measured on the engine's decode and prefill iterations: their summed
+                     forward time over the grids' prediction for them
+    engine_overhead  optional {"iteration_s", "per_job_s", "per_prefill_s", "per_plan_s",
+                     "per_admission_s"}: the serving engine's own time outside the forward pass,
+                     measured by running the engine. Every iteration costs iteration_s +
+                     per_job_s * jobs + per_prefill_s * prefills more (KV and token
+                     bookkeeping, records); every new plan costs per_plan_s +
+                     per_admission_s * requests admitted since the last one (scheduling,
+                     synthesized prompt ids); a reused plan costs none. Absent means 0 (a
+                     roofline, or a profile from before)
     kv               {"bytes_per_token", "device_tokens", "host_tokens"}
     prefill          {"batch_sizes", "prompt_tokens", "latency_s"}   latency_s[i][j]: one
                      iteration prefilling batch_sizes[i] prompts of prompt_tokens[j] tokens each
@@ -40,6 +62,7 @@ from profiles.models import ModelSpec
 SCHEMA_VERSION = 1
 SOURCES = ("roofline", "measured")
 MIXED_BATCH_MODES = ("fused", "sequential")
+DECODE_CONTEXT_MODES = ("mean", "max")
 
 
 class ProfileError(ValueError):
@@ -86,6 +109,33 @@ class LatencyCurve:
 
 
 @dataclass(frozen=True)
+class EngineOverhead:
+    """Engine time per iteration outside the model (see `engine_overhead` above), in seconds.
+
+    Why it exists: on a tiny model the forward pass is ~0.5 ms, and the engine's Python work
+    around it (plan, block growth, token appends, records, admitting a request) is a few
+    percent per decode iteration and ~15 % of a prefill iteration; without it the simulator
+    runs systematically fast against the live executor (`fastserve validate`).
+    """
+    iteration_s: float
+    per_job_s: float
+    per_prefill_s: float
+    per_plan_s: float = 0.0
+    per_admission_s: float = 0.0
+
+    FIELDS = ("iteration_s", "per_job_s", "per_prefill_s", "per_plan_s", "per_admission_s")
+
+    def s(self, num_jobs: int, num_prefills: int) -> float:
+        """One iteration's overhead. Fixed operation order: the cost model's scalar and vector
+        paths both add this one Python float, which keeps them bit-identical."""
+        return self.iteration_s + self.per_job_s * num_jobs + self.per_prefill_s * num_prefills
+
+    def plan_s(self, num_admitted: int) -> float:
+        """One new plan's overhead, `num_admitted` requests admitted since the last plan."""
+        return self.per_plan_s + self.per_admission_s * num_admitted
+
+
+@dataclass(frozen=True)
 class Profile:
     model: ModelSpec
     hardware: dict
@@ -105,6 +155,10 @@ class Profile:
     all_reduce: LatencyCurve | None = None
     mixed_batch: str = "fused"
     notes: dict = field(default_factory=dict)
+    decode_context: str = "mean"
+    overhead: EngineOverhead | None = None
+    mixed_shared_s: float | None = None
+    forward_scale: float = 1.0
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -120,6 +174,19 @@ class Profile:
             raise ProfileError("software", "must be an object of package versions")
         if self.mixed_batch not in MIXED_BATCH_MODES:
             raise ProfileError("mixed_batch", f"must be one of {MIXED_BATCH_MODES}, got {self.mixed_batch!r}")
+        if self.decode_context not in DECODE_CONTEXT_MODES:
+            raise ProfileError("decode_context", f"must be one of {DECODE_CONTEXT_MODES}, got {self.decode_context!r}")
+        if self.mixed_shared_s is not None and (isinstance(self.mixed_shared_s, bool) or not isinstance(
+                self.mixed_shared_s, int | float) or not math.isfinite(self.mixed_shared_s) or self.mixed_shared_s < 0):
+            raise ProfileError("mixed_shared_s", f"must be a finite number >= 0, got {self.mixed_shared_s!r}")
+        if isinstance(self.forward_scale, bool) or not isinstance(self.forward_scale, int | float) or not (
+                math.isfinite(self.forward_scale) and self.forward_scale > 0):
+            raise ProfileError("forward_scale", f"must be a finite number > 0, got {self.forward_scale!r}")
+        if self.overhead is not None:
+            for name in EngineOverhead.FIELDS:
+                v = getattr(self.overhead, name)
+                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+                    raise ProfileError(f"engine_overhead.{name}", f"must be a finite number >= 0, got {v!r}")
         _positive_int("parallelism.tp", self.tp)
         _positive_int("parallelism.pp", self.pp)
         _positive_int("kv.bytes_per_token", self.kv_bytes_per_token)

@@ -12,7 +12,14 @@ import json
 from pathlib import Path
 
 from profiles.models import ModelSpec
-from profiles.schema import SCHEMA_VERSION, LatencyCurve, LatencyGrid, Profile, ProfileError
+from profiles.schema import (
+    SCHEMA_VERSION,
+    EngineOverhead,
+    LatencyCurve,
+    LatencyGrid,
+    Profile,
+    ProfileError,
+)
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 DEFAULT_PROFILE = "opt-13b_a100-80gb_tp1"
@@ -76,6 +83,14 @@ def profile_to_dict(p: Profile) -> dict:
                    for name, c in (("send_recv", p.send_recv), ("all_reduce", p.all_reduce)) if c}
     if collectives:
         out["collectives"] = collectives
+    if p.decode_context != "mean":  # optional fields: written only when they say something
+        out["decode_context"] = p.decode_context
+    if p.mixed_shared_s is not None:
+        out["mixed_shared_s"] = p.mixed_shared_s
+    if p.forward_scale != 1.0:
+        out["forward_scale"] = p.forward_scale
+    if p.overhead is not None:
+        out["engine_overhead"] = {name: getattr(p.overhead, name) for name in EngineOverhead.FIELDS}
     if p.notes:
         out["notes"] = p.notes
     return out
@@ -93,6 +108,10 @@ def profile_from_dict(d) -> Profile:
     coll = _obj(d, "collectives") if "collectives" in d else {}
     curves = {name: _curve(f"collectives.{name}", _obj(coll, name, "collectives."), "latency_s")
               for name in ("send_recv", "all_reduce") if name in coll}
+    overhead = None
+    if "engine_overhead" in d:
+        o = _obj(d, "engine_overhead")
+        overhead = EngineOverhead(*(_get(o, k, "engine_overhead.") for k in EngineOverhead.FIELDS))
     return Profile(
         model=_model(_obj(d, "model")), hardware=_obj(d, "hardware"), software=_obj(d, "software"),
         tp=_get(par, "tp", "parallelism."), pp=_get(par, "pp", "parallelism."),
@@ -104,6 +123,8 @@ def profile_from_dict(d) -> Profile:
         source=d["source"], generated_by=d["generated_by"],
         send_recv=curves.get("send_recv"), all_reduce=curves.get("all_reduce"),
         mixed_batch=d.get("mixed_batch", "fused"), notes=d.get("notes", {}),
+        decode_context=d.get("decode_context", "mean"), overhead=overhead, mixed_shared_s=d.get("mixed_shared_s"),
+        forward_scale=d.get("forward_scale", 1.0),
         schema_version=d["schema_version"],
     )
 

@@ -85,6 +85,7 @@ class Cluster:
                 self.log.record(job, job.id, r, "rejected", reason)
                 continue
             replica.scheduler.add(job, to_s(t))
+            replica.num_admitted += 1
             replica.notify()
 
     def run(self) -> None:

@@ -7,6 +7,9 @@ with compute: that overlap is what proactive swapping buys. A swap-in first wait
 swap-outs in flight when it was issued, since it may write into the room they vacate.
 Reactive swaps land in `wait_for` and so sit on the critical path.
 
+A cost model that measured its engine's planning cost (`plan_overhead_s`, the live executor's
+profiles) is charged it once per plan with a batch, before the iteration, plus its admissions.
+
 Event skipping (pp == 1): when the plan is pure decode and no transfer is in flight, the
 scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
 stops before the first finish and strictly before the next arrival anywhere in the cluster.
@@ -52,6 +55,7 @@ class Replica:
         self.transfers: dict[int, simpy.Event] = {}
         self._swapping_out: dict[int, simpy.Event] = {}
         self.num_decisions = 0
+        self.num_admitted = 0  # requests added since the last plan with a batch (the cluster counts)
         self.num_skipped_iterations = 0
         self._wake: simpy.Event | None = None
         self._stage0_busy = False
@@ -113,6 +117,9 @@ class Replica:
             if not plan.batch:
                 yield self._sleep()
                 continue
+            plan_us = self._plan_overhead_us()
+            if plan_us:  # the engine's own planning and admissions, before the pass
+                yield env.timeout(plan_us)
             start_us = env.now
             level_counts = sched.level_counts() if self.iterations is not None else None
             step_us = duration_us(cost.iteration_s(plan.prefill_tokens, plan.decode_context_tokens))
@@ -129,6 +136,16 @@ class Replica:
                 self.num_skipped_iterations += n - 1
             for job in finished:
                 self._finish(job)
+
+    def _plan_overhead_us(self) -> int:
+        """A measured engine's time to admit the requests that arrived since the last plan and to
+        make this one (`cost.plan_overhead_s`, profiles/cost.py); 0 for cost models without it.
+        Charged once per plan: with event skipping, once per run of reused iterations, as the
+        live executor does; stepping (`skip=False`) plans, and so pays, every iteration."""
+        admitted, self.num_admitted = self.num_admitted, 0
+        plan_overhead_s = getattr(self.cost, "plan_overhead_s", None)
+        seconds = plan_overhead_s(admitted) if plan_overhead_s is not None else 0.0
+        return duration_us(seconds) if seconds > 0 else 0  # duration_us rounds up to 1 us
 
     def _skippable(self, plan: Plan, step_us: int):
         """How many iterations of `plan` can run back to back, their total duration, and each

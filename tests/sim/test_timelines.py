@@ -23,12 +23,12 @@ def timeline(result):
     """(start_s, end_s, batch_size, num_prefills) per iteration, rounded to the microsecond."""
     it = result.iterations
     return [(round(a, 6), round(b, 6), int(n), int(p))
-            for a, b, n, p in zip(it.start_s, it.end_s, it.batch_size, it.num_prefills)]
+            for a, b, n, p in zip(it.start_s, it.end_s, it.batch_size, it.num_prefills, strict=True)]
 
 
 def spans(result, kind):
     s = result.spans[result.spans.kind == kind]
-    return [(int(r), round(a, 6), round(b, 6)) for r, a, b in zip(s.request_id, s.start_s, s.end_s)]
+    return [(int(r), round(a, 6), round(b, 6)) for r, a, b in zip(s.request_id, s.start_s, s.end_s, strict=True)]
 
 
 def test_prefill_then_decode():

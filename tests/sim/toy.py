@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 
 
-
 @dataclass
 class ToyCost:
     base_us: int = 1000
@@ -57,7 +56,7 @@ class ListTrace:
     @classmethod
     def of(cls, rows):
         """rows: (arrival_s, prompt_tokens, output_tokens) tuples."""
-        a, p, o = zip(*rows) if rows else ((), (), ())
+        a, p, o = zip(*rows, strict=True) if rows else ((), (), ())
         return cls(np.array(a, float), np.array(p, np.int64), np.array(o, np.int64), np.arange(len(rows)))
 
 

@@ -1,0 +1,152 @@
+"""Fidelity report: the simulator against the live executor on one trace (`fastserve validate`).
+
+Reads two run directories of the same trace, policies and scheduler configuration, one written
+by the live executor and one by the simulator, and gives per policy five rows of
+`validation.csv` (columns `policy, metric, measured, simulated, rel_error`):
+
+- `jct_mean_s`, `jct_p50_s`, `jct_p99_s`, `ttft_mean_s`: the run summaries' statistics over
+  finished requests (analysis/metrics.py); measured is the live run's, simulated the
+  simulator's, and rel_error = (simulated - measured) / measured;
+- `iteration_s`: the cost model against the live iterations themselves. Each recorded live
+  iteration's batch composition is priced by the cost model (`iteration_s`), plus, for an
+  iteration that began a new plan, the engine's planning and admission cost
+  (`plan_overhead_s`, when the cost model has it; profiles/plan_events.py tells which
+  iterations did and how many requests they admitted), and compared with its measured time:
+  from its start to the next iteration's start while the engine had work left (the engine's
+  bookkeeping between two iterations belongs to the first, as in the simulator, whose
+  iterations tile its busy time and whose profile measured its overhead that way), else to its
+  own end (an idle wait follows). The live engine starts a new plan's iteration before planning.
+  measured and simulated are the medians of the two series; rel_error is the MEDIAN OF THE
+  PER-ITERATION ERRORS (predicted - measured) / measured, a paired comparison, so it is not
+  simulated / measured - 1.
+
+A live iteration record holds sums, not per-job lengths: its `num_prefills` prompts are given
+`prefill_tokens` split as evenly as integers allow, and its decodes `decode_context_tokens`
+split the same way, except that one decode gets `decode_max_context_tokens` when the record
+has it (the executor's does). Both the mean and the longest context are thereby exact, which
+is all the cost model reads (profiles/cost.py). Nothing is dropped: a policy missing from
+either run, or a run without iterations, is an `InputError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+import pandas as pd
+
+from analysis.load import InputError, RunData
+from profiles.plan_events import plan_events
+
+COLUMNS = ["policy", "metric", "measured", "simulated", "rel_error"]
+SUMMARY_METRICS = ("jct_mean_s", "jct_p50_s", "jct_p99_s", "ttft_mean_s")
+ITERATION_METRIC = "iteration_s"
+METRICS = (*SUMMARY_METRICS, ITERATION_METRIC)
+ITERATION_INPUTS = ("batch_size", "num_prefills", "prefill_tokens", "decode_context_tokens", "num_iterations")
+
+
+class IterationCost(Protocol):
+    def iteration_s(self, prefill_tokens: Sequence[int], decode_context_tokens: Sequence[int]) -> float: ...
+
+
+def rel_error(measured: float, simulated: float) -> float:
+    """(simulated - measured) / measured; NaN when measured is 0 or either is missing."""
+    if not (np.isfinite(measured) and np.isfinite(simulated)) or measured == 0:
+        return float("nan")
+    return (simulated - measured) / measured
+
+
+def split_evenly(total: int, parts: int) -> list[int]:
+    """`parts` integers summing to `total`, differing by at most one (larger first)."""
+    base, extra = divmod(int(total), parts)
+    return [base + 1] * extra + [base] * (parts - extra)
+
+
+def batch_of(batch_size: int, num_prefills: int, prefill_tokens: int, decode_context_tokens: int,
+             decode_max_context_tokens: int = 0) -> tuple[list[int], list[int]]:
+    """(prompt lengths, decode contexts) of one iteration record, as described above
+    (`decode_max_context_tokens` 0: not recorded)."""
+    num_decodes = batch_size - num_prefills
+    prompts = split_evenly(prefill_tokens, num_prefills) if num_prefills else []
+    if not num_decodes:
+        return prompts, []
+    if decode_max_context_tokens and num_decodes > 1:
+        rest = split_evenly(decode_context_tokens - decode_max_context_tokens, num_decodes - 1)
+        return prompts, [decode_max_context_tokens, *rest]
+    return prompts, split_evenly(decode_context_tokens, num_decodes)
+
+
+def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=None, finish_s=None,
+                     where: str = "iterations") -> pd.DataFrame:
+    """One run's iteration rows, sorted by start, with measured_s, predicted_s and rel_error
+    added. `arrival_s`: the run's request arrivals, to charge new plans; `finish_s`: its finish
+    times, to measure up to the next start while work was left (see above); without them, new
+    plans cost nothing extra and an iteration lasts end_s - start_s."""
+    missing = [c for c in ITERATION_INPUTS if c not in iterations.columns]
+    if missing:
+        raise InputError(f"{where}: missing column(s) {', '.join(missing)}")
+    bad = iterations.index[iterations["num_iterations"] != 1]
+    if len(bad):
+        raise InputError(f"{where}: row {bad[0]} covers {iterations.loc[bad[0], 'num_iterations']} iterations; "
+                         "per-iteration errors need one row per iteration (a live run's records)")
+    iterations = iterations.sort_values("start_s", kind="stable")
+    measured = (iterations["end_s"] - iterations["start_s"]).to_numpy(np.float64)
+    if finish_s is not None and "num_queued" in iterations:
+        # jobs left after the iteration: queued + batch - those that finished as it ended
+        finished = pd.Series(np.asarray(finish_s, dtype=np.float64)).value_counts()
+        left = (iterations["num_queued"] + iterations["batch_size"]
+                - iterations["end_s"].map(finished).fillna(0)).to_numpy()
+        period = (iterations["start_s"].shift(-1) - iterations["start_s"]).to_numpy(np.float64)
+        busy = (left > 0) & np.isfinite(period)
+        measured = np.where(busy, period, measured)
+    longest = (iterations["decode_max_context_tokens"].fillna(0) if "decode_max_context_tokens" in iterations
+               else pd.Series(0, index=iterations.index))
+    columns = [iterations[c].astype("int64").tolist() for c in ITERATION_INPUTS[:4]] + [longest.astype("int64").tolist()]
+    predicted = np.array([cost.iteration_s(*batch_of(*row)) for row in zip(*columns, strict=True)], dtype=np.float64)
+    plan_overhead_s = getattr(cost, "plan_overhead_s", None)
+    if plan_overhead_s is not None and arrival_s is not None:
+        new_plan, admitted = plan_events(iterations["start_s"], iterations["end_s"], arrival_s)
+        predicted += np.array([plan_overhead_s(int(a)) if p else 0.0 for p, a in zip(new_plan, admitted, strict=True)])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        errors = np.where(measured > 0, (predicted - measured) / measured, np.nan)
+    return iterations.assign(measured_s=measured, predicted_s=predicted, rel_error=errors)
+
+
+def _summary_row(run: RunData, policy: str, which: str) -> pd.Series:
+    rows = run.summary[run.summary["policy"] == policy]
+    if rows.empty:
+        raise InputError(f"{run.path}: policy {policy} is missing from the {which} run's summary.csv")
+    if len(rows) > 1:
+        raise InputError(f"{run.path}: policy {policy} has {len(rows)} summary rows (several swap modes); "
+                         "validate one swap mode per policy")
+    return rows.iloc[0]
+
+
+def validation_table(live: RunData, sim: RunData, cost: IterationCost) -> pd.DataFrame:
+    """validation.csv's rows: METRICS for each policy of the live run, in its order."""
+    if live.iterations is None:
+        raise InputError(f"{live.path}: no iterations.parquet (serve with --timeline)")
+    rows = []
+    for policy in dict.fromkeys(live.summary["policy"]):
+        measured, simulated = _summary_row(live, policy, "live"), _summary_row(sim, policy, "simulated")
+        for metric in SUMMARY_METRICS:
+            m, s = float(measured[metric]), float(simulated[metric])
+            rows.append((policy, metric, m, s, rel_error(m, s)))
+        its = live.iterations[live.iterations["policy"] == policy]
+        if its.empty:
+            raise InputError(f"{live.path}/iterations.parquet: no iterations of policy {policy}")
+        requests = live.requests[live.requests["policy"] == policy]
+        err = iteration_errors(its, cost, requests["arrival_s"], requests["finish_s"].dropna(),
+                               f"{live.path}/iterations.parquet")
+        rows.append((policy, ITERATION_METRIC, float(err["measured_s"].median()),
+                     float(err["predicted_s"].median()), float(err["rel_error"].median())))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def within(table: pd.DataFrame, bounds: dict[str, float]) -> pd.DataFrame:
+    """The table with `bound` and `ok` (|rel_error| <= bound) for the metrics `bounds` names."""
+    out = table[table["metric"].isin(list(bounds))].copy()
+    out["bound"] = out["metric"].map(bounds)
+    out["ok"] = out["rel_error"].abs() <= out["bound"]
+    return out.reset_index(drop=True)

@@ -1,0 +1,201 @@
+"""`fastserve validate`: how far the simulator is from the live executor on the same trace.
+
+Four steps, in one process so that both measurements see the same machine:
+1. profile the model with the executor's profiler (`executor.profiler`, written to
+   RUN_DIR/profile.json), unless `--profile` names one;
+2. serve the trace with the live executor, policy by policy, into RUN_DIR/live;
+3. simulate the same trace with the same profile and the same `SchedulerConfig` into RUN_DIR/sim;
+4. compare (analysis/validation.py): RUN_DIR/validation.csv (policy, metric, measured,
+   simulated, rel_error), RUN_DIR/validation_cdf.png, and the table on stdout.
+RUN_DIR/validation.json keeps the command, the configuration and, per policy, how contended
+the machine was: the live run's CPU time over its busy wall time (`busy_cpu_share`) and the
+load average. Clock noise is the first cause of a miss on a shared machine: a process that
+waits for the CPU mid-iteration has slower iterations than any profile (a median) predicts.
+Both engines get the trace already scaled by `--time-scale`, so they see identical arrivals.
+The KV block size defaults to the profile's (16 when profiling here): the profiler's grids are
+timed with that block size, and the default serve block size (1) pays other costs.
+Only `fastserve` may import both engines, hence the orchestration lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+
+import click
+
+from fastserve.policy_options import (
+    POLICY_CHOICE,
+    SWAP_CHOICE,
+    config_dict,
+    policy_options,
+    scheduler_config,
+)
+from fastserve.rundir import RunWriter, requests_frame
+from fastserve.serve_cli import THREADS_HELP, _capacities, _model_config, _set_threads
+from fastserve.tables import format_table
+
+DEFAULT_BLOCK_SIZE = 16  # the profiler's default block size
+CONTENDED_SHARE = 0.9  # below this CPU share while busy, the live run was slowed by other processes
+VALIDATION_VIEW = [
+    ("policy", "policy", "{}"), ("metric", "metric", "{}"), ("measured", "measured", "{:.6f}"),
+    ("simulated", "simulated", "{:.6f}"), ("rel_error", "rel. error", "{:+.2%}"),
+]
+
+
+def _command_line() -> str:
+    ctx = click.get_current_context()
+    given = [f"{max(p.opts, key=len)} {shlex.quote(str(ctx.params[p.name]))}" if not p.is_flag else max(p.opts, key=len)
+             for p in ctx.command.params
+             if ctx.get_parameter_source(p.name) is not click.core.ParameterSource.DEFAULT and ctx.params[p.name] not in ((), None)]
+    return " ".join(["fastserve validate", *given])
+
+
+def _profile(model, name: str, path: str | None, block_size: int | None, budget_s: float, quick: bool, out: Path):
+    """(profile, block size): loaded from `path`, or measured here and saved to out/profile.json."""
+    import profiles
+
+    if path is not None:
+        try:
+            prof = profiles.load_profile(path)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--profile") from None
+        profiled_block = prof.notes.get("block_size_tokens") if isinstance(prof.notes, dict) else None
+        block = block_size or profiled_block or DEFAULT_BLOCK_SIZE
+        if profiled_block is not None and profiled_block != block:
+            click.echo(f"warning: {path} was profiled with {profiled_block}-token KV blocks, this run uses {block}",
+                       err=True)
+        return prof, block
+    from executor.profiler import ProfileConfig, profile_model
+
+    block = block_size or DEFAULT_BLOCK_SIZE
+    grid = dict(prefill_batch_sizes=(1, 2, 4), prompt_tokens=(8, 32, 64), decode_batch_sizes=(1, 4, 16),
+                context_tokens=(8, 32, 64, 128), swap_tokens=(16, 64)) if quick else {}
+    try:
+        # more repetitions than `fastserve profile`'s default: medians of 21 shrug off the time
+        # slices other processes take on a shared machine (the budget still caps them)
+        cfg = ProfileConfig(budget_s=budget_s, block_size_tokens=block, warmups=3, max_repeats=21, **grid)
+        prof = profile_model(model, name, cfg, _command_line() + "  (profile step)")
+    except ValueError as e:
+        raise click.ClickException(f"profiling {name}: {e}") from None
+    profiles.save_profile(prof, out / "profile.json")
+    return prof, block
+
+
+def _serve(model, tr, policies, cfgs, cost, run_dir: Path, base_config: dict, seed: int) -> dict:
+    """Serve every policy into run_dir; returns, per policy, how much CPU the run got (see below)."""
+    from executor.engine import EngineConfig
+    from executor.serve import LiveServer
+
+    server = LiveServer(model, EngineConfig(time_scale=1.0, seed=seed, record_iterations=True, progress=True))
+    writer = RunWriter(run_dir, {**base_config, "engine": "live"})
+    failures, contention = [], {}
+    for policy in policies:
+        load, cpu_start_s = os.getloadavg()[0], time.process_time()
+        result, swap_mode = server.run(tr.jobs(), policy, cfgs[policy], cost)
+        cpu_s = time.process_time() - cpu_start_s
+        writer.add(requests_frame(result.log, policy, swap_mode), result.iterations)
+        # CPU time over busy wall time (the iterations; idle sleeps use no CPU). Below ~0.9 other
+        # processes took the CPU mid-iteration: the live times then hold waits no profile predicts.
+        # It can exceed 1: the run's own setup and records use CPU outside any iteration.
+        busy_s = float((result.iterations["end_s"] - result.iterations["start_s"]).sum()) if result.iterations is not None else 0.0
+        contention[policy] = {"busy_cpu_share": cpu_s / busy_s if busy_s > 0 else None, "load_average_1m": load}
+        if result.error is not None:
+            failures.append(f"{policy}: {result.error}")
+            if result.interrupted:
+                break
+    if failures:
+        raise click.ClickException(f"live run stopped early (partial results in {run_dir}): " + "; ".join(failures))
+    return contention
+
+
+def _simulate(tr, policies, cfgs, cost, run_dir: Path, base_config: dict) -> None:
+    from sim import SimConfig, simulate
+
+    writer = RunWriter(run_dir, {**base_config, "engine": "sim"})
+    for policy in policies:
+        result = simulate(tr, cost, policy, cfgs[policy], SimConfig(record_iterations=True, progress=True))
+        writer.add(requests_frame(result.log, policy, result.swap), result.iterations)
+
+
+def _report(out: Path, cost, policies) -> None:
+    from analysis.load import load_run
+    from analysis.plots.style import save
+    from analysis.plots.validation import plot_validation_cdf
+    from analysis.validation import validation_table
+
+    live, sim = load_run(out / "live"), load_run(out / "sim")
+    table = validation_table(live, sim, cost)
+    table.to_csv(out / "validation.csv", index=False)
+    save(plot_validation_cdf(live.requests, sim.requests, list(policies)), out / "validation_cdf.png")
+    click.echo(format_table(table, VALIDATION_VIEW))
+
+
+@click.command("validate")
+@click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt) built with seeded random weights.")
+@click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
+@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to validate; repeat for several [fcfs and skip-join-mlfq].")
+@click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs].")
+@click.option("--profile", default=None, help="Profile (bundled name or JSON) to use instead of profiling the model first.")
+@click.option("--profile-budget-s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Time budget of the profiling step.")
+@click.option("--quick-profile", is_flag=True, help="Profile a small grid (smoke tests; costs outside it are extrapolated).")
+@click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Multiply the trace's arrival times by this for both engines (0.1: ten times the rate).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights, prompt token ids and synthetic traces.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Directory to write: live/, sim/, profile.json, validation.csv, validation.json, validation_cdf.png.")
+@policy_options
+def validate_cmd(model, trace, policies, swap, profile, profile_budget_s, quick_profile, time_scale, seed, device,
+                 threads, run_dir, **options):
+    """Run the live executor and the simulator on one trace and report how far apart they are."""
+    import traces
+    from executor.serve import LiveServer
+
+    policies = policies or ("fcfs", "skip-join-mlfq")
+    twice = sorted({p for p in policies if policies.count(p) > 1})
+    if twice:
+        raise click.BadParameter(f"{twice[0]} given twice", param_hint="--policy")
+    try:
+        tr = traces.resolve(trace, seed=seed)
+        if time_scale != 1.0:
+            tr = tr.scale_time(time_scale)
+    except (ValueError, OSError) as e:
+        raise click.BadParameter(str(e), param_hint="--trace") from None
+    out = Path(run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _set_threads(threads, device)
+    built = _model_config(model, None, device, "auto", seed)
+    prof, block = _profile(built, model, profile, options.get("block_size_tokens"), profile_budget_s, quick_profile, out)
+    import profiles
+
+    cost = profiles.cost_model(prof)
+    device_kv, host_kv = _capacities(options, cost, device)
+    server = LiveServer(built)
+    cfgs = {}
+    for p in policies:
+        try:
+            cfg = scheduler_config({**options, "block_size_tokens": block}, swap, device_kv, host_kv)
+            cfgs[p] = server.fit_config(cfg, options.get("max_seq_tokens") is not None)
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--max-seq-tokens") from None
+    base = {"trace": trace, "time_scale": time_scale, "num_requests": len(tr), "model": model, "device": device,
+            "threads": threads, "profile": profile or str(out / "profile.json"), "seed": seed,
+            "kv_bytes_per_token": cost.kv_bytes_per_token, "tp": 1, "pp": 1,
+            "policies": {p: config_dict(c) for p, c in cfgs.items()}}
+    try:
+        contention = _serve(built, tr, policies, cfgs, cost, out / "live", base, seed)
+        _simulate(tr, policies, cfgs, cost, out / "sim", base)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    (out / "validation.json").write_text(json.dumps({"command": _command_line(), **base, "contention": contention}, indent=2))
+    _report(out, cost, policies)
+    for policy, c in contention.items():
+        share = c["busy_cpu_share"]
+        if share is not None and share < CONTENDED_SHARE:
+            click.echo(f"warning: {policy}: the live run got {share:.0%} of a CPU while busy (load average "
+                       f"{c['load_average_1m']:.1f}): other processes took the CPU, so its times include waits "
+                       "that no profile predicts; rerun on a quiet machine", err=True)
+    click.echo(f"wrote {out}/validation.csv and {out}/validation_cdf.png", err=True)
