@@ -22,9 +22,9 @@ class PlanHorizon:
             return Horizon(1, 0.0)
         kv = self.kv
         threshold = 0
-        if self.swap_mode == "proactive" and any(
-            kv.can_swap_out(j) for j in self._device.values() if j.id not in self._in_flight
-            and j not in plan.batch
+        # Offload candidates are residents outside the batch (batch jobs are in flight now).
+        if self.swap_mode == "proactive" and len(self._device) > len(plan.batch) and any(
+            j.id not in self._in_flight and kv.can_swap_out(j) for j in self._device.values()
         ):
             threshold = self.reserve_blocks
         room = kv.device_plannable_blocks - threshold

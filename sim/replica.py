@@ -151,13 +151,15 @@ class Replica:
         """How many iterations of `plan` can run back to back, their total duration, and each
         one's end relative to the first's start (microseconds)."""
         now_us = self.env.now
-        horizon = self.scheduler.horizon(plan, to_s(now_us))
-        limit = min(horizon.max_iterations, min(j.remaining_tokens for j in plan.batch),
-                    self.config.max_skip_iterations)
+        limit = min(min(j.remaining_tokens for j in plan.batch), self.config.max_skip_iterations)
         next_arrival_us = self.cluster.next_arrival_us
         if next_arrival_us < math.inf:
             # Iterations only lengthen as contexts grow: this bounds the work, not the result.
             limit = min(limit, (next_arrival_us - now_us) // step_us + 1)
+        if limit < 2:  # settled before asking the policy, which costs more
+            return 1, step_us, None
+        horizon = self.scheduler.horizon(plan, to_s(now_us))
+        limit = min(limit, horizon.max_iterations)
         if limit < 2:
             return 1, step_us, None
         steps = durations_us(self.cost.decode_iterations_s(plan.decode_context_tokens, limit))
