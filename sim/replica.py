@@ -122,10 +122,11 @@ class Replica:
                 yield env.timeout(plan_us)
             start_us = env.now
             level_counts = sched.level_counts() if self.iterations is not None else None
-            step_us = duration_us(cost.iteration_s(plan.prefill_tokens, plan.decode_context_tokens))
+            decode_context = plan.decode_context_tokens  # computed once per decision
+            step_us = duration_us(cost.iteration_s(plan.prefill_tokens, decode_context))
             n, total_us, ends_us = 1, step_us, None
             if self.config.skip and plan.is_pure_decode and not self.transfers:
-                n, total_us, ends_us = self._skippable(plan, step_us)
+                n, total_us, ends_us = self._skippable(plan, step_us, decode_context)
             yield env.timeout(total_us)
             now_s = to_s(env.now)
             self._record(plan, start_us, n, level_counts)
@@ -147,7 +148,7 @@ class Replica:
         seconds = plan_overhead_s(admitted) if plan_overhead_s is not None else 0.0
         return duration_us(seconds) if seconds > 0 else 0  # duration_us rounds up to 1 us
 
-    def _skippable(self, plan: Plan, step_us: int):
+    def _skippable(self, plan: Plan, step_us: int, decode_context: list[int]):
         """How many iterations of `plan` can run back to back, their total duration, and each
         one's end relative to the first's start (microseconds)."""
         now_us = self.env.now
@@ -162,7 +163,7 @@ class Replica:
         limit = min(limit, horizon.max_iterations)
         if limit < 2:
             return 1, step_us, None
-        steps = durations_us(self.cost.decode_iterations_s(plan.decode_context_tokens, limit))
+        steps = durations_us(self.cost.decode_iterations_s(decode_context, limit))
         if steps[0] != step_us:
             raise RuntimeError(
                 f"cost model: decode_iterations_s()[0] = {steps[0]} us differs from iteration_s() = "
