@@ -43,7 +43,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from executor.kv_store import KVStore
-from executor.records import IterationLog, SpanLog
+from executor.records import SpanLog, frame, live_iteration_log
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper, Transfer
 from policy import Job, KVLocation, Plan, RequestLog, Scheduler, to_us
@@ -106,7 +106,7 @@ class Engine:
         if not self.store.is_empty:
             raise EngineError("the KV store is not empty at the start of a run")
         self._scheduler, self._log = scheduler, RequestLog()
-        self._iterations = IterationLog(len(scheduler.level_counts())) if cfg.record_iterations else None
+        self._iterations = live_iteration_log(len(scheduler.level_counts())) if cfg.record_iterations else None
         self._spans = SpanLog() if cfg.record_spans else None
         self._tokens: dict[int, list[int]] = {}  # prompt ids, then generated ids
         self._prompt_tokens = {j.id: j.prompt_tokens for j in jobs}
@@ -135,8 +135,8 @@ class Engine:
         outputs = {jid: toks[self._prompt_tokens[jid]:] for jid, toks in self._tokens.items()}
         return RunResult(
             self._log,
-            self._iterations.frame(policy, swap) if self._iterations is not None else None,
-            self._spans.frame(policy, swap) if self._spans is not None else None,
+            frame(self._iterations, policy, swap) if self._iterations is not None else None,
+            frame(self._spans, policy, swap) if self._spans is not None else None,
             outputs, error, interrupted, self._num_plans,
         )
 

@@ -19,9 +19,9 @@ import simpy
 from tqdm import tqdm
 
 from policy import CostModel, Job, RequestLog, SchedulerConfig, make_dispatcher, make_scheduler
+from policy.timeline import IterationLog, SpanLog
 from sim.clock import to_s
 from sim.config import SimConfig
-from sim.recorder import IterationRecorder, SpanRecorder
 from sim.replica import Replica
 
 
@@ -45,15 +45,14 @@ class Cluster:
         self.dispatcher = make_dispatcher(config.dispatcher)
         self.next_arrival_us: float | int = math.inf
         self.num_finished = 0
+        schedulers = [make_scheduler(policy, sched_config, cost) for _ in range(config.num_replicas)]
         self.iterations = [
-            IterationRecorder(len(make_scheduler(policy, sched_config, cost).level_counts()))
-            for _ in range(config.num_replicas)
+            IterationLog(len(s.level_counts())) for s in schedulers
         ] if config.record_iterations else None
-        self.spans = SpanRecorder() if config.record_spans else None
+        self.spans = SpanLog() if config.record_spans else None
         self.replicas = [
-            Replica(env, i, make_scheduler(policy, sched_config, cost), cost, config, self, log,
-                    self.iterations[i] if self.iterations else None, self.spans)
-            for i in range(config.num_replicas)
+            Replica(env, i, s, cost, config, self, log, self.iterations[i] if self.iterations else None, self.spans)
+            for i, s in enumerate(schedulers)
         ]
         self._progress = None
         env.process(self._arrivals())
@@ -119,9 +118,9 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
     swap = cluster.replicas[0].scheduler.swap_mode
     iterations = None
     if cluster.iterations is not None:
-        iterations = pd.concat([rec.frame(policy, swap) for rec in cluster.iterations], ignore_index=True)
+        iterations = pd.concat([_frame(rec, policy, swap) for rec in cluster.iterations], ignore_index=True)
         iterations = iterations.sort_values(["start_s", "replica"], kind="stable").reset_index(drop=True)
-    spans = cluster.spans.frame(policy, swap) if cluster.spans is not None else None
+    spans = _frame(cluster.spans, policy, swap) if cluster.spans is not None else None
     stats = {
         "wall_s": wall_s,
         "num_requests": len(log),
@@ -131,3 +130,7 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
         **log.counts(),
     }
     return SimResult(policy, swap, log, iterations, spans, stats)
+
+
+def _frame(log: IterationLog | SpanLog, policy: str, swap: str) -> pd.DataFrame:
+    return pd.DataFrame(log.columns(policy, swap)).astype(log.dtypes())

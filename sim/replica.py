@@ -31,16 +31,16 @@ import numpy as np
 import simpy
 
 from policy import CostModel, Job, Plan, RequestLog, Scheduler
+from policy.timeline import IterationLog, SpanLog
 from sim.clock import duration_us, durations_us, to_s
 from sim.config import SimConfig
-from sim.recorder import IterationRecorder, SpanRecorder
 
 
 class Replica:
     def __init__(
         self, env: simpy.Environment, index: int, scheduler: Scheduler, cost: CostModel,
         config: SimConfig, cluster, log: RequestLog,
-        iterations: IterationRecorder | None = None, spans: SpanRecorder | None = None,
+        iterations: IterationLog | None = None, spans: SpanLog | None = None,
     ) -> None:
         self.env = env
         self.index = index
