@@ -9,7 +9,7 @@ and the proactive reserve, uploads that could start, quantum expiry and starvati
 
 from __future__ import annotations
 
-from policy.job import to_us
+from policy.job import KVLocation, to_us
 from policy.plan import Horizon, Plan
 
 
@@ -23,7 +23,7 @@ class PlanHorizon:
         kv = self.kv
         threshold = 0
         # Offload candidates are residents outside the batch (batch jobs are in flight now).
-        if self.swap_mode == "proactive" and len(self._device) > len(plan.batch) and any(
+        if self.swap_mode == "proactive" and self._num_resident > len(plan.batch) and any(
             j.id not in self._in_flight and kv.can_swap_out(j) for j in self._device.values()
         ):
             threshold = self.reserve_blocks
@@ -32,7 +32,7 @@ class PlanHorizon:
             return Horizon(1, 0.0)
 
         batch = plan.batch
-        if self.swap_mode == "proactive" and self._host:
+        if self.swap_mode == "proactive" and self._num_on_host:
             # Fix (tests/policy/test_policy_skipping.py, test_upload_order_change_ends_a_skip):
             # uploads go in ENST order, and MLFQ's ENST shrinks with time (T_promote), so a
             # host job that does not lead now may lead, and fit, at a skipped decision.
@@ -40,7 +40,7 @@ class PlanHorizon:
             slack = kv.device_plannable_blocks - self.reserve_blocks - sum(
                 kv.extra_blocks(j, self._target_tokens(j.context_tokens + 1)) for j in batch
             )
-            if slack > 0 and min(j.host_blocks for j in self._host.values()) <= slack:
+            if slack > 0 and min(j.host_blocks for j in self._host.values() if j.kv is KVLocation.HOST) <= slack:
                 return Horizon(1, 0.0)
         max_i = self._max_iterations() - 1
         if kv.capacity.block_size_tokens == 1 and not self.reserve_max_seq:

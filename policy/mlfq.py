@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from heapq import heappop, heappush
 
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
 from policy.job import Job, KVLocation, to_us
 from policy.plan import Plan
 from policy.queue import JobQueue, RankIndex, merge_by_seq
-from policy.scheduler import _NO_LIMIT_ITERATIONS, Scheduler
+from policy.scheduler import _NO_LIMIT_ITERATIONS, RANK_SEQ_BITS, Scheduler
+
+_DEVICE, _HOST = KVLocation.DEVICE, KVLocation.HOST
 
 
 class MLFQ(Scheduler):
@@ -41,7 +44,9 @@ class MLFQ(Scheduler):
         # (jobs join at the time they stop running, and time only moves forward).
         self._waiting: dict[int, Job] = {}
         self._host_waiting = RankIndex()  # those of them on the host, by (waiting since, rank)
+        self._wait_shift = RANK_SEQ_BITS + cfg.num_levels.bit_length()  # packs (waiting since, rank)
         self._checked_epoch = 0
+        self._ahead_cache: list[int] | None = None
 
     def join_level(self, job: Job) -> int:
         return 0
@@ -110,19 +115,20 @@ class MLFQ(Scheduler):
         job.waiting_since_us = now_us
         if job.level > 0:
             self._waiting[job.id] = job
-        self._on_relocated(job)
+            self._on_relocated(job)
 
     def _on_selected(self, job: Job) -> None:
-        self._waiting.pop(job.id, None)
-        self._on_relocated(job)
+        if self._waiting.pop(job.id, None) is not None:
+            self._host_waiting.discard(job)
 
     def _on_finished(self, job: Job) -> None:
-        self._waiting.pop(job.id, None)
-        self._on_relocated(job)
+        self._ahead_cache = None
+        if self._waiting.pop(job.id, None) is not None:
+            self._host_waiting.discard(job)
 
     def _on_relocated(self, job: Job) -> None:
-        if job.kv is KVLocation.HOST and job.id in self._waiting:
-            self._host_waiting.add(job, (job.waiting_since_us, job.level, job.seq))
+        if job.id in self._waiting and job in self._host:
+            self._host_waiting.add(job, (job.waiting_since_us << self._wait_shift) | self._rank(job))
         else:
             self._host_waiting.discard(job)
 
@@ -168,12 +174,19 @@ class MLFQ(Scheduler):
         return math.inf
 
     def _ahead_us(self) -> list[int]:
-        """Per level, the quanta of every queued job in the levels above it."""
-        ahead, total = [], 0
-        for fresh, started, quantum_us in zip(self._fresh, self._started, self.quantum_us, strict=True):
-            ahead.append(total)
-            total += (len(fresh) + len(started)) * quantum_us
-        return ahead
+        """Per level, the quanta of every queued job in the levels above it (cached until a
+        job changes queue: a decision's swaps do not)."""
+        if self._ahead_cache is None:
+            ahead, total = [], 0
+            for fresh, started, quantum_us in zip(self._fresh, self._started, self.quantum_us, strict=True):
+                ahead.append(total)
+                total += (len(fresh) + len(started)) * quantum_us
+            self._ahead_cache = ahead
+        return self._ahead_cache
+
+    def _place(self, job: Job, new_seq: int | None = None) -> None:
+        self._ahead_cache = None
+        super()._place(job, new_seq)
 
     def _t_execute(self, job: Job, ahead_us: list[int]) -> float:
         level = job.level
@@ -183,47 +196,77 @@ class MLFQ(Scheduler):
     def _enst_key(self, job: Job, now_us: int) -> float:
         return min(self._t_promote(job, now_us), self._t_execute(job, self._ahead_us()))
 
-    # Fast searches for the (ENST, rank) extremes (policy_bench.py: sorting every host job by
-    # ENST cost milliseconds a decision). T_execute grows with rank and T_promote with the
-    # waiting start, so each search walks one or two sorted indexes and stops once no job left
-    # can beat the best found; tests/policy/test_policy_enst.py checks them against brute force.
-    def _offload_next(self, batch_ids: set[int], now_us: int) -> Job | None:
-        ahead = self._ahead_us()
-        best, best_enst = None, -math.inf
-        for job in reversed(self._device_by_rank):  # lowest priority first
-            if job.id in batch_ids or job.id in self._in_flight:
-                continue
-            t_promote = self._t_promote(job, now_us)
-            if t_promote <= best_enst:  # cannot win; skip the costlier T_execute
-                continue
-            t_execute = self._t_execute(job, ahead)
-            if t_execute <= best_enst:  # so is every ENST from here on
-                break
-            enst = min(t_promote, t_execute)
-            if enst > best_enst:  # ties keep the lower-priority job
-                best, best_enst = job, enst
-        return best
+    # Fast orders by (ENST, rank) (policy_bench.py: sorting every host job by ENST cost
+    # milliseconds a decision). T_execute grows with rank and T_promote with the waiting start,
+    # so each order walks one or two sorted indexes and yields a job once no job not yet seen
+    # can beat it (the threshold algorithm); tests/policy/test_policy_enst.py checks them
+    # against a full sort. Nothing they walk changes while the caller swaps: a transfer moves
+    # a job between the location indexes only when it lands. T_execute and T_promote are
+    # inlined (the walks visit tens of jobs a decision).
+    def _t_execute_fn(self) -> Callable[[Job], float]:
+        ahead, quantum_us, batch = self._ahead_us(), self.quantum_us, self.config.max_batch_size
+        fresh = [q._seqs for q in self._fresh]  # noqa: SLF001 (same package; a call per job costs)
+        started = [q._seqs for q in self._started]  # noqa: SLF001
 
-    def _upload_next(self, now_us: int) -> Job | None:
-        ahead = self._ahead_us()
-        by_wait, by_rank = iter(self._host_waiting), iter(self._host_by_rank)
+        def t_execute(job: Job) -> float:
+            level, seq = job.level, job.seq
+            position = bisect_left(fresh[level], seq) + bisect_left(started[level], seq)
+            return (ahead[level] + position * quantum_us[level]) / batch
+
+        return t_execute
+
+    def _offload_order(self, batch_ids: set[int], now_us: int) -> Iterator[Job]:
+        t_execute, in_flight, waiting = self._t_execute_fn(), self._in_flight, self._waiting
+        promote_at_us = self._alpha_us - now_us
+        seen: list[tuple[float, int, Job]] = []  # heap of (-ENST, visit order, job)
+        for order, job in enumerate(reversed(self._device)):  # lowest priority first
+            if job.kv is not _DEVICE or job.id in batch_ids or job.id in in_flight:
+                continue
+            te = t_execute(job)
+            # Every job not yet seen has ENST <= its T_execute <= this one's, and ranks higher,
+            # so it loses ties: the best seen job wins once its ENST reaches that bound.
+            while seen and -seen[0][0] >= te:
+                yield heappop(seen)[2]
+            tp = job.waiting_since_us + promote_at_us if job.level > 0 and job.id in waiting else math.inf
+            heappush(seen, (-(tp if tp < te else te), order, job))
+        while seen:
+            yield heappop(seen)[2]
+
+    def _upload_order(self, now_us: int) -> Iterator[Job]:
+        t_execute, waiting, rank_of = self._t_execute_fn(), self._waiting, self._rank
+        promote_at_us = self._alpha_us - now_us
+
+        def t_promote(job: Job) -> float:
+            return job.waiting_since_us + promote_at_us if job.level > 0 and job.id in waiting else math.inf
+
+        # by_wait is in (waiting start, rank) order and by_rank in rank order, so a job not yet
+        # seen has T_promote >= a_us, T_execute >= b_us, and when its ENST equals their minimum
+        # it ranks at or after the cursor that set it: (ENST, rank) >= (bound, bound_rank).
+        by_wait, by_rank = iter(self._host_waiting), iter(self._host)
         a, b = next(by_wait, None), next(by_rank, None)
-        a_us = self._t_promote(a, now_us) if a is not None else math.inf
-        b_us = self._t_execute(b, ahead) if b is not None else math.inf
-        best, best_key = None, (math.inf,)
+        a_us = t_promote(a) if a is not None else math.inf
+        b_us = t_execute(b) if b is not None else math.inf
+        seen: list[tuple[float, int, Job]] = []  # heap of (ENST, rank, job)
+        seen_ids: set[int] = set()
         while a is not None or b is not None:
-            if min(a_us, b_us) > best_key[0]:  # no job left can beat (or tie) the best
-                break
+            bound = min(a_us, b_us)
+            if seen and seen[0][0] <= bound:
+                bound_rank = min(rank_of(a) if a is not None and a_us == bound else math.inf,
+                                 rank_of(b) if b is not None and b_us == bound else math.inf)
+                while seen and (seen[0][0] < bound or (seen[0][0] == bound and seen[0][1] < bound_rank)):
+                    yield heappop(seen)[2]
             if a_us <= b_us:
                 job, a = a, next(by_wait, None)
-                a_us = self._t_promote(a, now_us) if a is not None else math.inf
+                a_us = t_promote(a) if a is not None else math.inf
             else:
                 job, b = b, next(by_rank, None)
-                b_us = self._t_execute(b, ahead) if b is not None else math.inf
-            key = (min(self._t_promote(job, now_us), self._t_execute(job, ahead)), self._rank(job))
-            if key < best_key:
-                best, best_key = job, key
-        return best
+                b_us = t_execute(b) if b is not None else math.inf
+            if job.id not in seen_ids and job.kv is _HOST:  # not swapping in
+                seen_ids.add(job.id)
+                tp, te = t_promote(job), t_execute(job)
+                heappush(seen, (tp if tp < te else te, rank_of(job), job))
+        while seen:
+            yield heappop(seen)[2]
 
 
 class SkipJoinMLFQ(MLFQ):

@@ -51,10 +51,10 @@ class KVPlacement:
             # Strictly lower-priority device jobs outside the batch, lowest first, until the
             # room suffices; none is evicted unless enough can be.
             rank, room, victims, host_room = self._rank(job), kv.device_plannable_blocks, [], kv.host_free_blocks
-            for v in reversed(self._device_by_rank):
+            for v in reversed(self._device):
                 if room >= need or self._rank(v) <= rank:
                     break
-                if v.id in batch_ids or v.id in self._in_flight:
+                if v.kv is not KVLocation.DEVICE or v.id in batch_ids or v.id in self._in_flight:
                     continue
                 if push_only:
                     host_blocks = kv.blocks_for(v.kv_tokens)
@@ -73,7 +73,7 @@ class KVPlacement:
             plan.swap_in.append(job)
         kv.grow(job, target)
         if job.kv is not location:
-            self._track(job)
+            self._track(job, location)
         return True
 
     def _evict(self, job: Job, plan: Plan) -> None:
@@ -85,22 +85,26 @@ class KVPlacement:
             job.num_recomputes += 1
             plan.recompute.append(job)
             self._prefill_closed = True  # no prefill takes the room a preemption just made
-        self._track(job)
+        self._track(job, KVLocation.DEVICE)
 
     def _proactive_swaps(self, plan: Plan, batch_ids: set[int], now_us: int) -> None:
         kv = self.kv
-        while kv.device_plannable_blocks < self.reserve_blocks:
-            victim = self._offload_next(batch_ids, now_us)
-            if victim is None or not kv.can_swap_out(victim):
-                break
-            kv.start_swap_out(victim)
-            plan.swap_out.append(victim)
-            self._track(victim)
+        if kv.device_plannable_blocks < self.reserve_blocks:
+            for victim in self._offload_order(batch_ids, now_us):
+                if not kv.can_swap_out(victim):
+                    break
+                kv.start_swap_out(victim)
+                plan.swap_out.append(victim)
+                self._track(victim, KVLocation.DEVICE)
+                if kv.device_plannable_blocks >= self.reserve_blocks:
+                    break
         # Every host job holds at least one block: below that much room none can come back.
-        while self._host and kv.device_plannable_blocks - self.reserve_blocks >= 1:
-            job = self._upload_next(now_us)
-            if kv.device_plannable_blocks - job.host_blocks < self.reserve_blocks:
-                break
-            kv.start_swap_in(job)
-            plan.swap_in.append(job)
-            self._track(job)
+        if self._num_on_host and kv.device_plannable_blocks - self.reserve_blocks >= 1:
+            for job in self._upload_order(now_us):
+                if kv.device_plannable_blocks - job.host_blocks < self.reserve_blocks:
+                    break
+                kv.start_swap_in(job)
+                plan.swap_in.append(job)
+                self._track(job, KVLocation.HOST)
+                if kv.device_plannable_blocks - self.reserve_blocks < 1:
+                    break

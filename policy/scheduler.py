@@ -34,6 +34,13 @@ from policy.plan import Plan
 from policy.queue import JobQueue, RankIndex
 
 _NO_LIMIT_ITERATIONS = 1 << 30
+RANK_SEQ_BITS = 64  # a rank is level << RANK_SEQ_BITS | seq
+_NONE, _DEVICE = KVLocation.NONE, KVLocation.DEVICE
+_SWAPPING_IN, _SWAPPING_OUT, _HOST = KVLocation.SWAPPING_IN, KVLocation.SWAPPING_OUT, KVLocation.HOST
+# The index a job's KV is read from (see `Scheduler.__init__`).
+_DEVICE_SIDE, _HOST_SIDE, _NO_SIDE = "device", "host", None
+_SIDE = {_NONE: _NO_SIDE, _DEVICE: _DEVICE_SIDE, _SWAPPING_OUT: _DEVICE_SIDE, _HOST: _HOST_SIDE,
+         _SWAPPING_IN: _HOST_SIDE}
 
 
 class Scheduler(KVPlacement, PlanHorizon):
@@ -63,14 +70,16 @@ class Scheduler(KVPlacement, PlanHorizon):
         self.outstanding_prompt_tokens = 0
         self._in_flight: set[int] = set()
         self._running: dict[int, Job] = {}  # ran last time they were scheduled
-        self._device: dict[int, Job] = {}  # KV resident on the device, no transfer in flight
-        self._host: dict[int, Job] = {}
+        # Jobs by the side their KV is read from: the device index holds resident jobs and
+        # those swapping out (the copy's source), the host index host jobs and those swapping
+        # in. Each is in priority order, so that eviction and proactive swapping pick their jobs
+        # without scanning every resident job. A transfer moves a job between them when it
+        # lands (`on_swap_done`), not when `schedule` starts it, which keeps the index work off
+        # the decision path (policy_bench.py); walks skip jobs in transfer.
+        self._device = RankIndex()
+        self._host = RankIndex()
         self._swapping_out: dict[int, Job] = {}
         self._swapping_in: dict[int, Job] = {}
-        # The device and host jobs again, in priority order, so that eviction and proactive
-        # swapping pick their jobs without scanning every resident job (policy_bench.py).
-        self._device_by_rank = RankIndex()
-        self._host_by_rank = RankIndex()
         self._queue_of: dict[int, JobQueue] = {}
         self._prefill_closed = False
         self._may_drop_any = False  # set for a second walk when the first would stall
@@ -120,19 +129,20 @@ class Scheduler(KVPlacement, PlanHorizon):
     def _enst_key(self, job: Job, now_us: int) -> float | tuple:
         """Order for proactive swapping: offload the largest first, upload the smallest; ties
         go by rank (the lower-priority job is offloaded first, the higher one uploaded first).
-        This is the definition; `_offload_next` and `_upload_next` find the same jobs fast."""
+        This is the definition; `_offload_order` and `_upload_order` find the same jobs fast."""
         return self._rank(job)
 
-    def _offload_next(self, batch_ids: set[int], now_us: int) -> Job | None:
-        """The device job outside the batch with the largest (ENST, rank), or None."""
-        for job in reversed(self._device_by_rank):  # ENST is the rank here
-            if job.id not in batch_ids and job.id not in self._in_flight:
-                return job
-        return None
+    def _offload_order(self, batch_ids: set[int], now_us: int) -> Iterator[Job]:
+        """Device jobs outside the batch, largest (ENST, rank) first. Lazy: the caller takes a
+        few and swaps each out as it goes (a swap-out changes no other job's ENST)."""
+        in_flight = self._in_flight
+        # The caller's swap-outs leave the index as it is until they land.
+        return (j for j in reversed(self._device)
+                if j.kv is _DEVICE and j.id not in batch_ids and j.id not in in_flight)
 
-    def _upload_next(self, now_us: int) -> Job | None:
-        """The host job with the smallest (ENST, rank), or None."""
-        return next(iter(self._host_by_rank), None)
+    def _upload_order(self, now_us: int) -> Iterator[Job]:
+        """Host jobs, smallest (ENST, rank) first; lazy like `_offload_order`."""
+        return (j for j in self._host if j.kv is _HOST)
 
     def _on_relocated(self, job: Job) -> None:
         """`job.kv` changed (after the location indexes were updated)."""
@@ -143,9 +153,10 @@ class Scheduler(KVPlacement, PlanHorizon):
         return self._next_seq
 
     @staticmethod
-    def _rank(job: Job) -> tuple[int, int]:
-        """Priority: smaller runs first."""
-        return (job.level, job.seq)
+    def _rank(job: Job) -> int:
+        """Priority: smaller runs first. (level, seq) packed in one int, which sorts and
+        bisects faster than a tuple."""
+        return (job.level << RANK_SEQ_BITS) | job.seq
 
     def _place(self, job: Job, new_seq: int | None = None) -> None:
         """(Re)file the job in the queue its state calls for; re-keys it if `new_seq` is given."""
@@ -157,27 +168,43 @@ class Scheduler(KVPlacement, PlanHorizon):
         q = self._queue_for(job)
         q.add(job)
         self._queue_of[job.id] = q
-        for index in (self._device_by_rank, self._host_by_rank):
-            if job in index:  # re-key: its level or seq may have changed
-                index.add(job, self._rank(job))
+        if job in self._device:  # re-key: its level or seq may have changed
+            self._device.add(job, self._rank(job))
+        elif job in self._host:
+            self._host.add(job, self._rank(job))
 
-    def _track(self, job: Job) -> None:
-        """Keep the location indexes in step with `job.kv`."""
-        for d in (self._device, self._host, self._swapping_out, self._swapping_in):
-            d.pop(job.id, None)
-        self._device_by_rank.discard(job)
-        self._host_by_rank.discard(job)
-        if job.kv is KVLocation.DEVICE:
-            self._device[job.id] = job
-            self._device_by_rank.add(job, self._rank(job))
-        elif job.kv is KVLocation.HOST:
-            self._host[job.id] = job
-            self._host_by_rank.add(job, self._rank(job))
-        elif job.kv is KVLocation.SWAPPING_OUT:
+    def _track(self, job: Job, old: KVLocation) -> None:
+        """Keep the location indexes in step: the job's KV went from `old` to `job.kv`."""
+        new = job.kv
+        if old is _SWAPPING_OUT:
+            del self._swapping_out[job.id]
+        elif old is _SWAPPING_IN:
+            del self._swapping_in[job.id]
+        if new is _SWAPPING_OUT:
             self._swapping_out[job.id] = job
-        elif job.kv is KVLocation.SWAPPING_IN:
+        elif new is _SWAPPING_IN:
             self._swapping_in[job.id] = job
-        self._on_relocated(job)
+        side, old_side = _SIDE[new], _SIDE[old]
+        if side is not old_side:
+            if old_side is _DEVICE_SIDE:
+                self._device.discard(job)
+            elif old_side is _HOST_SIDE:
+                self._host.discard(job)
+            if side is _DEVICE_SIDE:
+                self._device.add(job, self._rank(job))
+            elif side is _HOST_SIDE:
+                self._host.add(job, self._rank(job))
+            self._on_relocated(job)
+
+    @property
+    def _num_resident(self) -> int:
+        """Jobs whose KV is on the device with no transfer in flight."""
+        return len(self._device) - len(self._swapping_out)
+
+    @property
+    def _num_on_host(self) -> int:
+        """Jobs whose KV is on the host with no transfer in flight."""
+        return len(self._host) - len(self._swapping_in)
 
     def _target_tokens(self, tokens: int) -> int:
         return max(tokens, self.config.max_seq_tokens) if self.reserve_max_seq else tokens
@@ -250,38 +277,52 @@ class Scheduler(KVPlacement, PlanHorizon):
         return plan
 
     def _form_batch(self, plan: Plan) -> tuple[set[int], set[int]]:
-        """Walk jobs in priority order into `plan` (see the module docstring)."""
-        cfg = self.config
+        """Walk jobs in priority order into `plan` (see the module docstring). The hot path (a
+        resident job that grows in place) is inlined: policy_bench.py times this loop."""
+        cfg, kv = self.config, self.kv
+        max_batch, max_prefill_tokens = cfg.max_batch_size, cfg.max_prefill_tokens
+        reserve_tokens = cfg.max_seq_tokens if self.reserve_max_seq else 0
+        proactive = self.swap_mode == "proactive"
+        in_flight, batch = self._in_flight, plan.batch
         batch_ids: set[int] = set()
         prefill_ids: set[int] = set()
         evicted: set[int] = set()
         prefill_tokens = 0
-        num_uploading = 0
+        num_taken = 0  # batch jobs plus uploads holding a slot
         self._prefill_closed = False
         for job in self._walk():
-            if len(plan.batch) + num_uploading >= cfg.max_batch_size:
+            if num_taken >= max_batch:
                 break
-            if job.id in self._in_flight or job.id in evicted or job.kv is KVLocation.SWAPPING_OUT:
+            location = job.kv
+            if location is _DEVICE:
+                if job.id in in_flight or job.id in evicted:
+                    continue
+                if kv.try_grow(job, max(job.prompt_tokens + job.generated_tokens, reserve_tokens)) or \
+                        self._secure_device_kv(job, plan, batch_ids, evicted):
+                    batch.append(job)
+                    batch_ids.add(job.id)
+                    num_taken += 1
                 continue
-            fresh = job.kv is KVLocation.NONE
-            if fresh and prefill_tokens and prefill_tokens + job.context_tokens > cfg.max_prefill_tokens:
+            if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
+                continue
+            fresh = location is _NONE
+            if fresh and prefill_tokens and prefill_tokens + job.context_tokens > max_prefill_tokens:
                 self._prefill_closed = True
                 continue
-            if self.swap_mode == "proactive" and job.kv is not KVLocation.DEVICE and not fresh:
+            if proactive and not fresh:
                 # Proactive: never make compute wait for an upload. A job on the host starts
                 # its swap-in now and joins a later batch; one already on its way is skipped.
                 # Both keep their batch slot, so lower-priority jobs do not fill it only to be
                 # evicted when the upload lands.
-                if job.kv is KVLocation.SWAPPING_IN or self._secure_device_kv(job, plan, batch_ids, evicted):
-                    num_uploading += 1
-                    if len(plan.batch) + num_uploading >= cfg.max_batch_size:
-                        break
+                if location is _SWAPPING_IN or self._secure_device_kv(job, plan, batch_ids, evicted):
+                    num_taken += 1
                 continue
             if not self._secure_device_kv(job, plan, batch_ids, evicted):
                 self._prefill_closed = self._prefill_closed or fresh
                 continue
-            plan.batch.append(job)
+            batch.append(job)
             batch_ids.add(job.id)
+            num_taken += 1
             if fresh:
                 prefill_ids.add(job.id)
                 prefill_tokens += job.context_tokens
@@ -330,14 +371,16 @@ class Scheduler(KVPlacement, PlanHorizon):
         return finished
 
     def on_swap_done(self, job: Job, now_s: float) -> None:
+        old = job.kv
         self.kv.finish_swap(job)
         job.num_swaps += 1
-        self._track(job)
+        self._track(job, old)
 
     def _finish(self, job: Job, now_s: float) -> None:
         job.finish_s = now_s
+        old = job.kv
         self.kv.drop(job)
-        self._track(job)
+        self._track(job, old)
         self._queue_of.pop(job.id).remove(job)
         del self.jobs[job.id]
         self._running.pop(job.id, None)

@@ -2,7 +2,7 @@
 
 The definition (`Scheduler._enst_key`): offload the device job outside the batch with the
 largest (ENST, rank), upload the host job with the smallest (ENST, rank). The schedulers find
-them through rank-ordered indexes and early-stopping scans (`_offload_next`, `_upload_next`);
+them through rank-ordered indexes and early-stopping scans (`_offload_order`, `_upload_order`);
 here a brute-force subclass evaluates every candidate, and both must plan identically.
 """
 
@@ -11,22 +11,22 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from policy import POLICIES, SchedulerConfig
+from policy import POLICIES, KVLocation, SchedulerConfig
 from tests.policy.policy_strategies import proactive_scenarios
 from tests.policy.policy_testkit import Engine, Scenario, ToyCost
 
 
 def brute_force(cls):
     class BruteForce(cls):
-        def _offload_next(self, batch_ids, now_us):
-            candidates = [j for j in self._device.values()
-                          if j.id not in batch_ids and j.id not in self._in_flight]
-            return max(candidates, key=lambda j: (self._enst_key(j, now_us), self._rank(j)),
-                       default=None)
+        def _offload_order(self, batch_ids, now_us):
+            candidates = [j for j in self._device.values() if j.kv is KVLocation.DEVICE
+                          and j.id not in batch_ids and j.id not in self._in_flight]
+            return iter(sorted(candidates, key=lambda j: (self._enst_key(j, now_us), self._rank(j)),
+                               reverse=True))
 
-        def _upload_next(self, now_us):
-            return min(self._host.values(),
-                       key=lambda j: (self._enst_key(j, now_us), self._rank(j)), default=None)
+        def _upload_order(self, now_us):
+            candidates = [j for j in self._host.values() if j.kv is KVLocation.HOST]
+            return iter(sorted(candidates, key=lambda j: (self._enst_key(j, now_us), self._rank(j))))
 
     return BruteForce
 

@@ -1,0 +1,69 @@
+"""RankIndex (the location indexes' sorted container) against a plain sorted model.
+
+The index stores its entries in blocks that split and vanish as jobs come and go; these tests
+drive it through adds, re-keys and discards (with tiny blocks, so that every split and every
+emptied block happens) and compare every view with a dict sorted on the spot."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from policy import Job
+from policy.queue import RankIndex
+
+
+class TinyBlocks(RankIndex):
+    __slots__ = ()
+    _BLOCK = 2  # splits past 4 entries
+
+
+def _job(i: int) -> Job:
+    return Job(id=i, arrival_s=0.0, prompt_tokens=1, output_tokens=1)
+
+
+ops = st.lists(st.tuples(st.sampled_from(["add", "discard"]), st.integers(0, 30), st.integers(0, 60)),
+               max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ops)
+def test_rank_index_matches_a_sorted_model(script):
+    index, model, jobs = TinyBlocks(), {}, {i: _job(i) for i in range(31)}
+    for op, job_id, key in script:
+        job = jobs[job_id]
+        if op == "add":
+            taken_by = next((j for j, k in model.items() if k == key and j != job_id), None)
+            if taken_by is not None:  # keys are unique: a second job may not take one
+                with pytest.raises(ValueError, match=f"rank key {key} already indexed for job {taken_by}"):
+                    index.add(job, key)
+                continue
+            index.add(job, key)
+            model[job_id] = key
+        else:
+            index.discard(job)
+            model.pop(job_id, None)
+        order = sorted(model, key=model.get)
+        assert [j.id for j in index] == order
+        assert [j.id for j in reversed(index)] == order[::-1]
+        assert sorted(j.id for j in index.values()) == sorted(order)
+        assert len(index) == len(model)
+        assert all((jobs[i] in index) == (i in model) for i in jobs)
+
+
+def test_blocks_split_and_empty_at_the_default_size():
+    index = RankIndex()
+    jobs = [_job(i) for i in range(1000)]
+    for job in reversed(jobs):  # descending keys: every insert at the front
+        index.add(job, job.id * 3)
+    assert len(index._key_blocks) > 1  # noqa: SLF001 (the split this test is about)
+    assert [j.id for j in index] == list(range(1000))
+    for job in jobs[:900]:
+        index.discard(job)
+    assert [j.id for j in index] == list(range(900, 1000))
+    index.add(jobs[950], -1)  # re-key to the front
+    assert [j.id for j in index][:2] == [950, 900]
+    for job in jobs:
+        index.discard(job)
+    assert len(index) == 0 and list(index) == [] and index._maxes == []  # noqa: SLF001
