@@ -51,19 +51,19 @@ def iteration_s(plan) -> float:
     return 0.005 + 1e-5 * sum(plan.prefill_tokens) + 1e-7 * sum(plan.decode_context_tokens)
 
 
-def build(policy: str, seed: int = 0):
+def build(policy: str, num_jobs: int = NUM_JOBS, seed: int = 0):
     cfg = SchedulerConfig(device_kv_tokens=BATCH * MAX_SEQ, host_kv_tokens=4_000_000,
                           max_batch_size=BATCH, max_prefill_tokens=2048, max_seq_tokens=MAX_SEQ)
     s = make_scheduler(policy, cfg, BenchCost())
     rng = random.Random(seed)
-    for i in range(NUM_JOBS):
+    for i in range(num_jobs):
         s.add(Job(id=i, arrival_s=0.0, prompt_tokens=rng.randint(64, 512), output_tokens=1500), 0.0)
     return s
 
 
 class Driver:
     def __init__(self, sched) -> None:
-        self.s, self.now = sched, 0.0
+        self.s, self.now, self.prev_ids = sched, 0.0, set()
         self.reset()
 
     def step(self) -> None:
@@ -77,6 +77,12 @@ class Driver:
             s.on_swap_done(j, self.now)
         t_landed = time.perf_counter_ns()
         num_swaps = len(plan.swap_out) + len(plan.swap_in) + len(plan.recompute)
+        batch_ids = {j.id for j in plan.batch}
+        # Jobs whose state the decision changed: swapped, admitted (prefill), started running
+        # again, or stopped (preempted); each costs the policy a few dict and index updates.
+        num_changes = (num_swaps + len(plan.prefill_ids) + len(batch_ids - self.prev_ids)
+                       + sum(1 for i in self.prev_ids - batch_ids if i in s.jobs))
+        self.prev_ids = batch_ids
         dt = iteration_s(plan)
         self.now += dt
         t2 = time.perf_counter_ns()
@@ -86,6 +92,7 @@ class Driver:
         self.done_us.append((t3 - t2) / 1000)
         self.landed_us.append((t_landed - t1) / 1000)
         self.num_swaps.append(num_swaps)
+        self.num_changes.append(num_changes)
 
     def run(self, n: int) -> None:
         for _ in range(n):
@@ -96,6 +103,7 @@ class Driver:
         self.done_us: list[float] = []
         self.landed_us: list[float] = []  # on_swap_done calls, per decision
         self.num_swaps: list[int] = []  # swaps and recomputes each decision started
+        self.num_changes: list[int] = []
 
 
 def census(s) -> str:
@@ -106,8 +114,9 @@ def census(s) -> str:
     return f"{fresh:>5} fresh {dev:>4} on device {host:>5} on host"
 
 
-def measure(policy: str, state: str, warmup: int, n: int, profile: bool = False) -> dict:
-    d = Driver(build(policy))
+def measure(policy: str, state: str, warmup: int, n: int, profile: bool = False,
+            num_jobs: int = NUM_JOBS) -> dict:
+    d = Driver(build(policy, num_jobs))
     d.run(warmup if state == "started" else 5)
     d.reset()
     prof = cProfile.Profile() if profile else None
@@ -119,7 +128,8 @@ def measure(policy: str, state: str, warmup: int, n: int, profile: bool = False)
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
     quiet = [t for t, k in zip(d.schedule_us, d.num_swaps, strict=True) if k == 0]
     return {
-        "policy": policy, "state": state, "mean": statistics.fmean(d.schedule_us),
+        "policy": policy, "state": state, "jobs": num_jobs, "changes": statistics.fmean(d.num_changes),
+        "mean": statistics.fmean(d.schedule_us),
         "p50": statistics.median(d.schedule_us),
         "quiet": statistics.fmean(quiet) if quiet else math.nan,
         "done": statistics.fmean(d.done_us), "landed": statistics.fmean(d.landed_us),
@@ -135,25 +145,33 @@ def main() -> None:
     ap.add_argument("--decisions", type=int, default=300, help="Timed decisions per state.")
     ap.add_argument("--warmup", type=int, default=1500, help="Decisions before the 'started' state is timed.")
     ap.add_argument("--profile", choices=["fresh", "started"], help="cProfile the timed decisions of this state.")
+    ap.add_argument("--jobs", type=int, nargs="+", default=[NUM_JOBS],
+                    help="Queued jobs (several values show how the cost scales with the queue).")
     args = ap.parse_args()
+    if min(args.jobs) < 1 or args.decisions < 1 or args.warmup < 0:
+        ap.error("--jobs and --decisions must be positive, --warmup >= 0")
 
     rows = []
     for policy in args.policy or list(POLICIES):
-        for state in ("fresh", "started"):
-            if args.profile and state != args.profile:
-                continue
-            rows.append(measure(policy, state, args.warmup, args.decisions, bool(args.profile)))
-    print(f"{NUM_JOBS} jobs, batch {BATCH}, {args.decisions} timed decisions per row; target "
-          f"< {TARGET_US:.0f} us per schedule()")
+        for num_jobs in args.jobs:
+            for state in ("fresh", "started"):
+                if args.profile and state != args.profile:
+                    continue
+                rows.append(measure(policy, state, args.warmup, args.decisions, bool(args.profile), num_jobs))
+    print(f"batch {BATCH}, {args.decisions} timed decisions per row; target < {TARGET_US:.0f} us per schedule()")
     print("schedule(): mean and median us per call, and the mean over calls that start no swap;"
           " done: on_iteration_done us; landed: the decision's on_swap_done calls, us; total: all"
-          " three, us per iteration; swaps: transfers and recomputes started per decision")
-    print(f"{'policy':<15} {'state':<8} {'mean':>7} {'p50':>7} {'no-swap':>7} {'done':>6} {'landed':>6} "
-          f"{'total':>6} {'swaps':>6}  jobs at the end")
+          " three, us per iteration; swaps: transfers and recomputes started per decision;"
+          " changes: jobs swapped, admitted, resumed or stopped per decision; us/chg: schedule()"
+          " us per change")
+    print(f"{'policy':<15} {'jobs':>7} {'state':<8} {'mean':>7} {'p50':>7} {'no-swap':>7} {'done':>6} "
+          f"{'landed':>6} {'total':>6} {'swaps':>6} {'changes':>7} {'us/chg':>6}  jobs at the end")
     for r in rows:
         flag = "" if r["mean"] < TARGET_US else "  over target"
-        print(f"{r['policy']:<15} {r['state']:<8} {r['mean']:>7.1f} {r['p50']:>7.1f} {r['quiet']:>7.1f} "
-              f"{r['done']:>6.1f} {r['landed']:>6.1f} {r['total']:>6.1f} {r['swaps']:>6.2f}  {r['census']}{flag}")
+        per_change = r["mean"] / r["changes"] if r["changes"] else math.nan
+        print(f"{r['policy']:<15} {r['jobs']:>7} {r['state']:<8} {r['mean']:>7.1f} {r['p50']:>7.1f} "
+              f"{r['quiet']:>7.1f} {r['done']:>6.1f} {r['landed']:>6.1f} {r['total']:>6.1f} {r['swaps']:>6.2f} "
+              f"{r['changes']:>7.1f} {per_change:>6.2f}  {r['census']}{flag}")
 
 
 if __name__ == "__main__":
