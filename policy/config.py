@@ -10,6 +10,7 @@ the artifact ran) and the docstring names the paper's value:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 SWAP_MODES = ("proactive", "reactive", "recompute")
@@ -44,10 +45,14 @@ class SchedulerConfig:
             "starvation_check_iterations": self.starvation_check_iterations,
         }
         for name, value in positive.items():
-            if not isinstance(value, int) or value <= 0:
+            if not _is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.host_kv_tokens < 0:
-            raise ValueError(f"host_kv_tokens must be >= 0, got {self.host_kv_tokens}")
+        if not _is_int(self.host_kv_tokens) or self.host_kv_tokens < 0:
+            raise ValueError(f"host_kv_tokens must be an integer >= 0, got {self.host_kv_tokens!r}")
+        for name in ("swap_reserve_fraction", "base_quantum_s", "quantum_growth", "alpha_s"):
+            value = getattr(self, name)
+            if not _is_real(value) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
         if self.device_kv_tokens < self.block_size_tokens:
             raise ValueError(
                 f"device_kv_tokens ({self.device_kv_tokens}) is smaller than one block "
@@ -63,3 +68,12 @@ class SchedulerConfig:
             raise ValueError(f"quantum_growth must be >= 1, got {self.quantum_growth}")
         if not self.alpha_s > 0:
             raise ValueError(f"alpha_s must be > 0, got {self.alpha_s}")
+
+
+def _is_int(value: object) -> bool:
+    """An integer, not a bool (True would silently mean 1) nor a float (2.0 tokens)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

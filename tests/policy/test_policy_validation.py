@@ -43,21 +43,26 @@ def test_registry_names_and_defaults():
     "device_kv_tokens", "block_size_tokens", "max_batch_size", "max_prefill_tokens",
     "max_seq_tokens", "num_levels", "demotion_levels", "starvation_check_iterations",
 ])
-@pytest.mark.parametrize("value", [0, -3, 2.0])
+@pytest.mark.parametrize("value", [0, -3, 2.0, True, "4"])
 def test_config_positive_integers(name, value):
     with raises(f"{name} must be a positive integer, got {value!r}"):
         SchedulerConfig(**{name: value})
 
 
 @pytest.mark.parametrize(("kwargs", "msg"), [
-    ({"host_kv_tokens": -1}, "host_kv_tokens must be >= 0, got -1"),
+    ({"host_kv_tokens": -1}, "host_kv_tokens must be an integer >= 0, got -1"),
+    ({"host_kv_tokens": 1.5}, "host_kv_tokens must be an integer >= 0, got 1.5"),
+    ({"host_kv_tokens": True}, "host_kv_tokens must be an integer >= 0, got True"),
     ({"device_kv_tokens": 3, "block_size_tokens": 4},
      "device_kv_tokens (3) is smaller than one block (4 tokens)"),
     ({"swap": "lazy"}, "swap must be one of proactive, reactive, recompute, got 'lazy'"),
     ({"swap_reserve_fraction": 1.0}, "swap_reserve_fraction must be in [0, 1), got 1.0"),
     ({"swap_reserve_fraction": -0.1}, "swap_reserve_fraction must be in [0, 1), got -0.1"),
     ({"base_quantum_s": 0.0}, "base_quantum_s must be > 0, got 0.0"),
-    ({"base_quantum_s": math.nan}, "base_quantum_s must be > 0, got nan"),
+    ({"base_quantum_s": math.nan}, "base_quantum_s must be a finite number, got nan"),
+    ({"alpha_s": math.inf}, "alpha_s must be a finite number, got inf"),
+    ({"quantum_growth": "2"}, "quantum_growth must be a finite number, got '2'"),
+    ({"swap_reserve_fraction": False}, "swap_reserve_fraction must be a finite number, got False"),
     ({"quantum_growth": 0.5}, "quantum_growth must be >= 1, got 0.5"),
     ({"alpha_s": 0.0}, "alpha_s must be > 0, got 0.0"),
 ])
