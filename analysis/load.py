@@ -14,12 +14,13 @@ wrong. Nothing here drops rows. `swap` values that are missing stay missing; gro
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
 
 from analysis.metrics import add_derived, summarize
+from policy import SchedulerConfig
 
 
 class InputError(ValueError):
@@ -34,9 +35,12 @@ SUMMARY_COLUMNS = ("policy", "swap", "num_requests", "jct_mean_s")
 ITERATION_COLUMNS = ("policy", "swap", "replica", "start_s", "end_s")
 SPAN_COLUMNS = ("policy", "swap", "replica", "request_id", "kind", "start_s", "end_s")
 CELL_COLUMNS = ("cell_id", "status")
+# SchedulerConfig fields a sweep grid may also vary (sim.sweep_config.SCHEDULER_GRID_KEYS).
+SCHEDULER_PARAM_COLUMNS = tuple(sorted({f.name for f in fields(SchedulerConfig)} - {"swap", "max_batch_size"}))
 # Sweep grid parameters, in the order labels and file names list them.
 PARAM_COLUMNS = (
-    "policy", "swap", "rate", "cv", "lengths", "profile", "replicas", "tp", "pp", "max_batch", "seed",
+    "policy", "swap", "rate", "cv", "lengths", "profile", "replicas", "tp", "pp", "max_batch",
+    *SCHEDULER_PARAM_COLUMNS, "seed",
 )
 SWEEP_SUMMARY_COLUMNS = ("cell_id", "policy", "swap", "rate")
 

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis.labels import policy_labels
-from analysis.load import RunData, SweepData, kind_of, load_run, load_sweep
+from analysis.load import SCHEDULER_PARAM_COLUMNS, RunData, SweepData, kind_of, load_run, load_sweep
 from analysis.plots.cdf import plot_jct_cdf
 from analysis.plots.gantt import plot_gantt
 from analysis.plots.style import save
@@ -114,7 +114,9 @@ def plan_sweep_plots(sweep: SweepData, slo_s: float | None = None, stat: str = "
         return plan
     if slo_s is None:
         plan.skipped.append("no --slo-s: SLO line and throughput at SLO skipped")
-    for x in ("rate", "cv"):
+    swept = [c for c in SCHEDULER_PARAM_COLUMNS if c in summary and summary[c].nunique() > 1
+             and pd.api.types.is_numeric_dtype(summary[c])]
+    for x in ("rate", "cv", *swept):
         if x not in summary:
             plan.skipped.append(f"no {x} column in summary.csv: latency vs {X_TITLES[x]} skipped")
             continue

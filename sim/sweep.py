@@ -15,6 +15,7 @@ so both backends give identical results.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from policy import SchedulerConfig
 from sim.cluster import SimResult, simulate
 from sim.config import SimConfig
-from sim.sweep_config import GRID_KEYS, SweepConfig
+from sim.sweep_config import SCHEDULER_GRID_KEYS, SweepConfig
 
 # write_cell(run_dir, config_dict, result) -> that cell's summary frame (injected by the CLI,
 # which owns the run-directory format).
@@ -46,6 +47,7 @@ def build_cell(cell: dict, sweep: dict):
         if cell[key] is not None and cell[key] != getattr(cost, key):
             raise ValueError(f"profile {cell['profile']} has {key}={getattr(cost, key)}, the cell asks {key}={cell[key]}")
     sched_fields = dict(sweep["scheduler"])
+    sched_fields.update({k: cell[k] for k in SCHEDULER_GRID_KEYS if k in cell})
     sched_fields.setdefault("device_kv_tokens", cost.device_kv_tokens)
     sched_fields.setdefault("host_kv_tokens", cost.host_kv_tokens)
     sched = SchedulerConfig(**sched_fields, max_batch_size=cell["max_batch"],
@@ -69,7 +71,8 @@ def run_cell(cell: dict, sweep: dict) -> dict:
         trace, cost, sched, sim = build_cell(cell, sweep)
         result = simulate(trace, cost, cell["policy"], sched, sim)
         return {"cell": cell, "result": result, "config": {
-            "engine": "sim", "cell": cell, "sweep": sweep, "kv_bytes_per_token": cost.kv_bytes_per_token,
+            "engine": "sim", "cell": cell, "sweep": sweep, "scheduler": dataclasses.asdict(sched),
+            "sim": dataclasses.asdict(sim), "kv_bytes_per_token": cost.kv_bytes_per_token,
             "num_requests": len(trace.arrival_s)}}
     except Exception as e:  # noqa: BLE001 - a failing cell is data, not a crash
         return {"cell": cell, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
@@ -77,7 +80,7 @@ def run_cell(cell: dict, sweep: dict) -> dict:
 
 def _cells_frame(cells: list[dict], status: dict[str, tuple[str, str]]) -> pd.DataFrame:
     rows = [{"cell_id": c["cell_id"], "status": status.get(c["cell_id"], ("pending", ""))[0],
-             "error": status.get(c["cell_id"], ("", ""))[1], **{k: c[k] for k in (*GRID_KEYS, "seed")}}
+             "error": status.get(c["cell_id"], ("", ""))[1], **{k: v for k, v in c.items() if k != "cell_id"}}
             for c in cells]
     return pd.DataFrame(rows)
 
@@ -159,9 +162,9 @@ def _write_summary(out: Path, cells: list[dict], status: dict[str, tuple[str, st
         if status.get(cell["cell_id"], ("",))[0] != "done":
             continue
         df = pd.read_csv(out / "cells" / cell["cell_id"] / "summary.csv")
-        for key in (*GRID_KEYS, "seed", "cell_id"):
+        for key, value in cell.items():
             if key not in df.columns:  # policy and swap come from the run (swap resolved)
-                df[key] = cell[key]
+                df[key] = value
         frames.append(df)
     if frames:
         _write_csv(pd.concat(frames, ignore_index=True), out / "summary.csv")

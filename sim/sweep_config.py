@@ -15,8 +15,11 @@
     replicas = [1]
     max_batch = [16]
 
+    alpha_s = [0.3, 3.0]     # any SchedulerConfig field may be an axis too (sensitivity sweeps)
+
     [scheduler]              # fixed SchedulerConfig fields for every cell
-    [sim]                    # fixed SimConfig fields (dispatcher, skip)
+    [sim]                    # fixed SimConfig fields (dispatcher, skip, max_skip_iterations,
+                             # record_iterations, record_spans)
 
 Unknown sections or keys are errors naming the key, so a typo never silently sweeps nothing.
 """
@@ -39,7 +42,9 @@ GRID_DEFAULTS = {
     "lengths": ["sharegpt-like"], "profile": [None], "replicas": [1], "tp": [None], "pp": [None],
     "max_batch": [16],
 }
-SIM_KEYS = ("dispatcher", "skip")
+# SchedulerConfig fields that may also be grid axes (swap and max_batch are axes already).
+SCHEDULER_GRID_KEYS = tuple(sorted({f.name for f in fields(SchedulerConfig)} - {"swap", "max_batch_size"}))
+SIM_KEYS = ("dispatcher", "skip", "max_skip_iterations", "record_iterations", "record_spans")
 
 
 class SweepConfigError(ValueError):
@@ -63,10 +68,19 @@ class SweepConfig:
         if not self.seeds:
             raise SweepConfigError(f"{where}: sweep.seeds must list at least one seed")
         for key, values in self.grid.items():
-            if key not in GRID_KEYS:
-                raise SweepConfigError(f"{where}: unknown grid key {key!r}; known: {', '.join(GRID_KEYS)}")
+            if key not in GRID_KEYS and key not in SCHEDULER_GRID_KEYS:
+                raise SweepConfigError(f"{where}: unknown grid key {key!r}; known: {', '.join(GRID_KEYS)} "
+                                       f"and the scheduler fields {', '.join(SCHEDULER_GRID_KEYS)}")
             if not isinstance(values, list) or not values:
                 raise SweepConfigError(f"{where}: grid.{key} must be a non-empty list")
+            if key in SCHEDULER_GRID_KEYS:
+                if key in self.scheduler:
+                    raise SweepConfigError(f"{where}: {key} is both a grid axis and a fixed [scheduler] value")
+                for value in values:  # each value alone; combinations are checked per cell
+                    try:
+                        SchedulerConfig(**{key: value})
+                    except ValueError as e:
+                        raise SweepConfigError(f"{where}: grid.{key}: {e}") from None
         for p in self.grid.get("policy", []):
             if p not in POLICIES:
                 raise SweepConfigError(f"{where}: grid.policy: unknown policy {p!r}; known: {', '.join(POLICIES)}")
@@ -103,9 +117,14 @@ class SweepConfig:
             scheduler=dict(data.get("scheduler", {})), sim=dict(data.get("sim", {})), source=str(path),
         )
 
+    def axis_keys(self) -> tuple[str, ...]:
+        """The cells' parameters: the fixed axes, then the scheduler fields this grid sweeps.
+        Cells of a grid without scheduler axes keep the ids they had before those existed."""
+        return GRID_KEYS + tuple(k for k in SCHEDULER_GRID_KEYS if k in self.grid)
+
     def cells(self) -> list[dict]:
         """Every grid point x seed, in a stable order, each with a stable `cell_id`."""
-        axes = {k: self.grid.get(k, GRID_DEFAULTS[k]) for k in GRID_KEYS}
+        axes = {k: self.grid[k] if k in self.grid else GRID_DEFAULTS[k] for k in self.axis_keys()}
         out = []
         for combo in itertools.product(*axes.values(), self.seeds):
             cell = dict(zip(axes, combo[:-1], strict=True))

@@ -1,4 +1,5 @@
-"""Latency against a swept parameter (arrival rate or burstiness CV), one line per policy.
+"""Latency against a swept parameter (arrival rate, burstiness CV, or a numeric scheduler field
+such as alpha_s), one line per policy.
 
 Three panels: mean JCT, p99 JCT, and normalized latency (p95 or mean, the SLO's statistic).
 Each point is the mean over seeds; with several seeds a band shows their min-max spread.
@@ -17,12 +18,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from analysis.load import SCHEDULER_PARAM_COLUMNS
 from analysis.plots.style import colors, new_figure
 from analysis.slo import NORM_LATENCY_COLUMNS, throughput_at_slo
 from analysis.sweep import label, line_keys, num_seeds, panel_keys
 
-X_LABELS = {"rate": "Arrival rate (req/s)", "cv": "Burstiness: inter-arrival CV"}
-X_TITLES = {"rate": "arrival rate", "cv": "burstiness (CV)"}
+X_LABELS = {"rate": "Arrival rate (req/s)", "cv": "Burstiness: inter-arrival CV",
+            **{name: f"Scheduler {name}" for name in SCHEDULER_PARAM_COLUMNS}}
+X_TITLES = {"rate": "arrival rate", "cv": "burstiness (CV)", **{name: name for name in SCHEDULER_PARAM_COLUMNS}}
 LOG_SPAN_RATIO = 100.0
 
 

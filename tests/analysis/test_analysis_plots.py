@@ -8,12 +8,13 @@ import pytest
 from matplotlib.collections import PathCollection
 
 from analysis.load import load_run
+from analysis.plot_dir import plan_plots
 from analysis.plots.cdf import plot_jct_cdf
 from analysis.plots.gantt import plot_gantt
 from analysis.plots.style import save
 from analysis.plots.sweep import plot_vs
 from analysis.plots.timeline import plot_timeline
-from tests.analysis.fixtures import sweep_summary
+from tests.analysis.fixtures import sweep_summary, write_sweep
 
 
 def legend_texts(legend):
@@ -98,6 +99,29 @@ def test_latency_vs_cv_single_seed():
     norm = fig.axes[2]
     assert len(norm.get_lines()) == 3  # no throughput-at-SLO stars against CV
     assert norm.get_lines()[1].get_ydata().tolist() == pytest.approx([0.15, 0.15])  # skip-join, seed 0
+
+
+def test_latency_vs_a_scheduler_field():
+    """A sweep over alpha_s (a SchedulerConfig axis) plots against it like rate; here the
+    fixture's rates are relabelled as alpha_s values at one rate."""
+    s = sweep_summary()
+    one = s[s["cv"] == 1.0].assign(alpha_s=lambda d: d["rate"] / 10, rate=1.0)
+    fig = plot_vs(one, "alpha_s", slo_s=0.4)
+    assert fig.axes[0].get_xlabel() == "Scheduler alpha_s"
+    assert fig.get_suptitle() == "Latency vs alpha_s; mean of 2 seeds, band = min-max"
+    fcfs = fig.axes[0].get_lines()[0]
+    assert fcfs.get_xdata().tolist() == pytest.approx([0.1, 0.2, 0.4])
+    assert fcfs.get_ydata().tolist() == pytest.approx([3.0, 5.0, 9.0])
+    assert len(fig.axes[2].get_lines()) == 3  # two policies and the SLO line; no stars off rate
+
+
+def test_sweep_plan_adds_a_plot_per_swept_scheduler_field(tmp_path):
+    sweep = write_sweep(tmp_path / "sweep")
+    summary = pd.read_csv(sweep / "summary.csv")
+    summary = summary[summary["cv"] == 1.0].assign(base_quantum_s=lambda d: d["rate"] / 100, rate=1.0)
+    summary.to_csv(sweep / "summary.csv", index=False)
+    names = [job.filename for job in plan_plots(sweep).jobs]
+    assert names == ["latency_vs_base_quantum_s.png"]
 
 
 def test_latency_vs_refuses_unsplit_panels_and_bad_x():
