@@ -90,7 +90,9 @@ class ModelSpec:
         """Token embedding, learned positions (opt/gpt2), final norm and an untied LM head."""
         params = self.vocab_size * self.hidden_size
         if self.family != "llama":
-            params += self.max_position_embeddings * self.hidden_size + 2 * self.hidden_size
+            # OPT's learned positions start at row 2 (its padding offset): two more rows.
+            rows = self.max_position_embeddings + (2 if self.family == "opt" else 0)
+            params += rows * self.hidden_size + 2 * self.hidden_size
         else:
             params += self.hidden_size
         if not self.tie_word_embeddings:

@@ -34,6 +34,37 @@ def test_parameter_counts_match_published_sizes(name, billions):
     assert get_model(name).num_params / 1e9 == pytest.approx(billions, rel=0.01)
 
 
+def _transformers_count(spec: ModelSpec) -> int:
+    """Parameters of the transformers model this spec describes, built on the meta device."""
+    torch = pytest.importorskip("torch")
+    import transformers as tf
+
+    if spec.family == "llama":
+        cls, cfg = tf.LlamaForCausalLM, tf.LlamaConfig(
+            vocab_size=spec.vocab_size, hidden_size=spec.hidden_size, intermediate_size=spec.intermediate_size,
+            num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
+            num_key_value_heads=spec.num_kv_heads, max_position_embeddings=spec.max_position_embeddings,
+            tie_word_embeddings=spec.tie_word_embeddings)
+    elif spec.family == "opt":
+        cls, cfg = tf.OPTForCausalLM, tf.OPTConfig(
+            vocab_size=spec.vocab_size, hidden_size=spec.hidden_size, ffn_dim=spec.intermediate_size,
+            num_hidden_layers=spec.num_layers, num_attention_heads=spec.num_heads,
+            max_position_embeddings=spec.max_position_embeddings, word_embed_proj_dim=spec.hidden_size,
+            tie_word_embeddings=spec.tie_word_embeddings)
+    else:
+        cls, cfg = tf.GPT2LMHeadModel, tf.GPT2Config(
+            vocab_size=spec.vocab_size, n_embd=spec.hidden_size, n_inner=spec.intermediate_size,
+            n_layer=spec.num_layers, n_head=spec.num_heads, n_positions=spec.max_position_embeddings,
+            tie_word_embeddings=spec.tie_word_embeddings)
+    with torch.device("meta"):  # shapes only: a 175B model costs no memory
+        return sum(p.numel() for p in cls(cfg).parameters())
+
+
+@pytest.mark.parametrize("name", ["opt-13b", "tiny-opt", "llama-2-7b", "llama-3-8b", "gpt3-175b", "tiny-llama"])
+def test_parameter_counts_equal_the_transformers_models(name):
+    assert get_model(name).num_params == _transformers_count(get_model(name))
+
+
 def test_tiny_models_are_small_fp32():
     llama, opt = get_model("tiny-llama"), get_model("tiny-opt")
     assert (llama.family, llama.num_layers, llama.hidden_size, llama.num_heads, llama.num_kv_heads,
