@@ -20,6 +20,8 @@ Rules (DESIGN.md, "As built"):
 
 from __future__ import annotations
 
+import math
+
 from policy.job import Job, KVLocation
 from policy.plan import Plan
 
@@ -48,6 +50,12 @@ class KVPlacement:
             push_only = not self._may_drop_any and not (location is KVLocation.DEVICE and job.id in self._running)
             if push_only and self.swap_mode == "recompute":
                 return False
+            # The walk goes down in priority, so a later job's victims are a subset of an
+            # earlier one's, scanned in the same order: the room a failed scan found bounds
+            # every later job's, until an eviction frees room (saturated runs: one failure a
+            # decision instead of a scan per host job; tests/policy/test_policy_room_bound.py).
+            if need > self._room_bound[push_only]:
+                return False
             # Strictly lower-priority device jobs outside the batch, lowest first, until the
             # room suffices; none is evicted unless enough can be.
             rank, room, victims, host_room = self._rank(job), kv.device_plannable_blocks, [], kv.host_free_blocks
@@ -64,10 +72,12 @@ class KVPlacement:
                 victims.append(v)
                 room += v.device_blocks
             if room < need:
+                self._room_bound[push_only] = room
                 return False
             for victim in victims:
                 self._evict(victim, plan)
                 evicted.add(victim.id)
+            self._room_bound = {True: math.inf, False: math.inf}
         if location is KVLocation.HOST:
             kv.start_swap_in(job)
             plan.swap_in.append(job)

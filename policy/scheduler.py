@@ -83,6 +83,7 @@ class Scheduler(KVPlacement, PlanHorizon):
         self._queue_of: dict[int, JobQueue] = {}
         self._prefill_closed = False
         self._may_drop_any = False  # set for a second walk when the first would stall
+        self._room_bound: dict[bool, float] = {}  # per push-only flag: most room a job can get now
         self._next_seq = 0
 
     # -- what a policy subclass provides -----------------------------------------------------
@@ -290,6 +291,7 @@ class Scheduler(KVPlacement, PlanHorizon):
         prefill_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
         self._prefill_closed = False
+        self._room_bound = {True: math.inf, False: math.inf}  # see KVPlacement._secure_device_kv
         for job in self._walk():
             if num_taken >= max_batch:
                 break
