@@ -13,9 +13,10 @@ from tqdm import tqdm
 
 from analysis.compare import DEFAULT_METRICS, format_table, ratio_lines
 from analysis.compare import compare as compare_runs
-from analysis.load import load_run
+from analysis.load import kind_of, load_run, load_sweep
 from analysis.plot_dir import plan_plots, write_plots
 from analysis.run_metrics import run_metrics
+from analysis.sweep_table import constant_params, format_sweep_table, sweep_table
 
 
 def _run_names(paths: tuple[str, ...]) -> list[str]:
@@ -39,12 +40,26 @@ def _run_names(paths: tuple[str, ...]) -> list[str]:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Also write the table, values and ratios, as CSV to this file.")
 def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None:
-    """Compare policies side by side across RUN_DIR..., with ratios to a baseline policy."""
+    """Compare policies side by side across RUN_DIR..., with ratios to a baseline policy.
+    Given one sweep directory instead, print a row per combination of the swept parameters
+    (mean over seeds), with ratios to the baseline policy at the same parameters."""
     if (ttft_slo_s is None) != (tpot_slo_s is None):
         raise click.BadParameter("give both --ttft-slo-s and --tpot-slo-s, or neither", param_hint="--ttft-slo-s")
     with_slo = ttft_slo_s is not None
     if not metrics:
         metrics = DEFAULT_METRICS + (("slo_attainment", "goodput_rps") if with_slo else ())
+    try:
+        sweeps = [p for p in run_dirs if kind_of(p) == "sweep"]
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if sweeps:
+        if len(run_dirs) > 1:
+            raise click.ClickException(f"{sweeps[0]}: is a sweep directory; compare one sweep at a time, or run directories")
+        if with_slo:
+            raise click.BadParameter("SLO limits need per-request data: compare the sweep's cells/<cell_id> runs",
+                                     param_hint="--ttft-slo-s")
+        _compare_sweep(sweeps[0], baseline, list(metrics), output)
+        return
     try:
         frames = [run_metrics(load_run(p), ttft_slo_s, tpot_slo_s) for p in run_dirs]
         table = compare_runs(list(zip(_run_names(run_dirs), frames, strict=True)), baseline, list(metrics))
@@ -57,6 +72,32 @@ def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None
     if with_slo:
         click.echo(f"SLO: TTFT <= {ttft_slo_s:g} s and TPOT <= {tpot_slo_s:g} s; rejected and unfinished "
                    "requests count as misses")
+    if output:
+        try:
+            table.to_csv(output, index=False)
+        except OSError as exc:
+            raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
+        click.echo(f"wrote {output}")
+
+
+def _compare_sweep(path: str, baseline: str, metrics: list[str], output: str | None) -> None:
+    try:
+        sweep = load_sweep(path)
+        table = sweep_table(sweep.summary, metrics, baseline)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    counts = sweep.counts()
+    click.echo(f"{path}: {counts['done']} of {len(sweep.cells)} cells done"
+               + (f" ({counts['failed']} failed, {counts['pending']} pending: see cells.csv)"
+                  if counts["failed"] or counts["pending"] else ""))
+    fixed = constant_params(sweep.summary)
+    if fixed:
+        click.echo("fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
+    click.echo(format_sweep_table(table, metrics))
+    if table[[f"{m}_x" for m in metrics]].isna().all().all():
+        click.echo(f"no ratios: baseline policy {baseline!r} is not in the sweep (--baseline)")
+    else:
+        click.echo(f"ratios: to {baseline} at the same parameters")
     if output:
         try:
             table.to_csv(output, index=False)

@@ -42,7 +42,7 @@ def test_compare_several_dirs_labels_by_name(runner, run_dir, tmp_path):
 def test_compare_errors_are_one_line(runner, run_dir, sweep_dir, tmp_path):
     cases = [
         ([str(tmp_path)], "neither a run directory"),
-        ([str(sweep_dir)], "is a sweep directory"),
+        ([str(sweep_dir), str(run_dir)], "is a sweep directory"),
         ([str(run_dir), "--metric", "nope_s"], "unknown metric(s) nope_s"),
         ([str(run_dir), "--baseline", "srpt"], "baseline policy 'srpt' is in none of the runs"),
         ([str(run_dir), "--ttft-slo-s", "1"], "give both --ttft-slo-s and --tpot-slo-s"),
