@@ -10,8 +10,10 @@ by the live executor and one by the simulator, and gives per policy five rows of
 - `iteration_s`: the cost model against the live iterations themselves. Each recorded live
   iteration's batch composition is priced by the cost model (`iteration_s`), plus, for an
   iteration that began a new plan, the engine's planning and admission cost
-  (`plan_overhead_s`, when the cost model has it; profiles/plan_events.py tells which
-  iterations did and how many requests they admitted), and compared with its measured time:
+  (`plan_overhead_s` of the policy, `for_policy`, when the cost model has them; profiles/plan_events.py tells which
+  iterations did and how many requests they admitted), plus, for an iteration that ended a
+  plan and was followed by more work, the engine's wrap-up of the plan (`plan_end_overhead_s`
+  of the requests it finished), and compared with its measured time:
   from its start to the next iteration's start while the engine had work left (the engine's
   bookkeeping between two iterations belongs to the first, as in the simulator, whose
   iterations tile its busy time and whose profile measured its overhead that way), else to its
@@ -37,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import InputError, RunData
-from profiles.plan_events import plan_events
+from profiles.plan_events import plan_ends, plan_events
 
 COLUMNS = ["policy", "metric", "measured", "simulated", "rel_error"]
 SUMMARY_METRICS = ("jct_mean_s", "jct_p50_s", "jct_p99_s", "ttft_mean_s")
@@ -92,6 +94,7 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
                          "per-iteration errors need one row per iteration (a live run's records)")
     iterations = iterations.sort_values("start_s", kind="stable")
     measured = (iterations["end_s"] - iterations["start_s"]).to_numpy(np.float64)
+    busy = np.zeros(len(iterations), dtype=bool)
     if finish_s is not None and "num_queued" in iterations:
         # jobs left after the iteration: queued + batch - those that finished as it ended
         finished = pd.Series(np.asarray(finish_s, dtype=np.float64)).value_counts()
@@ -107,7 +110,15 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
     plan_overhead_s = getattr(cost, "plan_overhead_s", None)
     if plan_overhead_s is not None and arrival_s is not None:
         new_plan, admitted = plan_events(iterations["start_s"], iterations["end_s"], arrival_s)
-        predicted += np.array([plan_overhead_s(int(a)) if p else 0.0 for p, a in zip(new_plan, admitted, strict=True)])
+        pure_decode = (iterations["num_prefills"] == 0).to_numpy()
+        predicted += np.array([plan_overhead_s(int(a), bool(d), int(b)) if p else 0.0 for p, a, d, b
+                               in zip(new_plan, admitted, pure_decode, iterations["batch_size"], strict=True)])
+    plan_end_overhead_s = getattr(cost, "plan_end_overhead_s", None)
+    if plan_end_overhead_s is not None and busy.any():
+        # the wrap-up lies between the iteration's end and the next start: in `measured` only when busy
+        ends_plan, finished = plan_ends(iterations["start_s"], iterations["end_s"], finish_s)
+        predicted += np.array([plan_end_overhead_s(int(f), int(b)) if e else 0.0
+                               for e, f, b in zip(ends_plan & busy, finished, iterations["batch_size"], strict=True)])
     with np.errstate(divide="ignore", invalid="ignore"):
         errors = np.where(measured > 0, (predicted - measured) / measured, np.nan)
     return iterations.assign(measured_s=measured, predicted_s=predicted, rel_error=errors)
@@ -137,8 +148,9 @@ def validation_table(live: RunData, sim: RunData, cost: IterationCost) -> pd.Dat
         if its.empty:
             raise InputError(f"{live.path}/iterations.parquet: no iterations of policy {policy}")
         requests = live.requests[live.requests["policy"] == policy]
-        err = iteration_errors(its, cost, requests["arrival_s"], requests["finish_s"].dropna(),
-                               f"{live.path}/iterations.parquet")
+        for_policy = getattr(cost, "for_policy", None)  # a profile's overhead measured with this policy
+        err = iteration_errors(its, for_policy(policy) if for_policy is not None else cost, requests["arrival_s"],
+                               requests["finish_s"].dropna(), f"{live.path}/iterations.parquet")
         rows.append((policy, ITERATION_METRIC, float(err["measured_s"].median()),
                      float(err["predicted_s"].median()), float(err["rel_error"].median())))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -10,6 +10,8 @@ Driven by the same `policy` schedulers as the simulator. Pieces, one file each:
     engine.py     wall-clock trace replay through one policy
     records.py    per-iteration rows and per-request spans
     profiler.py   `fastserve profile`: measured latency grids, swap curves, KV capacity
+    overhead.py   the engine's own time per iteration and per plan, measured by running it per policy
+    calibration.py  the grids fitted to the engine's passes: typical scale, clock noise, first pass
     serve.py      model + store + engine for one run configuration (what `fastserve serve` uses)
     distributed/  tensor and pipeline parallelism on torch.distributed: the model sharded from
                   the outside, each rank a `KVStore` of its shard, rank 0 running the policy and

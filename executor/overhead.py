@@ -6,40 +6,49 @@ that a plan can be reused), grows KV blocks, appends tokens, records rows, admit
 a few percent of a decode iteration and ~15 % of a prefill iteration, so a simulator that
 charges the grids alone runs fast against the live engine (`fastserve validate` showed it).
 
-Measured by running the real `Engine` (never a model of it) on a serving-like load: for each
-batch size b, `rounds` runs (after one untimed warm-up run) of b requests present at t = 0 and b
-more arriving one by one, `arrival_gap_iterations` decode iterations apart, while the first ones
-still decode; `mlfq` serves them (KV grows block by block, plans change at arrivals, finishes
-and quantum ends) with `max_batch_size` = b + ceil(b / 2) and ample KV. So most prefills join a
-running batch alone, some arrivals wait for room (admission and prefill fall apart, as in a
-queue), and plans are both made and reused. Per iteration row:
+Measured by running the real `Engine` (never a model of it) on a serving-like load, once per
+policy in `OverheadConfig.policies`: planning, the reuse check (`horizon`), admission and the
+wrap-up of a plan run the policy's own code, whose cost differs by policy (on tiny-opt, CPU,
+fcfs's `horizon` took ~90 us a call and skip-join-mlfq's ~28 us; a profile that priced every
+policy like one under-priced fcfs's busy time by ~2 %). For each batch size b, `rounds` runs
+(after one untimed warm-up run per process) of b requests present at t = 0 and b more arriving
+one by one, `arrival_gap_iterations` decode iterations apart, while the first ones still
+decode, with `max_batch_size` = b + ceil(b / 2) and ample KV. So most prefills join a running
+batch alone, some arrivals wait for room, and plans are both made and reused. Every policy
+serves the same requests. Per iteration row:
 
-    overhead = (start of the next row - start of this row) - forward_s
+    overhead = (start of the next row - start of this row) - forward_s - admit_s
 
-so the gap after a plan's last iteration (advance, records of finished jobs), which no row
-covers, is charged too; a run's last row uses its own end. Which rows began a new plan and how
-many requests were admitted before it come from `profiles.plan_events`. Fit: least squares of
-overhead on (1, batch_size, num_prefills, new_plan, admitted), coefficients clamped at >= 0:
-`profiles.EngineOverhead`'s iteration_s, per_job_s, per_prefill_s, per_plan_s and
-per_admission_s. Rows whose residual exceeds half a median forward pass are dropped and the fit
-redone: such a gap is a time slice lost to another process (2-core machines shared with other
-jobs) or an idle wait for the next arrival, not engine work. The drop is counted in the note.
+so the gap after a plan's last iteration (the wrap-up), which no row covers, is charged too; a
+run's last row uses its own end. `admit_s` (the engine times its admissions, executor/records.py)
+is taken out and priced directly: per_admission_s = summed admit_s / requests admitted. (Fitted
+instead, it was confounded with the prefill that follows most admissions here, and came out at
+less than half the measured time.) Which rows began a new plan, which ended one and how many
+requests they finished come from `profiles.plan_events`. Fit (`fit_overhead`, two stages,
+coefficients clamped at >= 0): `profiles.EngineOverhead`'s per-iteration terms (iteration_s,
+per_job_s, per_prefill_s), per-plan terms before its first iteration (per_plan_s,
+per_plan_job_s, per_decode_plan_s: a new pure-decode plan, the only kind the engine asks
+`horizon` about) and after its last (per_plan_end_s, per_plan_end_job_s, per_finish_s).
+Without the plan terms the wrap-up and the planning were spread over every iteration, which
+priced the typical (reused-plan) iteration high and the plans low. Rows whose residual
+exceeds half a median forward pass are dropped and the fit redone: such a gap is a time slice
+lost to another process (2-core machines shared with other jobs) or an idle wait for the next
+arrival, not engine work. The drop is counted in the note. Each policy gets its own fit, and
+the pooled rows one more (the profile's default, for policies not measured).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from executor.engine import EngineConfig
 from executor.serve import LiveServer
-from policy import Job, SchedulerConfig
-from profiles import EngineOverhead, Profile, cost_model
-from profiles.plan_events import plan_events
-
-POLICY = "mlfq"
+from policy import POLICIES, Job, SchedulerConfig
+from profiles import EngineOverhead
+from profiles.plan_events import plan_ends, plan_events
 
 
 @dataclass(frozen=True)
@@ -51,6 +60,7 @@ class OverheadConfig:
     arrival_gap_iterations: float = 4.0  # in units of the caller's iteration time estimate
     block_size_tokens: int = 16
     seed: int = 0
+    policies: tuple[str, ...] = tuple(POLICIES)
 
     def __post_init__(self) -> None:
         if not self.batch_sizes or any(b <= 0 for b in self.batch_sizes) or self.rounds < 1:
@@ -61,38 +71,77 @@ class OverheadConfig:
                 raise ValueError(f"{name} must be a range 0 < lo <= hi, got {(lo, hi)}")
         if self.block_size_tokens <= 0:
             raise ValueError(f"block_size_tokens must be positive, got {self.block_size_tokens}")
+        unknown = [p for p in self.policies if p not in POLICIES]
+        if not self.policies or unknown or len(set(self.policies)) != len(self.policies):
+            raise ValueError(f"policies must be distinct names from {', '.join(POLICIES)}, got {self.policies}")
 
     @property
     def num_runs(self) -> int:
-        return len(self.batch_sizes) * self.rounds
+        return len(self.batch_sizes) * self.rounds * len(self.policies)
 
 
-def overhead_rows(iterations: pd.DataFrame, arrival_s) -> pd.DataFrame:
-    """One run's iteration rows with `overhead_s` (time to the next row's start, minus the
-    forward) and the plan events `new_plan`, `admitted` (profiles/plan_events.py)."""
+def overhead_rows(iterations: pd.DataFrame, arrival_s, finish_s) -> pd.DataFrame:
+    """One run's iteration rows with `overhead_s` (time to the next row's start, minus the forward
+    and the admissions) and the plan events `new_plan`, `admitted`, `decode_plan`, `ends_plan`,
+    `finished` (profiles/plan_events.py; `finish_s`: the finished requests' finish times)."""
     it = iterations.sort_values("start_s", kind="stable")
     period = it["start_s"].shift(-1).fillna(it["end_s"]) - it["start_s"]
     new_plan, admitted = plan_events(it["start_s"], it["end_s"], arrival_s)
-    return it.assign(overhead_s=period - it["forward_s"], new_plan=new_plan, admitted=admitted)
+    ends_plan, finished = plan_ends(it["start_s"], it["end_s"], finish_s)
+    return it.assign(overhead_s=period - it["forward_s"] - it["admit_s"], new_plan=new_plan, admitted=admitted,
+                     decode_plan=new_plan & (it["num_prefills"] == 0).to_numpy(), ends_plan=ends_plan,
+                     finished=finished)
 
 
-FEATURES = ("batch_size", "num_prefills", "new_plan", "admitted")  # after the constant
+# the per-iteration terms, from reused-plan rows that do not end their plan: (1, batch_size)
+ITERATION_COEFFICIENTS = ("iteration_s", "per_job_s")
+# the rest, from every other row, after the per-iteration terms: feature -> EngineOverhead field
+PLAN_FEATURES = {"num_prefills": "per_prefill_s", "new_plan": "per_plan_s", "plan_jobs": "per_plan_job_s",
+                 "decode_plan": "per_decode_plan_s", "ends_plan": "per_plan_end_s",
+                 "end_jobs": "per_plan_end_job_s", "finished": "per_finish_s"}
 
 
 def fit_overhead(rows: pd.DataFrame) -> tuple[EngineOverhead, int]:
-    """`EngineOverhead` from rows with the FEATURES, overhead_s and forward_s; and how many rows
-    were dropped as lost time slices."""
-    x = np.column_stack([np.ones(len(rows)), *(rows[c] for c in FEATURES)]).astype(np.float64)
-    y = rows["overhead_s"].to_numpy(np.float64)
-    coef = _nonnegative_lstsq(x, y)
+    """`EngineOverhead` (first_pass_s 0: `executor.calibration` measures it) from rows with
+    batch_size, num_prefills, new_plan, decode_plan, ends_plan, finished, overhead_s, admit_s,
+    admitted and forward_s; and how many rows were dropped as lost time slices.
+
+    Two stages, because plans come every few iterations here: a joint fit let the planning
+    work that grows with the batch (walking it to plan, to check reuse, to report) pass for
+    per-iteration work, and priced a reused iteration of 12 jobs at ~2x its measured overhead.
+    1. iteration_s, per_job_s: the rows of reused plans that do not end them (no plan work);
+    2. the plan terms: every other row, less stage 1's prediction, on PLAN_FEATURES
+    (`plan_jobs`, `end_jobs`: the batch size of a row that begins, or ends, a plan)."""
     limit_s = 0.5 * float(rows["forward_s"].median())
+    y = rows["overhead_s"].to_numpy(np.float64)
+    batch = rows["batch_size"].to_numpy(np.float64)
+    mid = ~rows["new_plan"].to_numpy(bool) & ~rows["ends_plan"].to_numpy(bool)
+    x1 = np.column_stack([np.ones(len(rows)), batch])
+    coef1, keep1 = _robust_fit(x1[mid], y[mid], limit_s) if mid.sum() >= 2 else (np.zeros(2), np.ones(0, bool))
+    plan_rows = rows.assign(plan_jobs=rows["new_plan"] * rows["batch_size"],
+                            end_jobs=rows["ends_plan"] * rows["batch_size"])[~mid]
+    x2 = plan_rows[list(PLAN_FEATURES)].to_numpy(np.float64)
+    coef2, keep2 = _robust_fit(x2, y[~mid] - x1[~mid] @ coef1, limit_s)
+    keep = np.ones(len(rows), dtype=bool)
+    keep[np.flatnonzero(mid)[~keep1]] = False
+    keep[np.flatnonzero(~mid)[~keep2]] = False
+    admitted = int(rows["admitted"][keep].sum())
+    per_admission_s = float(rows["admit_s"][keep].sum()) / admitted if admitted else 0.0
+    fields = {**dict(zip(ITERATION_COEFFICIENTS, coef1.tolist(), strict=True)),
+              **dict(zip(PLAN_FEATURES.values(), coef2.tolist(), strict=True))}
+    return EngineOverhead(**fields, per_admission_s=per_admission_s), int((~keep).sum())
+
+
+def _robust_fit(x: np.ndarray, y: np.ndarray, limit_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative least squares, then again without the rows whose residual exceeds `limit_s`
+    (lost time slices); returns the coefficients and the kept rows."""
+    coef = _nonnegative_lstsq(x, y)
     keep = (y - x @ coef) <= limit_s
-    coef = _nonnegative_lstsq(x[keep], y[keep])
-    return EngineOverhead(*(float(c) for c in coef)), int((~keep).sum())
+    return _nonnegative_lstsq(x[keep], y[keep]), keep
 
 
 def _nonnegative_lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Least squares with every coefficient >= 0: drop the negative ones and refit (3 unknowns)."""
+    """Least squares with every coefficient >= 0: drop the most negative one and refit until none is."""
     active = np.ones(x.shape[1], dtype=bool)
     coef = np.zeros(x.shape[1])
     while active.any():
@@ -104,77 +153,53 @@ def _nonnegative_lstsq(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return coef
 
 
-def measure_engine_overhead(model, cfg: OverheadConfig, iteration_s: float = 5e-4, on_run=None
-                            ) -> tuple[EngineOverhead, str, pd.DataFrame]:
+def measure_engine_overhead(model, cfg: OverheadConfig, iteration_s: float = 5e-4, on_run=None, cost=None
+                            ) -> tuple[dict[str, EngineOverhead], EngineOverhead, str, pd.DataFrame]:
     """Run the engine as described above (`iteration_s`: a decode iteration's time, which spaces
-    the arrivals); returns the fit, a one-line note of the method and the iteration rows."""
-    rng = np.random.default_rng(cfg.seed)
+    the arrivals; `cost`: the policies' cost estimate, which skip-join-mlfq needs); returns the
+    fit of each policy, the pooled fit, a one-line note of the method and the iteration rows
+    (with a `policy` column)."""
     max_seq = cfg.prompt_tokens[1] + cfg.output_tokens[1]
     if max_seq > model.config.max_position_embeddings:
         raise ValueError(f"overhead runs need {max_seq} positions; the model has {model.config.max_position_embeddings}")
     gap_s = cfg.arrival_gap_iterations * iteration_s
     server = LiveServer(model, EngineConfig(time_scale=1.0))
     frames, warmed = [], False
-
-    def job(i: int, arrival_s: float) -> Job:
-        return Job(i, arrival_s, int(rng.integers(cfg.prompt_tokens[0], cfg.prompt_tokens[1] + 1)),
-                   int(rng.integers(cfg.output_tokens[0], cfg.output_tokens[1] + 1)))
-
-    for b in cfg.batch_sizes:
-        blocks = -(-max_seq // cfg.block_size_tokens)
-        sched = SchedulerConfig(device_kv_tokens=2 * b * blocks * cfg.block_size_tokens, host_kv_tokens=0,
-                                block_size_tokens=cfg.block_size_tokens, max_batch_size=b + (b + 1) // 2,
-                                max_seq_tokens=max_seq)
-        for _ in range(cfg.rounds + (not warmed)):
-            jobs = [job(i, 0.0) for i in range(b)] + [job(b + k, (k + 1) * gap_s) for k in range(b)]
-            result, _ = server.run(jobs, POLICY, sched)
-            if result.error is not None:
-                raise RuntimeError(f"engine overhead run (batch {b}) failed: {result.error}")
-            if not warmed:  # the process's first engine run pays one-time costs: untimed
-                warmed = True
-                continue
-            frames.append(overhead_rows(result.iterations, [j.arrival_s for j in jobs]))
-            if on_run is not None:
-                on_run()
+    for policy in cfg.policies:
+        rng = np.random.default_rng(cfg.seed)  # every policy serves the same requests
+        for b in cfg.batch_sizes:
+            blocks = -(-max_seq // cfg.block_size_tokens)
+            sched = SchedulerConfig(device_kv_tokens=2 * b * blocks * cfg.block_size_tokens, host_kv_tokens=0,
+                                    block_size_tokens=cfg.block_size_tokens, max_batch_size=b + (b + 1) // 2,
+                                    max_seq_tokens=max_seq)
+            for _ in range(cfg.rounds + (not warmed)):
+                jobs = _jobs(rng, cfg, [0.0] * b + [(k + 1) * gap_s for k in range(b)])
+                result, _ = server.run(jobs, policy, sched, cost)
+                if result.error is not None:
+                    raise RuntimeError(f"engine overhead run ({policy}, batch {b}) failed: {result.error}")
+                if not warmed:  # the process's first engine run pays one-time costs: untimed
+                    warmed = True
+                    continue
+                finish_s = [t for t in result.log.floats["finish_s"] if np.isfinite(t)]
+                rows = overhead_rows(result.iterations, [j.arrival_s for j in jobs], finish_s)
+                frames.append(rows.assign(policy=policy))
+                if on_run is not None:
+                    on_run()
     rows = pd.concat(frames, ignore_index=True)
-    overhead, num_dropped = fit_overhead(rows)
-    note = (f"engine runs of {POLICY}, batch sizes {list(cfg.batch_sizes)} x {cfg.rounds} rounds, b requests at t=0 "
-            f"and b arriving {gap_s * 1e3:.3g} ms apart; least squares of (next start - start - forward) on "
-            f"(1, jobs, prefills, new plan, admitted) over {len(rows)} iterations, {num_dropped} dropped as lost time slices or idle "
+    fits = {p: fit_overhead(rows[rows["policy"] == p]) for p in cfg.policies}
+    pooled, num_dropped = fit_overhead(rows)
+    note = (f"engine runs of {', '.join(cfg.policies)}, batch sizes {list(cfg.batch_sizes)} x {cfg.rounds} rounds, "
+            f"b requests at t=0 and b arriving {gap_s * 1e3:.3g} ms apart; admissions timed by the engine "
+            "(summed admit time / admitted); least squares of (next start - start - forward - admit time) on "
+            "(1, jobs) over reused-plan rows, then the rest on (prefills, new plan, its jobs, new decode plan, "
+            "plan end, its jobs, finished), per policy and pooled, over "
+            f"{len(rows)} iterations, {num_dropped} dropped from the pooled fit "
+            f"({', '.join(f'{p}: {d}' for p, (_, d) in fits.items())}) as lost time slices or idle "
             "(residual > half a median forward)")
-    return overhead, note, rows
+    return {p: fit for p, (fit, _) in fits.items()}, pooled, note, rows
 
 
-def _batch(row) -> tuple[list[int], list[int]]:
-    """Prompt lengths and decode contexts of a row, as the cost model reads them: prompts at
-    their mean (split evenly), decodes at their longest context (`decode_context = "max"`)."""
-    base, extra = divmod(int(row.prefill_tokens), max(int(row.num_prefills), 1))
-    prompts = [base + 1] * extra + [base] * (int(row.num_prefills) - extra)
-    return prompts, [int(row.decode_max_context_tokens)] * (int(row.batch_size) - int(row.num_prefills))
-
-
-def calibrate(profile: Profile, rows: pd.DataFrame) -> Profile:
-    """`profile` with `forward_scale` and `mixed_shared_s` measured on the engine's rows.
-
-    forward_scale: over the decode-only rows, summed forward_s over the summed grid prediction
-    (a ratio of sums, so the mean pass, which the JCT sums, is kept), leaving out rows slower
-    than twice the grid (a time slice lost to another process, as in `fit_overhead`). Prefill-only rows are left
-    out: here they are each run's first iteration, cold (~1.7x the grid on tiny-llama, CPU), as
-    after an idle wait in serving, which is rare under load.
-    mixed_shared_s: over the mixed rows (a prefill joining running decodes), the median of
-    prefill + decode (scaled grids) - forward_s, clamped at >= 0; unchanged if there is none.
-    """
-    bare = cost_model(replace(profile, overhead=None, mixed_shared_s=None, forward_scale=1.0))
-    mixed = (rows["num_prefills"] > 0) & (rows["num_prefills"] < rows["batch_size"])
-    single = rows[rows["num_prefills"] == 0]
-    grid = np.array([bare.iteration_s(*_batch(r)) for r in single.itertuples()], dtype=np.float64)
-    forward = single["forward_s"].to_numpy(np.float64)
-    kept = forward <= 2 * grid
-    scale = float(forward[kept].sum() / grid[kept].sum()) if kept.any() else 1.0
-    scaled = cost_model(replace(profile, overhead=None, mixed_shared_s=None, forward_scale=scale))
-    shared = []
-    for r in rows[mixed].itertuples():
-        prompts, decodes = _batch(r)
-        shared.append(scaled.iteration_s(prompts, []) + scaled.iteration_s([], decodes) - float(r.forward_s))
-    shared_s = max(float(np.median(shared)), 0.0) if shared else profile.mixed_shared_s
-    return replace(profile, forward_scale=scale, mixed_shared_s=shared_s)
+def _jobs(rng: np.random.Generator, cfg: OverheadConfig, arrivals_s: list[float]) -> list[Job]:
+    return [Job(i, arrival_s, int(rng.integers(cfg.prompt_tokens[0], cfg.prompt_tokens[1] + 1)),
+                int(rng.integers(cfg.output_tokens[0], cfg.output_tokens[1] + 1)))
+            for i, arrival_s in enumerate(arrivals_s)]

@@ -10,13 +10,16 @@ Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine
   looks decodes up at their longest context; at the mean it under-priced uneven batches by up
   to ~25 % on a tiny CPU model);
 - engine overhead: the engine's own time outside the forward pass, measured by running the
-  real engine (executor/overhead.py), recorded as `engine_overhead`. The same runs calibrate
-  the grids to the engine (`executor.overhead.calibrate`): `forward_scale`, the engine's
-  summed forward time over the grids' prediction (tight-loop medians miss the caches the
-  engine's own work evicts, and the mean the JCT sums: ~5 % on tiny-llama, CPU), and
-  `mixed_shared_s`, what a mixed pass's prefill and decode parts share (a prefill joining
-  running decodes, right after its admission: ~0.25 ms of a ~0.5 ms fixed cost on tiny-llama,
-  CPU, where an extrapolation of the decode grid said all of it);
+  real engine with each policy of `OverheadConfig.policies` (executor/overhead.py), recorded as
+  `engine_overhead` (pooled) and `engine_overhead_by_policy`. The same runs calibrate the grids
+  to the engine (executor/calibration.py): `forward_scale`, the engine's typical (median)
+  forward time of reused plans over the grids' prediction (tight-loop medians miss the caches
+  the engine's own work evicts: ~3-5 % on tiny CPU models), `forward_noise`, how those passes
+  spread around it (the mean, which the JCT sums, is ~2 % higher), `first_pass_s`, how much
+  longer a new plan's first pass takes, and `mixed_shared_s`, what a mixed pass's prefill and
+  decode parts share (a prefill joining running decodes, right after its admission: ~0.25 ms of
+  a ~0.5 ms fixed cost on tiny-llama, CPU, where an extrapolation of the decode grid said all
+  of it);
 - swap curve: moving one job's KV of k tokens device -> host and back (CPU: synchronous
   copies; CUDA: the copy streams, timed to the event);
 - KV capacity: CUDA: (total memory x utilization - weights - peak activations seen while
@@ -39,13 +42,14 @@ from importlib import metadata
 import torch
 from tqdm import tqdm
 
+from executor.calibration import calibrate
 from executor.kv_store import KVStore
 from executor.models import kv_layout, spec_of
-from executor.overhead import OverheadConfig, calibrate, measure_engine_overhead
+from executor.overhead import OverheadConfig, measure_engine_overhead
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper
 from policy import KVCapacity
-from profiles import LatencyCurve, LatencyGrid, Profile
+from profiles import LatencyCurve, LatencyGrid, Profile, cost_model
 
 
 @dataclass(frozen=True)
@@ -178,19 +182,25 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
             in_s.append(clock.median_s(lambda: move("in"), reset=lambda: move("out")))  # ends on host
             move("in")
             store.drop(0)
+        common = dict(
+            model=spec, hardware=_hardware(device, hardware_name), software=_software(), tp=1, pp=1,
+            prefill=LatencyGrid(cfg.prefill_batch_sizes, cfg.prompt_tokens, prefill),
+            decode=LatencyGrid(cfg.decode_batch_sizes, cfg.context_tokens, decode),
+            swap_out=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(out_s)),
+            swap_in=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(in_s)),
+            kv_bytes_per_token=layout.bytes_per_token, source="measured", generated_by=generated_by,
+            mixed_batch="fused", decode_context="max")
         overhead = overhead_note = engine_rows = None
+        policy_overhead = {}
         if cfg.overhead is not None:
-            overhead, overhead_note, engine_rows = measure_engine_overhead(model, cfg.overhead, decode[0][0],
-                                                                           on_run=lambda: bar.update(1))
+            # the grids so far are the cost estimate of the policies that need one (skip-join)
+            estimate = cost_model(Profile(**common, device_kv_tokens=1, host_kv_tokens=0))
+            policy_overhead, overhead, overhead_note, engine_rows = measure_engine_overhead(
+                model, cfg.overhead, decode[0][0], on_run=lambda: bar.update(1), cost=estimate)
     device_tokens, host_tokens, capacity_note = _kv_capacity(model, store, cfg, layout.bytes_per_token)
     profile = Profile(
-        model=spec, hardware=_hardware(device, hardware_name), software=_software(), tp=1, pp=1,
-        prefill=LatencyGrid(cfg.prefill_batch_sizes, cfg.prompt_tokens, prefill),
-        decode=LatencyGrid(cfg.decode_batch_sizes, cfg.context_tokens, decode),
-        swap_out=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(out_s)),
-        swap_in=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(in_s)),
-        kv_bytes_per_token=layout.bytes_per_token, device_kv_tokens=device_tokens, host_kv_tokens=host_tokens,
-        source="measured", generated_by=generated_by, mixed_batch="fused", decode_context="max", overhead=overhead,
+        **common, device_kv_tokens=device_tokens, host_kv_tokens=host_tokens, overhead=overhead,
+        policy_overhead=policy_overhead,
         notes={
             "method": "executor ModelRunner.step / Swapper on this machine; median of repetitions after "
                       f"{cfg.warmups} warm-ups, at most {cfg.max_repeats} repetitions, budget {cfg.budget_s:g} s",

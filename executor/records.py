@@ -1,8 +1,10 @@
 """The live engine's per-iteration and span records: `policy.timeline`'s shared recorders plus
-two live-only iteration columns. `forward_s` is model time inside the iteration (the rest is
+three live-only iteration columns. `forward_s` is model time inside the iteration (the rest is
 scheduling, bookkeeping and waits); `decode_max_context_tokens` is the longest decode context,
 which the pooled attention pads every decode job to (`fastserve validate` prices live
-iterations with it)."""
+iterations with it); `admit_s` is the time spent admitting the requests that arrived since the
+previous recorded iteration (synthesized prompt ids, `scheduler.add`), which the profiler's
+engine-overhead fit reads directly (executor/overhead.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,11 @@ import pandas as pd
 
 from policy.timeline import IterationLog, SpanLog
 
-LIVE_COLUMNS = ("forward_s", "decode_max_context_tokens")
+LIVE_COLUMNS = ("forward_s", "decode_max_context_tokens", "admit_s")
 
 
 def live_iteration_log(num_levels: int) -> IterationLog:
-    return IterationLog(num_levels, LIVE_COLUMNS, float_columns=("start_s", "end_s", "forward_s"))
+    return IterationLog(num_levels, LIVE_COLUMNS, float_columns=("start_s", "end_s", "forward_s", "admit_s"))
 
 
 def frame(log: IterationLog | SpanLog, policy: str, swap: str) -> pd.DataFrame:

@@ -54,8 +54,10 @@ def _command_line() -> str:
     return " ".join(["fastserve validate", *given])
 
 
-def _profile(model, name: str, path: str | None, block_size: int | None, budget_s: float, quick: bool, out: Path):
-    """(profile, block size): loaded from `path`, or measured here and saved to out/profile.json."""
+def _profile(model, name: str, path: str | None, block_size: int | None, budget_s: float, quick: bool, out: Path,
+             policies: tuple[str, ...]):
+    """(profile, block size): loaded from `path`, or measured here and saved to out/profile.json
+    (the engine overhead measured with each of `policies`)."""
     import profiles
 
     if path is not None:
@@ -69,6 +71,7 @@ def _profile(model, name: str, path: str | None, block_size: int | None, budget_
             click.echo(f"warning: {path} was profiled with {profiled_block}-token KV blocks, this run uses {block}",
                        err=True)
         return prof, block
+    from executor.overhead import OverheadConfig
     from executor.profiler import ProfileConfig, profile_model
 
     block = block_size or DEFAULT_BLOCK_SIZE
@@ -77,7 +80,8 @@ def _profile(model, name: str, path: str | None, block_size: int | None, budget_
     try:
         # more repetitions than `fastserve profile`'s default: medians of 21 shrug off the time
         # slices other processes take on a shared machine (the budget still caps them)
-        cfg = ProfileConfig(budget_s=budget_s, block_size_tokens=block, warmups=3, max_repeats=21, **grid)
+        cfg = ProfileConfig(budget_s=budget_s, block_size_tokens=block, warmups=3, max_repeats=21,
+                            overhead=OverheadConfig(policies=policies), **grid)
         prof = profile_model(model, name, cfg, _command_line() + "  (profile step)")
     except ValueError as e:
         raise click.ClickException(f"profiling {name}: {e}") from None
@@ -94,15 +98,23 @@ def _serve(model, tr, policies, cfgs, cost, run_dir: Path, base_config: dict, se
     writer = RunWriter(run_dir, {**base_config, "engine": "live"})
     failures, contention = [], {}
     for policy in policies:
-        load, cpu_start_s = os.getloadavg()[0], time.process_time()
-        result, swap_mode = server.run(tr.jobs(), policy, cfgs[policy], cost)
-        cpu_s = time.process_time() - cpu_start_s
+        load, cpu_start_s, wall_start_s, system_start_s = (os.getloadavg()[0], time.process_time(), time.monotonic(),
+                                                           _system_busy_s())
+        # the policy's own engine overhead, as the simulator uses (sim.simulate asks for_policy)
+        result, swap_mode = server.run(tr.jobs(), policy, cfgs[policy], cost.for_policy(policy))
+        cpu_s, wall_s = time.process_time() - cpu_start_s, time.monotonic() - wall_start_s
+        system_end_s = _system_busy_s()
         writer.add(requests_frame(result.log, policy, swap_mode), result.iterations)
         # CPU time over busy wall time (the iterations; idle sleeps use no CPU). Below ~0.9 other
         # processes took the CPU mid-iteration: the live times then hold waits no profile predicts.
         # It can exceed 1: the run's own setup and records use CPU outside any iteration.
         busy_s = float((result.iterations["end_s"] - result.iterations["start_s"]).sum()) if result.iterations is not None else 0.0
-        contention[policy] = {"busy_cpu_share": cpu_s / busy_s if busy_s > 0 else None, "load_average_1m": load}
+        # Other processes' CPU use meanwhile, in cores: one on the other core takes none of ours but
+        # shares caches and memory bandwidth (a few % slower passes on a 2-core VM). Diagnostic only.
+        others = (None if system_start_s is None or system_end_s is None or wall_s <= 0
+                  else max(0.0, (system_end_s - system_start_s - cpu_s) / wall_s))
+        contention[policy] = {"busy_cpu_share": cpu_s / busy_s if busy_s > 0 else None, "load_average_1m": load,
+                              "other_cpu_cores": others}
         if result.error is not None:
             failures.append(f"{policy}: {result.error}")
             if result.interrupted:
@@ -110,6 +122,17 @@ def _serve(model, tr, policies, cfgs, cost, run_dir: Path, base_config: dict, se
     if failures:
         raise click.ClickException(f"live run stopped early (partial results in {run_dir}): " + "; ".join(failures))
     return contention
+
+
+def _system_busy_s() -> float | None:
+    """CPU seconds every process has used since boot, all CPUs (Linux /proc/stat); None elsewhere."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:7]) - idle) / os.sysconf("SC_CLK_TCK")  # user..softirq, no steal
 
 
 def _simulate(tr, policies, cfgs, cost, run_dir: Path, base_config: dict) -> None:
@@ -168,7 +191,8 @@ def validate_cmd(model, trace, policies, swap, profile, profile_budget_s, quick_
     out.mkdir(parents=True, exist_ok=True)
     _set_threads(threads, device)
     built = _model_config(model, None, device, "auto", seed)
-    prof, block = _profile(built, model, profile, options.get("block_size_tokens"), profile_budget_s, quick_profile, out)
+    prof, block = _profile(built, model, profile, options.get("block_size_tokens"), profile_budget_s, quick_profile, out,
+                           tuple(policies))
     import profiles
 
     cost = profiles.cost_model(prof)

@@ -22,12 +22,27 @@ How an iteration is costed (all lookups are piecewise linear, see profiles/inter
   engines that run the two parts as separate forward passes: T = Tp + Td.
 - forward scale (optional `forward_scale`, default 1): Tp and Td are multiplied by it before
   they are combined: the engine's passes are slower than the grids' tight-loop medians;
+- clock noise (optional `forward_noise`): `iteration_s` is the typical iteration. The
+  simulator asks `noisy_iteration_s(..., index)` for its index-th iteration instead: the
+  forward part times the noise group of that index, group floor(K * frac(index * phi)), phi the
+  golden ratio's fraction. That low-discrepancy sequence visits the K equal-probability groups
+  evenly in any stretch of iterations, so the simulated iterations have the measured spread
+  (their median the typical one, their mean the mean) with no random state: the same index
+  gives the same time with and without event skipping;
 - engine overhead (optional `engine_overhead`, measured by running the live engine): the
   engine's own time outside the forward pass, added to every iteration:
   iteration_s + per_job_s * jobs + per_prefill_s * prefills. The grids time the forward pass
   alone, so without it a simulator runs fast against a Python engine serving a tiny model.
   Planning is not per iteration (a reused plan is not planned again): `plan_overhead_s` is what
-  an engine charges once per new plan, before its first iteration.
+  an engine charges once per new plan, before its first iteration (planning, admissions, the
+  reuse check of a pure-decode plan, and the extra time of a new plan's first forward pass over
+  a reused plan's, `first_pass_s`; `forward_scale` prices the reused plans' passes), and
+  `plan_end_overhead_s` what it
+  charges once per plan after its last iteration (reporting it to the policy, retiring the
+  requests it finished). Charging them per plan, where they happen, is what lets the
+  per-iteration terms price the typical iteration while the sums stay right. Planning runs the
+  policy's code, so a profile may hold one overhead per policy: `for_policy(name)` is the cost
+  model with that policy's (the simulator asks for it once per run).
 
 Pipeline parallelism: for pp > 1 the grids hold the time of one micro-batch through all stages,
 without stage-boundary transfers. The simulator divides that per-stage work by pp and adds
@@ -46,6 +61,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -82,6 +98,16 @@ class TableCostModel:
         self._activation_bytes_per_token = profile.model.hidden_size * profile.model.dtype_bytes
         self.fixed_s = (profile.mixed_shared_s if profile.mixed_shared_s is not None
                         else _fixed_cost(profile) * profile.forward_scale)
+        self.forward_noise = profile.forward_noise
+        self._noise = np.array(profile.forward_noise, dtype=np.float64)
+
+    def for_policy(self, policy: str) -> TableCostModel:
+        """This cost model with the engine overhead measured for `policy`, if the profile has one
+        (`engine_overhead_by_policy`: planning runs the policy's own code); else itself."""
+        overhead = self.profile.policy_overhead.get(policy)
+        if overhead is None or overhead == self._overhead:
+            return self
+        return TableCostModel(replace(self.profile, overhead=overhead))
 
     # -- policy.CostEstimate --------------------------------------------------------------
     def prefill_s(self, prompt_tokens: int) -> float:
@@ -125,15 +151,42 @@ class TableCostModel:
             return max(tp, td, tp + td - self.fixed_s) + overhead
         return tp + td + overhead
 
+    def noisy_iteration_s(self, prefill_tokens: Sequence[int], decode_context_tokens: Sequence[int],
+                          index: int) -> float:
+        """The `index`-th iteration of a simulated run: `iteration_s` with its forward part
+        times the clock-noise factor of `index` (see above); `iteration_s` without noise."""
+        value = self.iteration_s(prefill_tokens, decode_context_tokens)
+        if not self.forward_noise or not value:
+            return value
+        n = len(prefill_tokens) + len(decode_context_tokens)
+        overhead = self._overhead.s(n, len(prefill_tokens)) if self._overhead else 0.0
+        return overhead + (value - overhead) * self.forward_noise[_noise_group(index, len(self.forward_noise))]
+
+    def noisy_decode_iterations_s(self, decode_context_tokens: Sequence[int], num_iterations: int,
+                                  first_index: int) -> np.ndarray:
+        """`decode_iterations_s` as iterations first_index, first_index + 1, ...; element i
+        equals `noisy_iteration_s([], [c + i for c in ctx], first_index + i)` bit for bit."""
+        values = self.decode_iterations_s(decode_context_tokens, num_iterations)
+        if not self.forward_noise or not len(decode_context_tokens):
+            return values
+        overhead = self._overhead.s(len(decode_context_tokens), 0) if self._overhead else 0.0
+        index = np.arange(first_index, first_index + num_iterations, dtype=np.int64)
+        return overhead + (values - overhead) * self._noise[_noise_groups(index, len(self.forward_noise))]
+
     def _decode_context(self, decode_context_tokens: Sequence[int]) -> float:
         if self._decode_max:
             return float(max(decode_context_tokens))
         return sum(decode_context_tokens) / len(decode_context_tokens)
 
-    def plan_overhead_s(self, num_admitted: int) -> float:
-        """Engine time to admit `num_admitted` requests and make one new plan (0 without a
-        measured `engine_overhead`)."""
-        return self._overhead.plan_s(num_admitted) if self._overhead is not None else 0.0
+    def plan_overhead_s(self, num_admitted: int, pure_decode: bool = False, num_jobs: int = 0) -> float:
+        """Engine time to admit `num_admitted` requests and make one new plan of `num_jobs` jobs,
+        pure decode or not (0 without a measured `engine_overhead`)."""
+        return self._overhead.plan_s(num_admitted, pure_decode, num_jobs) if self._overhead is not None else 0.0
+
+    def plan_end_overhead_s(self, num_finished: int, num_jobs: int = 0) -> float:
+        """Engine time after the last iteration of a plan of `num_jobs` jobs, which finished
+        `num_finished` of them (0 without a measured `engine_overhead`)."""
+        return self._overhead.plan_end_s(num_finished, num_jobs) if self._overhead is not None else 0.0
 
     def decode_iterations_s(self, decode_context_tokens: Sequence[int], num_iterations: int) -> np.ndarray:
         if num_iterations < 0:
@@ -189,6 +242,18 @@ class TableCostModel:
         warnings.warn(f"profile {self.name}: {what} is outside the grid ({span}); extrapolating. "
                       f"Warned once; cost_model.num_extrapolations counts them all.",
                       ExtrapolationWarning, stacklevel=3)
+
+
+_PHI = 0.6180339887498949  # the golden ratio's fraction: frac(k * _PHI) is equidistributed
+
+
+def _noise_group(index: int, num_groups: int) -> int:
+    return min(int((index * _PHI) % 1.0 * num_groups), num_groups - 1)
+
+
+def _noise_groups(index: np.ndarray, num_groups: int) -> np.ndarray:
+    """`_noise_group` of every element, with the same float64 operations."""
+    return np.minimum(((index * _PHI) % 1.0 * num_groups).astype(np.int64), num_groups - 1)
 
 
 def _fixed_cost(profile: Profile) -> float:

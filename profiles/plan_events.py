@@ -1,4 +1,5 @@
-"""Which recorded live iterations started a new plan, and how many requests were admitted before it.
+"""Which recorded live iterations started or ended a plan, how many requests were admitted before
+it and how many it finished.
 
 The live engine (executor/engine.py) records an iteration that reuses the previous plan with
 `start_s` equal to the previous iteration's `end_s`, bit for bit (it starts where the last one
@@ -8,6 +9,15 @@ that arrived by that `now` (its `start_s`). So, over one run's iterations sorted
 
     new_plan[i]  = i == 0 or start_s[i] != end_s[i - 1]
     admitted[i]  = arrivals in (start of the previous new plan, start_s[i]] for a new plan, else 0
+
+A plan ends at the iteration before the next new plan: the engine then reports the plan's
+iterations to the policy and retires the requests that finished (their `finish_s` is that
+iteration's `end_s`, bit for bit; a reused plan stops before any job's last token, so only a
+plan's last iteration finishes requests). That work lies between the iteration's end and the
+next start, so the run's last iteration, whose period ends at its own end, is not counted:
+
+    ends_plan[i] = i < n - 1 and new_plan[i + 1]
+    finished[i]  = requests with finish_s == end_s[i]
 
 Both the profiler's overhead fit (executor/overhead.py) and `fastserve validate`'s pricing of live
 iterations (analysis/validation.py) read iterations this way, so they live here, on numpy only.
@@ -34,3 +44,14 @@ def plan_events(start_s, end_s, arrival_s) -> tuple[np.ndarray, np.ndarray]:
     admitted = np.zeros(len(start), dtype=np.int64)
     admitted[new_plan] = np.diff(arrived, prepend=0)
     return new_plan, admitted
+
+
+def plan_ends(start_s, end_s, finish_s) -> tuple[np.ndarray, np.ndarray]:
+    """(ends_plan bool[n], finished int64[n]) for iterations sorted by `start_s` (see above)."""
+    new_plan, _ = plan_events(start_s, end_s, [])
+    ends_plan = np.zeros(len(new_plan), dtype=bool)
+    ends_plan[:-1] = new_plan[1:]
+    end = np.asarray(end_s, dtype=np.float64)
+    finish = np.sort(np.asarray(finish_s, dtype=np.float64))
+    finished = np.searchsorted(finish, end, side="right") - np.searchsorted(finish, end, side="left")
+    return ends_plan, finished.astype(np.int64)

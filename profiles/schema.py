@@ -21,17 +21,38 @@ JSON layout (schema_version 1); paths in error messages use these names:
                      extrapolated to zero jobs (see profiles/cost.py)
     forward_scale    optional (default 1): multiplies every grid lookup. The grids are medians of
                      passes repeated in a tight loop; inside a running engine the same passes run
-                     slower (its own work between passes evicts caches: ~5 % on a tiny CPU
-                     model). Measured on the engine's decode and prefill iterations: their summed
-                     forward time over the grids' prediction for them
+                     slower (its own work between passes evicts caches: ~3-7 % on a tiny CPU
+                     model). Measured on the engine's decode iterations of reused plans: the
+                     median of their forward time over the grids' prediction, i.e. the typical
+                     pass (a new plan's first pass is slower still: engine_overhead.first_pass_s)
+    forward_noise    optional (default none): how the engine's passes spread around the typical
+                     one, as K ascending numbers: the means of K equal-count groups of (pass time
+                     / typical pass time) over the same iterations. Pass times are skewed (clock
+                     noise: interrupts, co-tenants; on a 2-core CPU VM ~1 pass in 8 is 10-60 %
+                     slower, in a tight loop too), so the mean pass, which the JCT sums, is
+                     typical x mean(forward_noise). The simulator draws a group per iteration
+                     (profiles/cost.py), so both its typical and its mean iteration match
     engine_overhead  optional {"iteration_s", "per_job_s", "per_prefill_s", "per_plan_s",
-                     "per_admission_s"}: the serving engine's own time outside the forward pass,
-                     measured by running the engine. Every iteration costs iteration_s +
-                     per_job_s * jobs + per_prefill_s * prefills more (KV and token
-                     bookkeeping, records); every new plan costs per_plan_s +
-                     per_admission_s * requests admitted since the last one (scheduling,
-                     synthesized prompt ids); a reused plan costs none. Absent means 0 (a
-                     roofline, or a profile from before)
+                     "per_admission_s", "per_plan_end_s", "per_finish_s", "first_pass_s",
+                     "per_decode_plan_s", "per_plan_job_s", "per_plan_end_job_s"}: the serving
+                     engine's own time beyond a reused plan's forward pass, measured by running
+                     the engine. Every iteration costs iteration_s + per_job_s * jobs +
+                     per_prefill_s * prefills more (KV and token bookkeeping, records); every
+                     new plan costs, before its first iteration, per_plan_s + per_plan_job_s *
+                     jobs + per_admission_s * requests admitted since the last one (scheduling,
+                     synthesized prompt ids) + first_pass_s (its first forward pass runs slower
+                     than a reused plan's: planning and a new batch shape evict the caches the
+                     passes share) + per_decode_plan_s if it is pure decode (the engine asks the
+                     policy how long it may reuse it); every plan costs, after its last
+                     iteration, per_plan_end_s + per_plan_end_job_s * jobs + per_finish_s *
+                     requests it finished (reporting the iterations to the policy, retiring
+                     requests). A reused plan's iterations cost none of the per-plan terms.
+                     Absent means 0 (a roofline, or a profile from before); the fields after
+                     per_admission_s may be absent alone (profiles measured before them)
+    engine_overhead_by_policy
+                     optional {policy name: engine_overhead object}: the same, measured with
+                     that policy (planning runs the policy's code, whose cost differs by
+                     policy); engine_overhead is the default for policies not listed
     kv               {"bytes_per_token", "device_tokens", "host_tokens"}
     prefill          {"batch_sizes", "prompt_tokens", "latency_s"}   latency_s[i][j]: one
                      iteration prefilling batch_sizes[i] prompts of prompt_tokens[j] tokens each
@@ -122,17 +143,35 @@ class EngineOverhead:
     per_prefill_s: float
     per_plan_s: float = 0.0
     per_admission_s: float = 0.0
+    per_plan_end_s: float = 0.0
+    per_finish_s: float = 0.0
+    first_pass_s: float = 0.0
+    per_decode_plan_s: float = 0.0
+    per_plan_job_s: float = 0.0
+    per_plan_end_job_s: float = 0.0
 
-    FIELDS = ("iteration_s", "per_job_s", "per_prefill_s", "per_plan_s", "per_admission_s")
+    FIELDS = ("iteration_s", "per_job_s", "per_prefill_s", "per_plan_s", "per_admission_s",
+              "per_plan_end_s", "per_finish_s", "first_pass_s", "per_decode_plan_s", "per_plan_job_s",
+              "per_plan_end_job_s")
+    OPTIONAL_FIELDS = FIELDS[5:]  # 0 when absent (profiles measured before they existed)
 
     def s(self, num_jobs: int, num_prefills: int) -> float:
         """One iteration's overhead. Fixed operation order: the cost model's scalar and vector
         paths both add this one Python float, which keeps them bit-identical."""
         return self.iteration_s + self.per_job_s * num_jobs + self.per_prefill_s * num_prefills
 
-    def plan_s(self, num_admitted: int) -> float:
-        """One new plan's overhead, `num_admitted` requests admitted since the last plan."""
-        return self.per_plan_s + self.per_admission_s * num_admitted
+    def plan_s(self, num_admitted: int, pure_decode: bool = False, num_jobs: int = 0) -> float:
+        """One new plan's cost before its first iteration, `num_admitted` requests admitted
+        since the last plan, `num_jobs` in its batch: planning, admissions, the slower first
+        forward pass and, for a pure-decode plan, the engine's check of how long it may reuse it."""
+        decode_s = self.per_decode_plan_s if pure_decode else 0.0
+        return (self.per_plan_s + self.per_plan_job_s * num_jobs + self.per_admission_s * num_admitted
+                + self.first_pass_s + decode_s)
+
+    def plan_end_s(self, num_finished: int, num_jobs: int = 0) -> float:
+        """One plan's cost after its last iteration, which finished `num_finished` of its
+        `num_jobs` requests."""
+        return self.per_plan_end_s + self.per_plan_end_job_s * num_jobs + self.per_finish_s * num_finished
 
 
 @dataclass(frozen=True)
@@ -157,8 +196,10 @@ class Profile:
     notes: dict = field(default_factory=dict)
     decode_context: str = "mean"
     overhead: EngineOverhead | None = None
+    policy_overhead: dict = field(default_factory=dict)  # policy name -> EngineOverhead
     mixed_shared_s: float | None = None
     forward_scale: float = 1.0
+    forward_noise: tuple[float, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -182,11 +223,23 @@ class Profile:
         if isinstance(self.forward_scale, bool) or not isinstance(self.forward_scale, int | float) or not (
                 math.isfinite(self.forward_scale) and self.forward_scale > 0):
             raise ProfileError("forward_scale", f"must be a finite number > 0, got {self.forward_scale!r}")
+        object.__setattr__(self, "forward_noise", _plain(self.forward_noise))
+        noise = self.forward_noise
+        if not isinstance(noise, tuple) or len(noise) == 1 or any(
+                isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0 for v in noise):
+            raise ProfileError("forward_noise", f"must list at least 2 finite numbers > 0 (or none), got {noise!r}")
+        if list(noise) != sorted(noise):
+            raise ProfileError("forward_noise", "must be ascending")
         if self.overhead is not None:
-            for name in EngineOverhead.FIELDS:
-                v = getattr(self.overhead, name)
-                if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
-                    raise ProfileError(f"engine_overhead.{name}", f"must be a finite number >= 0, got {v!r}")
+            _check_overhead("engine_overhead", self.overhead)
+        if not isinstance(self.policy_overhead, dict):
+            raise ProfileError("engine_overhead_by_policy", "must be an object of policy name -> engine overhead")
+        if self.policy_overhead and self.overhead is None:
+            raise ProfileError("engine_overhead_by_policy", "needs engine_overhead (the default for other policies)")
+        for policy, overhead in self.policy_overhead.items():
+            if not isinstance(policy, str) or not isinstance(overhead, EngineOverhead):
+                raise ProfileError(f"engine_overhead_by_policy.{policy}", "must be an engine overhead object")
+            _check_overhead(f"engine_overhead_by_policy.{policy}", overhead)
         _positive_int("parallelism.tp", self.tp)
         _positive_int("parallelism.pp", self.pp)
         _positive_int("kv.bytes_per_token", self.kv_bytes_per_token)
@@ -210,6 +263,13 @@ class Profile:
         """Conventional file stem: model_hardware_tpT[_ppP]."""
         stem = f"{self.model.name}_{self.hardware['name']}_tp{self.tp}"
         return stem + (f"_pp{self.pp}" if self.pp > 1 else "")
+
+
+def _check_overhead(path: str, overhead: EngineOverhead) -> None:
+    for name in EngineOverhead.FIELDS:
+        v = getattr(overhead, name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v < 0:
+            raise ProfileError(f"{path}.{name}", f"must be a finite number >= 0, got {v!r}")
 
 
 def _positive_int(path: str, value, allow_zero: bool = False) -> None:

@@ -89,8 +89,12 @@ def profile_to_dict(p: Profile) -> dict:
         out["mixed_shared_s"] = p.mixed_shared_s
     if p.forward_scale != 1.0:
         out["forward_scale"] = p.forward_scale
+    if p.forward_noise:
+        out["forward_noise"] = list(p.forward_noise)
     if p.overhead is not None:
-        out["engine_overhead"] = {name: getattr(p.overhead, name) for name in EngineOverhead.FIELDS}
+        out["engine_overhead"] = _overhead_dict(p.overhead)
+    if p.policy_overhead:
+        out["engine_overhead_by_policy"] = {name: _overhead_dict(o) for name, o in p.policy_overhead.items()}
     if p.notes:
         out["notes"] = p.notes
     return out
@@ -108,10 +112,10 @@ def profile_from_dict(d) -> Profile:
     coll = _obj(d, "collectives") if "collectives" in d else {}
     curves = {name: _curve(f"collectives.{name}", _obj(coll, name, "collectives."), "latency_s")
               for name in ("send_recv", "all_reduce") if name in coll}
-    overhead = None
-    if "engine_overhead" in d:
-        o = _obj(d, "engine_overhead")
-        overhead = EngineOverhead(*(_get(o, k, "engine_overhead.") for k in EngineOverhead.FIELDS))
+    overhead = _overhead(_obj(d, "engine_overhead"), "engine_overhead.") if "engine_overhead" in d else None
+    by_policy = _obj(d, "engine_overhead_by_policy") if "engine_overhead_by_policy" in d else {}
+    policy_overhead = {name: _overhead(_obj(by_policy, name, "engine_overhead_by_policy."),
+                                       f"engine_overhead_by_policy.{name}.") for name in by_policy}
     return Profile(
         model=_model(_obj(d, "model")), hardware=_obj(d, "hardware"), software=_obj(d, "software"),
         tp=_get(par, "tp", "parallelism."), pp=_get(par, "pp", "parallelism."),
@@ -123,10 +127,20 @@ def profile_from_dict(d) -> Profile:
         source=d["source"], generated_by=d["generated_by"],
         send_recv=curves.get("send_recv"), all_reduce=curves.get("all_reduce"),
         mixed_batch=d.get("mixed_batch", "fused"), notes=d.get("notes", {}),
-        decode_context=d.get("decode_context", "mean"), overhead=overhead, mixed_shared_s=d.get("mixed_shared_s"),
-        forward_scale=d.get("forward_scale", 1.0),
+        decode_context=d.get("decode_context", "mean"), overhead=overhead, policy_overhead=policy_overhead,
+        mixed_shared_s=d.get("mixed_shared_s"),
+        forward_scale=d.get("forward_scale", 1.0), forward_noise=_tuple(d.get("forward_noise", [])),
         schema_version=d["schema_version"],
     )
+
+
+def _overhead_dict(o: EngineOverhead) -> dict:
+    return {name: getattr(o, name) for name in EngineOverhead.FIELDS}
+
+
+def _overhead(o: dict, prefix: str) -> EngineOverhead:
+    absent = {k: 0.0 for k in EngineOverhead.OPTIONAL_FIELDS if k not in o}  # profiles from before them
+    return EngineOverhead(**{k: absent[k] if k in absent else _get(o, k, prefix) for k in EngineOverhead.FIELDS})
 
 
 def _get(d: dict, key: str, prefix: str = ""):

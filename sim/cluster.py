@@ -109,6 +109,9 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
     output_tokens, request_id) and return its results."""
     sched_config = sched_config or SchedulerConfig()
     config = config or SimConfig()
+    for_policy = getattr(cost, "for_policy", None)
+    if for_policy is not None:  # a measured profile's engine overhead for this policy (profiles/cost.py)
+        cost = for_policy(policy)
     env = simpy.Environment()
     log = RequestLog()
     cluster = Cluster(env, trace, cost, policy, sched_config, config, log)

@@ -8,7 +8,10 @@ swap-outs in flight when it was issued, since it may write into the room they va
 Reactive swaps land in `wait_for` and so sit on the critical path.
 
 A cost model that measured its engine's planning cost (`plan_overhead_s`, the live executor's
-profiles) is charged it once per plan with a batch, before the iteration, plus its admissions.
+profiles) is charged it once per plan with a batch, before the iteration, plus its admissions;
+and its wrap-up of a plan (`plan_end_overhead_s`: reporting the iterations to the policy,
+retiring the finished requests) once after the plan's last iteration, after the finishes are
+recorded (a finish time is the iteration's end, as in the live engine).
 
 Event skipping (pp == 1): when the plan is pure decode and no transfer is in flight, the
 scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
@@ -16,6 +19,10 @@ stops before the first finish and strictly before the next arrival anywhere in t
 It then sleeps once for the exact sum of those iterations' durations (integer microseconds,
 from `cost.decode_iterations_s`, bit-identical to stepping) and reports them with one
 `advance` call. Results equal step-by-step simulation request by request.
+
+A cost model with clock noise (`forward_noise`, measured profiles) prices the replica's k-th
+iteration with `noisy_iteration_s(..., k)` (and skips with `noisy_decode_iterations_s`), a
+deterministic function of k: the same run with and without skipping sees the same noise.
 
 Pipeline parallelism (pp > 1): each stage is a SimPy resource; a micro-batch holds each stage
 for iteration_s / pp, then pays the send/recv to the next. A new micro-batch is scheduled as
@@ -57,6 +64,10 @@ class Replica:
         self.num_decisions = 0
         self.num_admitted = 0  # requests added since the last plan with a batch (the cluster counts)
         self.num_skipped_iterations = 0
+        self.num_iterations = 0  # iterations run so far (pp == 1): the index of a cost model's clock noise
+        # a measured profile's clock noise (profiles/cost.py): the index-th iteration's own time
+        self._noisy = getattr(cost, "noisy_iteration_s", None) if getattr(cost, "forward_noise", ()) else None
+        self._plan_end_s = getattr(cost, "plan_end_overhead_s", None)  # a measured engine's wrap-up of a plan
         self._wake: simpy.Event | None = None
         self._stage0_busy = False
         self._batches_in_flight = 0
@@ -117,16 +128,20 @@ class Replica:
             if not plan.batch:
                 yield self._sleep()
                 continue
-            plan_us = self._plan_overhead_us()
+            plan_us = self._plan_overhead_us(plan.is_pure_decode, len(plan.batch))
             if plan_us:  # the engine's own planning and admissions, before the pass
                 yield env.timeout(plan_us)
             start_us = env.now
             level_counts = sched.level_counts() if self.iterations is not None else None
             decode_context = plan.decode_context_tokens  # computed once per decision
-            step_us = duration_us(cost.iteration_s(plan.prefill_tokens, decode_context))
+            if self._noisy is not None:
+                step_us = duration_us(self._noisy(plan.prefill_tokens, decode_context, self.num_iterations))
+            else:
+                step_us = duration_us(cost.iteration_s(plan.prefill_tokens, decode_context))
             n, total_us, ends_us = 1, step_us, None
             if self.config.skip and plan.is_pure_decode and not self.transfers:
                 n, total_us, ends_us = self._skippable(plan, step_us, decode_context)
+            self.num_iterations += n
             yield env.timeout(total_us)
             now_s = to_s(env.now)
             self._record(plan, start_us, n, level_counts)
@@ -137,15 +152,19 @@ class Replica:
                 self.num_skipped_iterations += n - 1
             for job in finished:
                 self._finish(job)
+            if self._plan_end_s is not None:  # the engine's wrap-up of the plan, before it plans again
+                end_s = self._plan_end_s(len(finished), len(plan.batch))
+                if end_s > 0:  # once per plan, like `_plan_overhead_us`
+                    yield env.timeout(duration_us(end_s))
 
-    def _plan_overhead_us(self) -> int:
+    def _plan_overhead_us(self, pure_decode: bool, num_jobs: int) -> int:
         """A measured engine's time to admit the requests that arrived since the last plan and to
         make this one (`cost.plan_overhead_s`, profiles/cost.py); 0 for cost models without it.
         Charged once per plan: with event skipping, once per run of reused iterations, as the
         live executor does; stepping (`skip=False`) plans, and so pays, every iteration."""
         admitted, self.num_admitted = self.num_admitted, 0
         plan_overhead_s = getattr(self.cost, "plan_overhead_s", None)
-        seconds = plan_overhead_s(admitted) if plan_overhead_s is not None else 0.0
+        seconds = plan_overhead_s(admitted, pure_decode, num_jobs) if plan_overhead_s is not None else 0.0
         return duration_us(seconds) if seconds > 0 else 0  # duration_us rounds up to 1 us
 
     def _skippable(self, plan: Plan, step_us: int, decode_context: list[int]):
@@ -156,14 +175,22 @@ class Replica:
         next_arrival_us = self.cluster.next_arrival_us
         if next_arrival_us < math.inf:
             # Iterations only lengthen as contexts grow: this bounds the work, not the result.
-            limit = min(limit, (next_arrival_us - now_us) // step_us + 1)
+            # With clock noise a later iteration may be shorter than this one: bound with the
+            # shortest it can be (the smallest noise group, which is at most 1).
+            shortest_us = step_us if self._noisy is None else max(1, int(
+                self.cost.iteration_s(plan.prefill_tokens, decode_context) * min(1.0, self.cost.forward_noise[0])
+                * 1_000_000))
+            limit = min(limit, (next_arrival_us - now_us) // shortest_us + 1)
         if limit < 2:  # settled before asking the policy, which costs more
             return 1, step_us, None
         horizon = self.scheduler.horizon(plan, to_s(now_us))
         limit = min(limit, horizon.max_iterations)
         if limit < 2:
             return 1, step_us, None
-        steps = durations_us(self.cost.decode_iterations_s(decode_context, limit))
+        if self._noisy is not None:
+            steps = durations_us(self.cost.noisy_decode_iterations_s(decode_context, limit, self.num_iterations))
+        else:
+            steps = durations_us(self.cost.decode_iterations_s(decode_context, limit))
         if steps[0] != step_us:
             raise RuntimeError(
                 f"cost model: decode_iterations_s()[0] = {steps[0]} us differs from iteration_s() = "

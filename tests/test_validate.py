@@ -134,8 +134,13 @@ def test_validation_table_exact(hand_runs):
 
 
 class PlanningCost(HandCost):
-    def plan_overhead_s(self, num_admitted):
-        return 1e-4 + 1e-5 * num_admitted
+    def plan_overhead_s(self, num_admitted, pure_decode=False, num_jobs=0):
+        return 1e-4 + 1e-5 * num_admitted + 3e-5 * pure_decode + 2e-6 * num_jobs
+
+
+class WrapUpCost(PlanningCost):
+    def plan_end_overhead_s(self, num_finished, num_jobs=0):
+        return 5e-5 + 4e-5 * num_finished + 1e-6 * num_jobs
 
 
 def test_new_plans_are_charged_their_planning_and_admissions():
@@ -144,8 +149,23 @@ def test_new_plans_are_charged_their_planning_and_admissions():
                                             (0.0021, 0.003, 1, 1, 0, 0, 52, 52)])
     got = iteration_errors(rows, PlanningCost(), arrival_s=[0.0, 0.0015, 0.0021, 0.5])
     base = [1e-4 + 1e-6 * c for c in (50, 51, 52)]
-    assert got["predicted_s"].tolist() == [base[0] + 1e-4 + 1e-5 * 1, base[1], base[2] + 1e-4 + 1e-5 * 2]
+    plan = [1e-4 + 1e-5 * a + 3e-5 * 1 + 2e-6 * 1 for a in (1, 2)]  # pure-decode plans of one job
+    assert got["predicted_s"].tolist() == [base[0] + plan[0], base[1], base[2] + plan[1]]
     assert iteration_errors(rows, PlanningCost())["predicted_s"].tolist() == base  # no arrivals: no charge
+
+
+def test_a_plans_wrap_up_is_charged_to_its_last_iteration_when_work_follows():
+    # plan 1 = rows 0-1 (2 jobs, one finishes at row 1's end 0.002), plan 2 = row 2 (1 job,
+    # finishes at 0.003 and nothing is left: its wrap-up lies in the idle time, not charged)
+    rows = iterations("fcfs", "recompute", [(0.0, 0.001, 1, 2, 0, 0, 90, 50), (0.001, 0.002, 1, 2, 0, 0, 92, 51),
+                                            (0.0021, 0.003, 1, 1, 0, 0, 42, 42)]).assign(num_queued=0)
+    got = iteration_errors(rows, WrapUpCost(), arrival_s=[0.0, 0.0], finish_s=[0.002, 0.003])
+    base = [2e-4 + 1e-6 * 50, 2e-4 + 1e-6 * 51, 1e-4 + 1e-6 * 42]
+    plan = [1e-4 + 1e-5 * 2 + 3e-5 + 2e-6 * 2, 1e-4 + 3e-5 + 2e-6 * 1]
+    wrap_up = 5e-5 + 4e-5 * 1 + 1e-6 * 2
+    assert got["predicted_s"].tolist() == pytest.approx([base[0] + plan[0], base[1] + wrap_up, base[2] + plan[1]],
+                                                        rel=1e-12)
+    assert got["measured_s"].tolist() == pytest.approx([0.001, 0.0011, 0.0009], rel=1e-9)
 
 
 def test_busy_iterations_last_until_the_next_start():
@@ -240,7 +260,7 @@ def check_structure(out, table):
             assert rows.loc[metric, "rel_error"] == pytest.approx((s - m) / m, rel=1e-9)
         assert (live.requests[live.requests["policy"] == policy]["status"] == "finished").all()
     # the iteration rows: the profile written next to the runs, priced again here
-    cost = cost_model(load_profile(out / "profile.json"))
+    cost = cost_model(load_profile(out / "profile.json")).for_policy("fcfs")  # its own engine overhead
     fcfs = live.requests[live.requests["policy"] == "fcfs"]
     its = iteration_errors(live.iterations[live.iterations["policy"] == "fcfs"], cost, fcfs["arrival_s"], fcfs["finish_s"])
     plain = iteration_errors(live.iterations[live.iterations["policy"] == "fcfs"], cost)

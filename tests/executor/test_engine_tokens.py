@@ -75,11 +75,15 @@ def test_every_policy_generates_exact_tokens(model_name, swap, skip):
 def test_iteration_rows_describe_the_run():
     result, _, _ = run("tiny-llama", "skip-join-mlfq", "reactive")
     it = result.iterations
-    assert list(it.columns[:18]) == [
+    assert list(it.columns[:19]) == [
         "policy", "swap", "replica", "start_s", "end_s", "num_iterations", "batch_size", "num_prefills",
         "prefill_tokens", "decode_context_tokens", "device_kv_blocks_used", "host_kv_blocks_used",
-        "swap_out_tokens", "swap_in_tokens", "num_queued", "forward_s", "decode_max_context_tokens", "queue_level_0",
+        "swap_out_tokens", "swap_in_tokens", "num_queued", "forward_s", "decode_max_context_tokens", "admit_s",
+        "queue_level_0",
     ]
+    # admissions are timed before the plan they join, and only there: a reused plan admitted nothing
+    reused = it["start_s"].iloc[1:].to_numpy() == it["end_s"].iloc[:-1].to_numpy()
+    assert (it["admit_s"] >= 0).all() and it["admit_s"].iloc[0] > 0 and (it["admit_s"].iloc[1:][reused] == 0).all()
     num_decodes = it["batch_size"] - it["num_prefills"]  # the longest decode context bounds the mean
     assert (it["decode_max_context_tokens"] * num_decodes >= it["decode_context_tokens"]).all()
     assert ((it["decode_max_context_tokens"] > 0) == (num_decodes > 0)).all()
