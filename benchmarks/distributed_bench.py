@@ -47,10 +47,10 @@ def run(shape: str, args: argparse.Namespace, out: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trace", default="sample:bursty-small")
-    parser.add_argument("--model", default="tiny-llama")
-    parser.add_argument("--policy", default="skip-join-mlfq")
-    parser.add_argument("--time-scale", type=float, default=0.0)
+    parser.add_argument("--trace", default="sample:bursty-small", help="Trace to serve (file, sample:NAME or synth:...).")
+    parser.add_argument("--model", default="tiny-llama", help="Catalog model to build with random weights.")
+    parser.add_argument("--policy", default="skip-join-mlfq", help="Scheduling policy.")
+    parser.add_argument("--time-scale", type=float, default=0.0, help="Multiply arrival times by this (0: every request at once).")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

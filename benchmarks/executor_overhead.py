@@ -101,10 +101,10 @@ def bookkeeping_share(spec, device: str, batch: int, num_tokens: int, block_size
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="tiny-llama", help="catalog model (random weights)")
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1, ...).")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
-    ap.add_argument("--repeats", type=int, default=50)
-    ap.add_argument("--block-size", type=int, default=16)
+    ap.add_argument("--repeats", type=int, default=50, help="Timed repetitions per cell.")
+    ap.add_argument("--block-size", type=int, default=16, help="KV block size in tokens.")
     args = ap.parse_args()
     if args.device == "cpu":
         torch.set_num_threads(args.threads)

@@ -85,10 +85,10 @@ def measure(layout: KVLayout, num_tokens: int, block_size: int, fragmented: bool
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda, ...); CUDA uses pinned host memory and copy streams.")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads on CPU")
-    ap.add_argument("--block-size", type=int, default=16)
-    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--block-size", type=int, default=16, help="KV block size in tokens.")
+    ap.add_argument("--repeats", type=int, default=15, help="Timed repetitions per size.")
     args = ap.parse_args()
     device = torch.device(args.device)
     if device.type == "cpu":

@@ -28,7 +28,7 @@ def _best_s(fn, repeat: int) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--num-requests", type=int, default=1_000_000)
+    parser.add_argument("--num-requests", type=int, default=1_000_000, help="Rows of the synthetic trace written and loaded.")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many loads")
     parser.add_argument("--jsonl", action="store_true", help="also time JSONL")
     args = parser.parse_args()

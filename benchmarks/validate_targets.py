@@ -66,10 +66,10 @@ def validate_once(model: str, out: Path, trace: str, budget_s: float) -> tuple[p
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="+", default=["tiny-llama", "tiny-opt"])
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--trace", default=TRACE)
-    ap.add_argument("--profile-budget-s", type=float, default=60.0)
+    ap.add_argument("--models", nargs="+", default=["tiny-llama", "tiny-opt"], help="Catalog models to validate.")
+    ap.add_argument("--repeats", type=int, default=3, help="Fresh-process repetitions per model (a figure is their median).")
+    ap.add_argument("--trace", default=TRACE, help="Trace spec served and simulated.")
+    ap.add_argument("--profile-budget-s", type=float, default=60.0, help="Time budget of each profiling run, seconds.")
     ap.add_argument("--wait-quiet-s", type=float, default=0.0, help="wait up to this long for a quiet machine")
     ap.add_argument("--quiet-load", type=float, default=1.0, help="1-minute load average counted as quiet")
     ap.add_argument("--out", default=None, help="keep the validate directories here [a temporary directory]")

@@ -55,6 +55,32 @@ def summary_rows(p) -> list[tuple[str, str]]:
     rows.append(("swap 1024 tokens", f"out {cm.swap_s(1024, 'out') * 1e3:.3f} ms, in {cm.swap_s(1024, 'in') * 1e3:.3f} ms"))
     if p.pp > 1:
         rows.append(("send/recv 2048 tokens", f"{cm.pp_send_recv_s(2048) * 1e3:.3f} ms per stage boundary"))
+    return rows + measured_rows(p)
+
+
+def measured_rows(p) -> list[tuple[str, str]]:
+    """The terms a measured (live-engine) profile adds to the grids; none for a roofline."""
+    rows = [("decode priced at", "the batch's longest context (padded engine)" if p.decode_context == "max"
+             else "the batch's mean context (paged kernels)")]
+    if p.forward_scale != 1.0:
+        rows.append(("forward scale", f"{p.forward_scale:.4f} x the grids (the typical engine pass)"))
+    if p.forward_noise:
+        noise = p.forward_noise
+        rows.append(("forward noise", f"{len(noise)} groups, {noise[0]:.3f}..{noise[-1]:.3f} x typical, "
+                                      f"mean {sum(noise) / len(noise):.4f}"))
+    if p.mixed_shared_s is not None:
+        rows.append(("mixed batch shared", f"{p.mixed_shared_s * 1e6:.1f} us"))
+    for name, o in [("engine overhead", p.overhead), *sorted(
+            (f"  with {policy}", o) for policy, o in p.policy_overhead.items())]:
+        if o is None:
+            continue
+        us = {f: getattr(o, f) * 1e6 for f in o.FIELDS}
+        rows.append((name, f"iteration {us['iteration_s']:.1f} us + {us['per_job_s']:.2f}/job + "
+                           f"{us['per_prefill_s']:.2f}/prefill; plan {us['per_plan_s']:.1f} + "
+                           f"{us['per_plan_job_s']:.2f}/job + {us['per_admission_s']:.1f}/admission + first pass "
+                           f"{us['first_pass_s']:.1f} (+{us['per_decode_plan_s']:.1f} decode); wrap-up "
+                           f"{us['per_plan_end_s']:.1f} + {us['per_plan_end_job_s']:.2f}/job + "
+                           f"{us['per_finish_s']:.1f}/finish"))
     return rows
 
 
