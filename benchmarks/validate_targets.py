@@ -13,12 +13,18 @@ none of our CPU time but shares the caches and memory bandwidth, which made the 
 the verdict while quiet repetitions exist. `--wait-quiet-s` waits (up to that long) for the 1-minute
 load average to fall below `--quiet-load` before each repetition.
 
-The default workload keeps the tiny models busy ~95 % of the time with bursty arrivals (CV 2,
-so queues form and drain) and keeps the device KV small (2,048 tokens) so that skip-join-mlfq
-preempts and swaps proactively; near saturation a JCT error is a few times the per-iteration
-error that causes it, which makes this a demanding test:
+The workload keeps the tiny models busy ~95 % of the time with bursty arrivals (CV 2, so queues
+form and drain); near saturation a JCT error is a few times the per-iteration error that causes
+it, which makes this a demanding test. It runs at two device KV sizes (`--kv`):
 
-    python benchmarks/validate_targets.py [--models tiny-llama tiny-opt] [--repeats 3] [--out DIR]
+- standard, 2,048 tokens: skip-join-mlfq preempts hundreds of times but swaps only a few;
+- swap-heavy, 768 tokens, skip-join-mlfq only: it swaps 1,300-2,100 times a run (the check
+  refuses a run with fewer than 100), so the swap timing is validated too. (fcfs never swaps;
+  reserving max_seq_tokens per request it would hold 4 at a time, an overload in which a 1 %
+  throughput error is a 10-45 % JCT error from run to run: a test of the machine's noise.)
+
+    python benchmarks/validate_targets.py [--models tiny-llama tiny-opt] [--kv standard swap-heavy]
+                                          [--repeats 3] [--out DIR]
 """
 
 from __future__ import annotations
@@ -37,7 +43,13 @@ import pandas as pd
 TARGETS = {"jct_mean_s": 0.05, "jct_p99_s": 0.10, "iteration_s": 0.05}
 POLICIES = ("fcfs", "skip-join-mlfq")
 TRACE = "synth:num_requests=600,rate=200,cv=2,lengths=uniform:prompt=8-64,output=8-96,seed=5"
-CAPACITY = ["--device-kv-tokens", "2048", "--host-kv-tokens", "16384", "--max-seq-tokens", "160"]
+DEVICE_KV_TOKENS = {"standard": 2048, "swap-heavy": 768}
+MIN_SWAPS = {"standard": 0, "swap-heavy": 100}  # skip-join-mlfq's live swaps, or the run is refused
+POLICIES_AT = {"standard": POLICIES, "swap-heavy": ("skip-join-mlfq",)}
+
+
+def capacity(kv: str) -> list[str]:
+    return ["--device-kv-tokens", str(DEVICE_KV_TOKENS[kv]), "--host-kv-tokens", "16384", "--max-seq-tokens", "160"]
 QUIET_SHARE = 0.9
 QUIET_OTHERS_CORES = 0.5
 
@@ -49,10 +61,12 @@ def wait_quiet(max_wait_s: float, quiet_load: float) -> float:
     return os.getloadavg()[0]
 
 
-def validate_once(model: str, out: Path, trace: str, budget_s: float) -> tuple[pd.DataFrame, dict]:
-    cmd = [sys.executable, "-m", "fastserve", "validate", "--model", model, "--trace", trace,
-           "--policy", "fcfs", "--policy", "skip-join-mlfq",  # skip-join swaps proactively by default
-           "--profile-budget-s", str(budget_s), *CAPACITY, "-o", str(out)]
+def validate_once(model: str, out: Path, trace: str, budget_s: float, kv: str) -> tuple[pd.DataFrame, dict]:
+    """One fresh `fastserve validate` at the `kv` device size: validation.csv and the run's
+    contention figures and live swap counts."""
+    policies = [arg for policy in POLICIES_AT[kv] for arg in ("--policy", policy)]  # skip-join: proactive
+    cmd = [sys.executable, "-m", "fastserve", "validate", "--model", model, "--trace", trace, *policies,
+           "--profile-budget-s", str(budget_s), *capacity(kv), "-o", str(out)]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-2000:]}")
@@ -61,6 +75,9 @@ def validate_once(model: str, out: Path, trace: str, budget_s: float) -> tuple[p
     if summary.loc["skip-join-mlfq", "swap"] != "proactive":
         raise SystemExit(f"{out}: skip-join-mlfq ran with {summary.loc['skip-join-mlfq', 'swap']} swapping")
     swaps = summary["num_swaps"].to_dict()
+    if swaps["skip-join-mlfq"] < MIN_SWAPS[kv]:
+        raise SystemExit(f"{out}: skip-join-mlfq swapped {swaps['skip-join-mlfq']} times with {kv} KV; "
+                         f"the check needs >= {MIN_SWAPS[kv]}")
     return pd.read_csv(out / "validation.csv"), {"contention": info["contention"], "live_swaps": swaps}
 
 
@@ -69,30 +86,25 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=["tiny-llama", "tiny-opt"], help="Catalog models to validate.")
     ap.add_argument("--repeats", type=int, default=3, help="Fresh-process repetitions per model (a figure is their median).")
     ap.add_argument("--trace", default=TRACE, help="Trace spec served and simulated.")
+    ap.add_argument("--kv", nargs="+", choices=list(DEVICE_KV_TOKENS), default=list(DEVICE_KV_TOKENS),
+                    help="Device KV sizes to validate at (see above).")
     ap.add_argument("--profile-budget-s", type=float, default=60.0, help="Time budget of each profiling run, seconds.")
     ap.add_argument("--wait-quiet-s", type=float, default=0.0, help="wait up to this long for a quiet machine")
     ap.add_argument("--quiet-load", type=float, default=1.0, help="1-minute load average counted as quiet")
     ap.add_argument("--out", default=None, help="keep the validate directories here [a temporary directory]")
     args = ap.parse_args()
     root = Path(args.out or tempfile.mkdtemp(prefix="validate_targets_"))
-    print(f"trace {args.trace}\ncapacity {' '.join(CAPACITY)}; {args.repeats} repetitions per model; runs in {root}")
+    print(f"trace {args.trace}\ndevice KV {', '.join(f'{k} {DEVICE_KV_TOKENS[k]}' for k in args.kv)} tokens; "
+          f"{args.repeats} repetitions per model and KV size; runs in {root}")
     rows, failed = [], 0
     for model in args.models:
-        for rep in range(args.repeats):
-            load = wait_quiet(args.wait_quiet_s, args.quiet_load) if args.wait_quiet_s else os.getloadavg()[0]
-            table, info = validate_once(model, root / f"{model}_{rep}", args.trace, args.profile_budget_s)
-            share = min(c["busy_cpu_share"] for c in info["contention"].values())
-            others = [c.get("other_cpu_cores") for c in info["contention"].values()]
-            others = None if None in others else max(others)
-            print(f"{model} repetition {rep}: load average {load:.2f}, live CPU share while busy {share:.2f}, "
-                  f"other processes' CPU during the live runs {'n/a' if others is None else f'{others:.2f}'} cores, "
-                  f"live swaps {info['live_swaps']}")
-            quiet = share >= QUIET_SHARE and (others is None or others < QUIET_OTHERS_CORES)
-            rows.append(table.assign(model=model, rep=rep, quiet=quiet))
+        for kv in args.kv:
+            for rep in range(args.repeats):
+                rows.append(_repetition(args, root, model, kv, rep))
     runs = pd.concat(rows, ignore_index=True)
-    print(f"\n{'model':>10} {'policy':>15} {'metric':>12} {'median err':>10} {'range':>19} {'quiet':>5} "
+    print(f"\n{'model':>10} {'kv':>10} {'policy':>15} {'metric':>12} {'median err':>10} {'range':>19} {'quiet':>5} "
           f"{'target':>7}  verdict")
-    for (model, policy, metric), g in runs.groupby(["model", "policy", "metric"], sort=False):
+    for (model, kv, policy, metric), g in runs.groupby(["model", "kv", "policy", "metric"], sort=False):
         quiet = g[g["quiet"]]
         use = quiet if len(quiet) else g
         err = use["rel_error"].median()
@@ -101,10 +113,24 @@ def main() -> None:
         if target is not None and not len(quiet):
             verdict += " (all repetitions contended)"
         failed += verdict.startswith("FAIL")
-        print(f"{model:>10} {policy:>15} {metric:>12} {err:>+10.2%} [{g['rel_error'].min():+.2%}, "
+        print(f"{model:>10} {kv:>10} {policy:>15} {metric:>12} {err:>+10.2%} [{g['rel_error'].min():+.2%}, "
               f"{g['rel_error'].max():+.2%}] {len(quiet):>2}/{len(g)} "
               f"{'' if target is None else f'{target:.0%}':>7}  {verdict}")
     print(f"\n{failed} target(s) missed" if failed else "\nall targets met")
+
+
+def _repetition(args, root: Path, model: str, kv: str, rep: int) -> pd.DataFrame:
+    """One fresh `fastserve validate`; its rows, marked quiet or contended."""
+    load = wait_quiet(args.wait_quiet_s, args.quiet_load) if args.wait_quiet_s else os.getloadavg()[0]
+    table, info = validate_once(model, root / f"{model}_{kv}_{rep}", args.trace, args.profile_budget_s, kv)
+    share = min(c["busy_cpu_share"] for c in info["contention"].values())
+    others = [c.get("other_cpu_cores") for c in info["contention"].values()]
+    others = None if None in others else max(others)
+    print(f"{model} {kv} repetition {rep}: load average {load:.2f}, live CPU share while busy {share:.2f}, "
+          f"other processes' CPU during the live runs {'n/a' if others is None else f'{others:.2f}'} cores, "
+          f"live swaps {info['live_swaps']}")
+    quiet = share >= QUIET_SHARE and (others is None or others < QUIET_OTHERS_CORES)
+    return table.assign(model=model, kv=kv, rep=rep, quiet=quiet)
 
 
 if __name__ == "__main__":

@@ -206,29 +206,34 @@ class Engine:
         swapped = self._prepare(plan)
         if not plan.batch:  # transfers only
             return
+        # The batch's service (what MLFQ quanta count) starts once planning and the copies it
+        # waits for are done, as in the simulator: the iterations, not the engine's work before.
+        served_from_s = self._now()
         end_s = self._iterate(plan, start_s, level_counts, num_queued, swapped)
         num_iterations = 1
-        ends_us = [to_us(end_s - start_s)]  # each iteration's end since the first began
+        ends_us = [to_us(end_s - served_from_s)]  # each iteration's end since the first began
         if horizon is not None:
             # Reuse the plan while the policy would decide the same (policy.Plan.Horizon): within
             # its iteration and time bounds, before any job's last token, arrival or landed copy.
             limit = min(horizon.max_iterations, min(j.remaining_tokens for j in plan.batch))
-            while (num_iterations < limit and end_s - start_s < horizon.deadline_s
+            while (num_iterations < limit and end_s - served_from_s < horizon.deadline_s
                    and not (pending and pending[0].arrival_s <= end_s) and not self._landed()):
-                end_s = self._iterate(plan, end_s, level_counts, num_queued, (0, 0))
+                end_s = self._iterate(plan, end_s, level_counts, num_queued, (0, 0, 0, 0))
                 num_iterations += 1
-                ends_us.append(to_us(end_s - start_s))
-        self._advance(plan, end_s, num_iterations, end_s - start_s, ends_us)
+                ends_us.append(to_us(end_s - served_from_s))
+        self._advance(plan, end_s, num_iterations, end_s - served_from_s, ends_us)
 
     # Steps 1-5 and 8 are methods of their own so that the pipelined engine
     # (executor.distributed.pipeline) shares them; it launches a micro-batch between the two.
-    def _prepare(self, plan: Plan) -> tuple[int, int]:
+    def _prepare(self, plan: Plan) -> tuple[int, int, int, int]:
         """Steps 1-5: drop recomputed KV, start and wait for transfers; returns the swapped
-        (out, in) tokens. On return every batch job's KV is on the device."""
+        (out, in) tokens and the number of (out, in) transfers. On return every batch job's KV
+        is on the device."""
         store = self.store
         for job in plan.recompute:
             store.drop(job.id)
-        swapped = sum(j.kv_tokens for j in plan.swap_out), sum(j.kv_tokens for j in plan.swap_in)
+        swapped = (sum(j.kv_tokens for j in plan.swap_out), sum(j.kv_tokens for j in plan.swap_in),
+                   len(plan.swap_out), len(plan.swap_in))
         for job in plan.swap_out:
             self._start(self.swapper.swap_out(job.id, job.host_blocks))
         for job in plan.wait_for:
@@ -256,7 +261,7 @@ class Engine:
             self._bar.update(1)
 
     def _iterate(self, plan: Plan, start_s: float, level_counts: list[int], num_queued: int,
-                 swapped: tuple[int, int]) -> float:
+                 swapped: tuple[int, int, int, int]) -> float:
         """One forward pass of the plan's batch; returns when it ended (engine time)."""
         store, bs = self.store, self.store.block_size
         segments = []
@@ -293,6 +298,7 @@ class Engine:
                 "device_kv_blocks_used": store.device_alloc.num_used, "host_kv_blocks_used": store.host_alloc.num_used,
                 "swap_out_tokens": swapped[0], "swap_in_tokens": swapped[1], "num_queued": num_queued,
                 "forward_s": forward_s, "admit_s": self._admit_s,
+                "num_swaps_out": swapped[2], "num_swaps_in": swapped[3],
             }, level_counts)
             self._admit_s = 0.0
         return end_s

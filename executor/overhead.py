@@ -39,7 +39,7 @@ the pooled rows one more (the profile's default, for policies not measured).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -61,8 +61,13 @@ class OverheadConfig:
     block_size_tokens: int = 16
     seed: int = 0
     policies: tuple[str, ...] = tuple(POLICIES)
+    # runs per batch size with the device KV for b requests and a roomy host, so that the
+    # preemptive policies swap (the per-swap term); 0: none
+    swap_rounds: int = 1
 
     def __post_init__(self) -> None:
+        if self.swap_rounds < 0:
+            raise ValueError(f"swap_rounds must be >= 0, got {self.swap_rounds}")
         if not self.batch_sizes or any(b <= 0 for b in self.batch_sizes) or self.rounds < 1:
             raise ValueError(f"batch_sizes must be positive and rounds >= 1, got {self.batch_sizes}, {self.rounds}")
         for name in ("prompt_tokens", "output_tokens"):
@@ -77,20 +82,29 @@ class OverheadConfig:
 
     @property
     def num_runs(self) -> int:
-        return len(self.batch_sizes) * self.rounds * len(self.policies)
+        return len(self.batch_sizes) * (self.rounds + self.swap_rounds) * len(self.policies)
 
 
-def overhead_rows(iterations: pd.DataFrame, arrival_s, finish_s) -> pd.DataFrame:
-    """One run's iteration rows with `overhead_s` (time to the next row's start, minus the forward
-    and the admissions) and the plan events `new_plan`, `admitted`, `decode_plan`, `ends_plan`,
-    `finished` (profiles/plan_events.py; `finish_s`: the finished requests' finish times)."""
+def overhead_rows(iterations: pd.DataFrame, arrival_s, finish_s, swap_s=None) -> pd.DataFrame:
+    """One run's iteration rows with `overhead_s` (time to the next row's start, minus the forward,
+    the admissions and, given `swap_s(tokens, direction)`, the copies of the transfers the row's
+    plan made, each at its direction's mean size: the swap curve prices those) and the plan events
+    `new_plan`, `admitted`, `decode_plan`, `ends_plan`, `finished` (profiles/plan_events.py;
+    `finish_s`: the finished requests' finish times), and `num_swaps`."""
     it = iterations.sort_values("start_s", kind="stable")
     period = it["start_s"].shift(-1).fillna(it["end_s"]) - it["start_s"]
     new_plan, admitted = plan_events(it["start_s"], it["end_s"], arrival_s)
     ends_plan, finished = plan_ends(it["start_s"], it["end_s"], finish_s)
-    return it.assign(overhead_s=period - it["forward_s"] - it["admit_s"], new_plan=new_plan, admitted=admitted,
-                     decode_plan=new_plan & (it["num_prefills"] == 0).to_numpy(), ends_plan=ends_plan,
-                     finished=finished)
+    counts = {d: it[f"num_swaps_{d}"].to_numpy(np.int64) if f"num_swaps_{d}" in it else np.zeros(len(it), np.int64)
+              for d in ("out", "in")}
+    copy_s = np.zeros(len(it))
+    if swap_s is not None:
+        for d, n in counts.items():
+            tokens = it[f"swap_{d}_tokens"].to_numpy(np.float64)
+            copy_s += [k * swap_s(round(t / k), d) if k else 0.0 for k, t in zip(n, tokens, strict=True)]
+    return it.assign(overhead_s=period - it["forward_s"] - it["admit_s"] - copy_s, new_plan=new_plan,
+                     admitted=admitted, decode_plan=new_plan & (it["num_prefills"] == 0).to_numpy(),
+                     ends_plan=ends_plan, finished=finished, num_swaps=counts["out"] + counts["in"])
 
 
 # the per-iteration terms, from reused-plan rows that do not end their plan: (1, batch_size)
@@ -98,13 +112,14 @@ ITERATION_COEFFICIENTS = ("iteration_s", "per_job_s")
 # the rest, from every other row, after the per-iteration terms: feature -> EngineOverhead field
 PLAN_FEATURES = {"num_prefills": "per_prefill_s", "new_plan": "per_plan_s", "plan_jobs": "per_plan_job_s",
                  "decode_plan": "per_decode_plan_s", "ends_plan": "per_plan_end_s",
-                 "end_jobs": "per_plan_end_job_s", "finished": "per_finish_s"}
+                 "end_jobs": "per_plan_end_job_s", "finished": "per_finish_s", "num_swaps": "per_swap_s"}
 
 
 def fit_overhead(rows: pd.DataFrame) -> tuple[EngineOverhead, int]:
     """`EngineOverhead` (first_pass_s 0: `executor.calibration` measures it) from rows with
     batch_size, num_prefills, new_plan, decode_plan, ends_plan, finished, overhead_s, admit_s,
-    admitted and forward_s; and how many rows were dropped as lost time slices.
+    admitted, forward_s and (optional) num_swaps; and how many rows were dropped as lost time
+    slices.
 
     Two stages, because plans come every few iterations here: a joint fit let the planning
     work that grows with the batch (walking it to plan, to check reuse, to report) pass for
@@ -115,7 +130,9 @@ def fit_overhead(rows: pd.DataFrame) -> tuple[EngineOverhead, int]:
     limit_s = 0.5 * float(rows["forward_s"].median())
     y = rows["overhead_s"].to_numpy(np.float64)
     batch = rows["batch_size"].to_numpy(np.float64)
-    mid = ~rows["new_plan"].to_numpy(bool) & ~rows["ends_plan"].to_numpy(bool)
+    if "num_swaps" not in rows:
+        rows = rows.assign(num_swaps=0)
+    mid = ~rows["new_plan"].to_numpy(bool) & ~rows["ends_plan"].to_numpy(bool) & (rows["num_swaps"] == 0).to_numpy()
     x1 = np.column_stack([np.ones(len(rows)), batch])
     coef1, keep1 = _robust_fit(x1[mid], y[mid], limit_s) if mid.sum() >= 2 else (np.zeros(2), np.ones(0, bool))
     plan_rows = rows.assign(plan_jobs=rows["new_plan"] * rows["batch_size"],
@@ -168,11 +185,12 @@ def measure_engine_overhead(model, cfg: OverheadConfig, iteration_s: float = 5e-
     for policy in cfg.policies:
         rng = np.random.default_rng(cfg.seed)  # every policy serves the same requests
         for b in cfg.batch_sizes:
-            blocks = -(-max_seq // cfg.block_size_tokens)
-            sched = SchedulerConfig(device_kv_tokens=2 * b * blocks * cfg.block_size_tokens, host_kv_tokens=0,
+            blocks = -(-max_seq // cfg.block_size_tokens) * cfg.block_size_tokens
+            roomy = SchedulerConfig(device_kv_tokens=2 * b * blocks, host_kv_tokens=0,
                                     block_size_tokens=cfg.block_size_tokens, max_batch_size=b + (b + 1) // 2,
                                     max_seq_tokens=max_seq)
-            for _ in range(cfg.rounds + (not warmed)):
+            tight = replace(roomy, device_kv_tokens=max(blocks, b * blocks // 2), host_kv_tokens=4 * b * blocks)
+            for sched in [roomy] * (cfg.rounds + (not warmed)) + [tight] * cfg.swap_rounds:
                 jobs = _jobs(rng, cfg, [0.0] * b + [(k + 1) * gap_s for k in range(b)])
                 result, _ = server.run(jobs, policy, sched, cost)
                 if result.error is not None:
@@ -181,7 +199,8 @@ def measure_engine_overhead(model, cfg: OverheadConfig, iteration_s: float = 5e-
                     warmed = True
                     continue
                 finish_s = [t for t in result.log.floats["finish_s"] if np.isfinite(t)]
-                rows = overhead_rows(result.iterations, [j.arrival_s for j in jobs], finish_s)
+                rows = overhead_rows(result.iterations, [j.arrival_s for j in jobs], finish_s,
+                                     cost.swap_s if cost is not None else None)
                 frames.append(rows.assign(policy=policy))
                 if on_run is not None:
                     on_run()
@@ -192,7 +211,8 @@ def measure_engine_overhead(model, cfg: OverheadConfig, iteration_s: float = 5e-
             f"b requests at t=0 and b arriving {gap_s * 1e3:.3g} ms apart; admissions timed by the engine "
             "(summed admit time / admitted); least squares of (next start - start - forward - admit time) on "
             "(1, jobs) over reused-plan rows, then the rest on (prefills, new plan, its jobs, new decode plan, "
-            "plan end, its jobs, finished), per policy and pooled, over "
+            f"plan end, its jobs, finished, swaps beyond the swap curve's copy; {cfg.swap_rounds} run(s) per "
+            "batch size with device KV for b requests), per policy and pooled, over "
             f"{len(rows)} iterations, {num_dropped} dropped from the pooled fit "
             f"({', '.join(f'{p}: {d}' for p, (_, d) in fits.items())}) as lost time slices or idle "
             "(residual > half a median forward)")

@@ -189,7 +189,9 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
             swap_out=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(out_s)),
             swap_in=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(in_s)),
             kv_bytes_per_token=layout.bytes_per_token, source="measured", generated_by=generated_by,
-            mixed_batch="fused", decode_context="max")
+            mixed_batch="fused", decode_context="max",
+            # CPU copies run in the engine's thread (executor/transfer.py): they block compute
+            transfers="async" if torch.device(device).type == "cuda" else "sync")
         overhead = overhead_note = engine_rows = None
         policy_overhead = {}
         if cfg.overhead is not None:

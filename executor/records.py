@@ -1,10 +1,11 @@
 """The live engine's per-iteration and span records: `policy.timeline`'s shared recorders plus
-three live-only iteration columns. `forward_s` is model time inside the iteration (the rest is
+five live-only iteration columns. `forward_s` is model time inside the iteration (the rest is
 scheduling, bookkeeping and waits); `decode_max_context_tokens` is the longest decode context,
 which the pooled attention pads every decode job to (`fastserve validate` prices live
 iterations with it); `admit_s` is the time spent admitting the requests that arrived since the
 previous recorded iteration (synthesized prompt ids, `scheduler.add`), which the profiler's
-engine-overhead fit reads directly (executor/overhead.py)."""
+engine-overhead fit reads directly (executor/overhead.py); `num_swaps_out` and `num_swaps_in`
+count the transfers the iteration's plan started (the fit's per-swap term)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pandas as pd
 
 from policy.timeline import IterationLog, SpanLog
 
-LIVE_COLUMNS = ("forward_s", "decode_max_context_tokens", "admit_s")
+LIVE_COLUMNS = ("forward_s", "decode_max_context_tokens", "admit_s", "num_swaps_out", "num_swaps_in")
 
 
 def live_iteration_log(num_levels: int) -> IterationLog:

@@ -43,7 +43,13 @@ class PlanHorizon:
             if slack > 0 and min(j.host_blocks for j in self._host.values() if j.kv is KVLocation.HOST) <= slack:
                 return Horizon(1, 0.0)
         max_i = self._max_iterations() - 1
-        if kv.capacity.block_size_tokens == 1 and not self.reserve_max_seq:
+        if self.reserve_max_seq:
+            # Orca reserved max_seq_tokens per job at admission, and no job runs past it (prompt +
+            # output <= max_seq_tokens): no growth while the longest context stays within it. A
+            # longer run would end at a job's last token first, so this bound repeats the plan
+            # exactly as long as the growth search did, without its ~30 steps over the batch.
+            lo = min(max_i, self.config.max_seq_tokens - max(j.context_tokens for j in batch))
+        elif kv.capacity.block_size_tokens == 1:
             # Every job holds exactly its context and grows one token per iteration.
             lo = min(max_i, room // len(batch))
         else:
@@ -56,7 +62,7 @@ class PlanHorizon:
             # Each job needs a new block at least every block_size iterations (or none, under
             # a reservation), which bounds the search.
             block = kv.capacity.block_size_tokens
-            lo, hi = 0, min(max_i, block * (room // len(batch) + 2) if not self.reserve_max_seq else max_i)
+            lo, hi = 0, min(max_i, block * (room // len(batch) + 2))
             if growth(hi) <= room:
                 lo = hi
             while lo < hi:  # largest i with growth(i) <= room

@@ -99,6 +99,8 @@ class TableCostModel:
         self.fixed_s = (profile.mixed_shared_s if profile.mixed_shared_s is not None
                         else _fixed_cost(profile) * profile.forward_scale)
         self.forward_noise = profile.forward_noise
+        # The engine's swaps block compute (CPU) instead of overlapping it (GPU copy streams).
+        self.sync_transfers = profile.transfers == "sync"
         self._noise = np.array(profile.forward_noise, dtype=np.float64)
 
     def for_policy(self, policy: str) -> TableCostModel:
@@ -182,6 +184,11 @@ class TableCostModel:
         """Engine time to admit `num_admitted` requests and make one new plan of `num_jobs` jobs,
         pure decode or not (0 without a measured `engine_overhead`)."""
         return self._overhead.plan_s(num_admitted, pure_decode, num_jobs) if self._overhead is not None else 0.0
+
+    def swap_overhead_s(self) -> float:
+        """Engine time per KV transfer beyond the swap curve's copy, on the critical path (0
+        without a measured `engine_overhead`)."""
+        return self._overhead.per_swap_s if self._overhead is not None else 0.0
 
     def plan_end_overhead_s(self, num_finished: int, num_jobs: int = 0) -> float:
         """Engine time after the last iteration of a plan of `num_jobs` jobs, which finished

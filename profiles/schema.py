@@ -10,6 +10,9 @@ JSON layout (schema_version 1); paths in error messages use these names:
     software         {package: version}
     parallelism      {"tp": T, "pp": P}
     mixed_batch      "fused" (default) | "sequential": how a prefill+decode iteration is costed
+    transfers        optional, "async" | "sync": whether the engine's KV swaps overlap compute
+                     (a GPU's copy streams) or block it (a CPU engine copies in its own thread).
+                     Absent: "sync" when hardware.name is "cpu", else "async"
     decode_context   optional, "mean" (default) | "max": which context of a decode batch the
                      decode grid's context axis stands for. "mean" suits kernels whose cost
                      follows the summed context (paged attention); "max" suits an engine that
@@ -34,7 +37,7 @@ JSON layout (schema_version 1); paths in error messages use these names:
                      (profiles/cost.py), so both its typical and its mean iteration match
     engine_overhead  optional {"iteration_s", "per_job_s", "per_prefill_s", "per_plan_s",
                      "per_admission_s", "per_plan_end_s", "per_finish_s", "first_pass_s",
-                     "per_decode_plan_s", "per_plan_job_s", "per_plan_end_job_s"}: the serving
+                     "per_decode_plan_s", "per_plan_job_s", "per_plan_end_job_s", "per_swap_s"}: the serving
                      engine's own time beyond a reused plan's forward pass, measured by running
                      the engine. Every iteration costs iteration_s + per_job_s * jobs +
                      per_prefill_s * prefills more (KV and token bookkeeping, records); every
@@ -47,6 +50,9 @@ JSON layout (schema_version 1); paths in error messages use these names:
                      iteration, per_plan_end_s + per_plan_end_job_s * jobs + per_finish_s *
                      requests it finished (reporting the iterations to the policy, retiring
                      requests). A reused plan's iterations cost none of the per-plan terms.
+                     Every transfer costs per_swap_s of engine time on the critical path, beyond
+                     the swap curve's copy (the policy's swap decision, block bookkeeping,
+                     reporting the landing)
                      Absent means 0 (a roofline, or a profile from before); the fields after
                      per_admission_s may be absent alone (profiles measured before them)
     engine_overhead_by_policy
@@ -84,6 +90,7 @@ SCHEMA_VERSION = 1
 SOURCES = ("roofline", "measured")
 MIXED_BATCH_MODES = ("fused", "sequential")
 DECODE_CONTEXT_MODES = ("mean", "max")
+TRANSFER_MODES = ("async", "sync")
 
 
 class ProfileError(ValueError):
@@ -149,10 +156,11 @@ class EngineOverhead:
     per_decode_plan_s: float = 0.0
     per_plan_job_s: float = 0.0
     per_plan_end_job_s: float = 0.0
+    per_swap_s: float = 0.0
 
     FIELDS = ("iteration_s", "per_job_s", "per_prefill_s", "per_plan_s", "per_admission_s",
               "per_plan_end_s", "per_finish_s", "first_pass_s", "per_decode_plan_s", "per_plan_job_s",
-              "per_plan_end_job_s")
+              "per_plan_end_job_s", "per_swap_s")
     OPTIONAL_FIELDS = FIELDS[5:]  # 0 when absent (profiles measured before they existed)
 
     def s(self, num_jobs: int, num_prefills: int) -> float:
@@ -195,6 +203,7 @@ class Profile:
     mixed_batch: str = "fused"
     notes: dict = field(default_factory=dict)
     decode_context: str = "mean"
+    transfers: str = "async"
     overhead: EngineOverhead | None = None
     policy_overhead: dict = field(default_factory=dict)  # policy name -> EngineOverhead
     mixed_shared_s: float | None = None
@@ -215,6 +224,8 @@ class Profile:
             raise ProfileError("software", "must be an object of package versions")
         if self.mixed_batch not in MIXED_BATCH_MODES:
             raise ProfileError("mixed_batch", f"must be one of {MIXED_BATCH_MODES}, got {self.mixed_batch!r}")
+        if self.transfers not in TRANSFER_MODES:
+            raise ProfileError("transfers", f"must be one of {TRANSFER_MODES}, got {self.transfers!r}")
         if self.decode_context not in DECODE_CONTEXT_MODES:
             raise ProfileError("decode_context", f"must be one of {DECODE_CONTEXT_MODES}, got {self.decode_context!r}")
         if self.mixed_shared_s is not None and (isinstance(self.mixed_shared_s, bool) or not isinstance(

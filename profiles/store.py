@@ -85,6 +85,8 @@ def profile_to_dict(p: Profile) -> dict:
         out["collectives"] = collectives
     if p.decode_context != "mean":  # optional fields: written only when they say something
         out["decode_context"] = p.decode_context
+    if p.transfers != _default_transfers(p.hardware):
+        out["transfers"] = p.transfers
     if p.mixed_shared_s is not None:
         out["mixed_shared_s"] = p.mixed_shared_s
     if p.forward_scale != 1.0:
@@ -128,10 +130,16 @@ def profile_from_dict(d) -> Profile:
         send_recv=curves.get("send_recv"), all_reduce=curves.get("all_reduce"),
         mixed_batch=d.get("mixed_batch", "fused"), notes=d.get("notes", {}),
         decode_context=d.get("decode_context", "mean"), overhead=overhead, policy_overhead=policy_overhead,
+        transfers=d.get("transfers", _default_transfers(d["hardware"])),
         mixed_shared_s=d.get("mixed_shared_s"),
         forward_scale=d.get("forward_scale", 1.0), forward_noise=_tuple(d.get("forward_noise", [])),
         schema_version=d["schema_version"],
     )
+
+
+def _default_transfers(hardware) -> str:
+    """Profiles from before the field: a CPU engine's copies were synchronous, a GPU's not."""
+    return "sync" if isinstance(hardware, dict) and hardware.get("name") == "cpu" else "async"
 
 
 def _overhead_dict(o: EngineOverhead) -> dict:

@@ -5,7 +5,11 @@ wait for the transfers in `plan.wait_for`; run the iteration for `cost.iteration
 `on_iteration_done`. Swaps run on one link per direction (a SimPy resource each), concurrently
 with compute: that overlap is what proactive swapping buys. A swap-in first waits for the
 swap-outs in flight when it was issued, since it may write into the room they vacate.
-Reactive swaps land in `wait_for` and so sit on the critical path.
+Reactive swaps land in `wait_for` and so sit on the critical path. A cost model whose engine
+copies synchronously (`sync_transfers`: the live executor on CPU) runs every swap on the
+critical path, one after another before the batch, as that engine does. A measured engine's own
+work per swap (`swap_overhead_s`) is charged on the critical path too: with each synchronous
+copy, or before compute for asynchronous ones.
 
 A cost model that measured its engine's planning cost (`plan_overhead_s`, the live executor's
 profiles) is charged it once per plan with a batch, before the iteration, plus its admissions;
@@ -68,6 +72,9 @@ class Replica:
         # a measured profile's clock noise (profiles/cost.py): the index-th iteration's own time
         self._noisy = getattr(cost, "noisy_iteration_s", None) if getattr(cost, "forward_noise", ()) else None
         self._plan_end_s = getattr(cost, "plan_end_overhead_s", None)  # a measured engine's wrap-up of a plan
+        self._sync_transfers = bool(getattr(cost, "sync_transfers", False))  # swaps block compute (CPU)
+        swap_overhead_s = getattr(cost, "swap_overhead_s", None)  # a measured engine's own time per swap
+        self._swap_overhead_s = swap_overhead_s if swap_overhead_s is not None else (lambda: 0.0)
         self._wake: simpy.Event | None = None
         self._stage0_busy = False
         self._batches_in_flight = 0
@@ -108,7 +115,21 @@ class Replica:
         self.env.process(self._transfer(job, direction, done, after))
 
     def _apply_swaps(self, plan: Plan):
-        """Start the plan's transfers; block compute only for `plan.wait_for`."""
+        """Start the plan's transfers; block compute only for `plan.wait_for`. With synchronous
+        transfers (`cost.sync_transfers`: a CPU engine copies in its own thread) run them one
+        after another, swap-outs first, each landing as it ends, before the batch."""
+        per_swap_s = self._swap_overhead_s()
+        if self._sync_transfers:
+            for job, direction in [(j, "out") for j in plan.swap_out] + [(j, "in") for j in plan.swap_in]:
+                start_us = self.env.now
+                yield self.env.timeout(duration_us(self.cost.swap_s(job.kv_tokens, direction) + per_swap_s))
+                self.scheduler.on_swap_done(job, to_s(self.env.now))
+                if self.spans is not None:
+                    self.spans.transfer(self.index, job.id, f"swap_{direction}", to_s(start_us), to_s(self.env.now))
+            return
+        num_swaps = len(plan.swap_out) + len(plan.swap_in)
+        if per_swap_s > 0 and num_swaps:  # the engine's own work to issue them, before compute
+            yield self.env.timeout(duration_us(per_swap_s * num_swaps))
         for job in plan.swap_out:
             self._start_transfer(job, "out")
         for job in plan.swap_in:
@@ -126,7 +147,8 @@ class Replica:
             if plan.swap_out or plan.swap_in or plan.wait_for:
                 yield from self._apply_swaps(plan)
             if not plan.batch:
-                yield self._sleep()
+                if not (self._sync_transfers and (plan.swap_out or plan.swap_in)):
+                    yield self._sleep()  # synchronous transfers landed already: plan again at once
                 continue
             plan_us = self._plan_overhead_us(plan.is_pure_decode, len(plan.batch))
             if plan_us:  # the engine's own planning and admissions, before the pass
@@ -221,6 +243,8 @@ class Replica:
                     self._stage0_busy = True
                     env.process(self._micro_batch(plan, stages))
                     continue
+                if self._sync_transfers and (plan.swap_out or plan.swap_in):
+                    continue  # they landed already: plan again at once
             yield self._sleep()
 
     def _micro_batch(self, plan: Plan, stages: list[simpy.Resource]):

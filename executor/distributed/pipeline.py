@@ -41,7 +41,7 @@ class _Launched:
     start_s: float
     level_counts: list[int]
     num_queued: int
-    swapped: tuple[int, int]
+    swapped: tuple[int, int, int, int]
 
 
 class PipelineEngine(Engine):

@@ -210,6 +210,7 @@ def profile_replica(session: Session, name: str, cfg: ProfileConfig, generated_b
         swap_out=LatencyCurve(swap_bytes, tuple(out_s)), swap_in=LatencyCurve(swap_bytes, tuple(in_s)),
         kv_bytes_per_token=replica_bpt, device_kv_tokens=device_tokens, host_kv_tokens=host_tokens,
         source="measured", generated_by=generated_by, mixed_batch="fused", decode_context="max",
+        transfers="async" if torch.device(device).type == "cuda" else "sync",
         send_recv=LatencyCurve(curve_bytes, tuple(send_recv)) if send_recv else None,
         all_reduce=LatencyCurve(curve_bytes, tuple(all_reduce)) if all_reduce else None,
         notes={

@@ -75,12 +75,16 @@ def test_every_policy_generates_exact_tokens(model_name, swap, skip):
 def test_iteration_rows_describe_the_run():
     result, _, _ = run("tiny-llama", "skip-join-mlfq", "reactive")
     it = result.iterations
-    assert list(it.columns[:19]) == [
+    assert list(it.columns[:21]) == [
         "policy", "swap", "replica", "start_s", "end_s", "num_iterations", "batch_size", "num_prefills",
         "prefill_tokens", "decode_context_tokens", "device_kv_blocks_used", "host_kv_blocks_used",
         "swap_out_tokens", "swap_in_tokens", "num_queued", "forward_s", "decode_max_context_tokens", "admit_s",
-        "queue_level_0",
+        "num_swaps_out", "num_swaps_in", "queue_level_0",
     ]
+    # a row counts its plan's transfers: tokens moved only where transfers were started
+    assert ((it["swap_out_tokens"] > 0) == (it["num_swaps_out"] > 0)).all()
+    assert ((it["swap_in_tokens"] > 0) == (it["num_swaps_in"] > 0)).all()
+    assert it["num_swaps_out"].sum() + it["num_swaps_in"].sum() > 0  # reactive mode swapped here
     # admissions are timed before the plan they join, and only there: a reused plan admitted nothing
     reused = it["start_s"].iloc[1:].to_numpy() == it["end_s"].iloc[:-1].to_numpy()
     assert (it["admit_s"] >= 0).all() and it["admit_s"].iloc[0] > 0 and (it["admit_s"].iloc[1:][reused] == 0).all()

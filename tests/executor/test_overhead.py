@@ -17,21 +17,22 @@ from tests.executor.conftest import tiny
 
 TRUTH = EngineOverhead(iteration_s=1e-5, per_job_s=2e-6, per_prefill_s=4e-5, per_plan_s=3e-5, per_admission_s=6e-5,
                        per_plan_end_s=2e-5, per_finish_s=1.5e-5, per_decode_plan_s=7e-5, per_plan_job_s=3e-6,
-                       per_plan_end_job_s=1e-6)
+                       per_plan_end_job_s=1e-6, per_swap_s=2.5e-5)
 
 
 def rows(batch, prefills=0, new_plan=False, ends_plan=False, finished=0, admitted=0, overhead_s=None,
-         forward_s=1e-3, truth=TRUTH):
+         forward_s=1e-3, truth=TRUTH, num_swaps=0):
     """Iteration rows whose overhead is exactly `truth`'s (plus `overhead_s` when given instead)."""
     df = pd.DataFrame({"batch_size": batch, "num_prefills": prefills, "new_plan": new_plan, "ends_plan": ends_plan,
-                       "finished": finished, "admitted": admitted, "forward_s": forward_s})
+                       "finished": finished, "admitted": admitted, "forward_s": forward_s, "num_swaps": num_swaps})
     df = df.astype({"new_plan": bool, "ends_plan": bool})
     df["decode_plan"] = df["new_plan"] & (df["num_prefills"] == 0)
     df["admit_s"] = truth.per_admission_s * df["admitted"]
     if overhead_s is None:
         overhead_s = [truth.s(r.batch_size, r.num_prefills)
                       + (truth.plan_s(0, r.decode_plan, r.batch_size) if r.new_plan else 0.0)
-                      + (truth.plan_end_s(r.finished, r.batch_size) if r.ends_plan else 0.0) for r in df.itertuples()]
+                      + (truth.plan_end_s(r.finished, r.batch_size) if r.ends_plan else 0.0)
+                      + truth.per_swap_s * r.num_swaps for r in df.itertuples()]
     return df.assign(overhead_s=overhead_s)
 
 
@@ -48,6 +49,25 @@ def test_overhead_rows_charge_the_gap_to_the_next_start_less_the_admissions():
     assert got["ends_plan"].tolist() == [False, True, False] and got["finished"].tolist() == [0, 1, 1]
 
 
+def test_overhead_rows_take_out_the_swap_copies():
+    """A row's transfers cost their copies (the swap curve, at each direction's mean size) plus
+    the engine's own per-swap work: only the latter stays in overhead_s."""
+    it = pd.DataFrame({"start_s": [0.0, 1.0], "end_s": [0.9, 1.8], "forward_s": [0.5, 0.6], "admit_s": [0.0, 0.0],
+                       "num_prefills": [0, 0], "swap_out_tokens": [30, 0], "swap_in_tokens": [10, 0],
+                       "num_swaps_out": [2, 0], "num_swaps_in": [1, 0]})
+    seen = []
+
+    def swap_s(tokens, direction):
+        seen.append((tokens, direction))
+        return {"out": 0.01, "in": 0.02}[direction] * tokens
+
+    got = overhead_rows(it, [0.0], [1.8], swap_s)
+    assert seen == [(15, "out"), (10, "in")]  # mean sizes; no call for a row without transfers
+    assert got["overhead_s"].round(12).tolist() == [1.0 - 0.5 - 2 * 0.15 - 0.2, 0.2]
+    assert got["num_swaps"].tolist() == [3, 0]
+    assert overhead_rows(it, [0.0], [1.8])["overhead_s"].round(12).tolist() == [0.5, 0.2]  # no curve: kept
+
+
 def test_fit_recovers_exact_coefficients():
     mid = rows([1, 2, 4, 8, 16, 3])
     plan = rows([1, 2, 4, 8, 16, 4, 1, 16, 3, 5, 6, 2, 9],
@@ -55,7 +75,8 @@ def test_fit_recovers_exact_coefficients():
                 new_plan=[1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 0],
                 ends_plan=[0, 1, 0, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1],
                 finished=[0, 1, 0, 2, 0, 0, 1, 3, 1, 0, 0, 2, 4],
-                admitted=[1, 0, 0, 3, 16, 2, 0, 0, 0, 1, 0, 0, 0])
+                admitted=[1, 0, 0, 3, 16, 2, 0, 0, 0, 1, 0, 0, 0],
+                num_swaps=[0, 2, 0, 1, 0, 3, 0, 0, 4, 0, 1, 0, 0])
     fit, dropped = fit_overhead(pd.concat([mid, plan], ignore_index=True))
     assert dropped == 0
     for name in EngineOverhead.FIELDS:
@@ -85,7 +106,10 @@ def test_config_validation():
         OverheadConfig(prompt_tokens=(9, 8))
     with pytest.raises(ValueError, match=r"policies must be distinct names from fcfs, .*got \('fcfs', 'lifo'\)"):
         OverheadConfig(policies=("fcfs", "lifo"))
-    assert OverheadConfig(policies=("fcfs", "mlfq"), batch_sizes=(1, 2), rounds=2).num_runs == 8
+    assert OverheadConfig(policies=("fcfs", "mlfq"), batch_sizes=(1, 2), rounds=2).num_runs == 12
+    assert OverheadConfig(policies=("fcfs",), batch_sizes=(1, 2), rounds=2, swap_rounds=0).num_runs == 4
+    with pytest.raises(ValueError, match="swap_rounds must be >= 0, got -1"):
+        OverheadConfig(swap_rounds=-1)
 
 
 def test_measured_through_the_engine_per_policy_and_recorded_in_the_profile():
@@ -100,8 +124,11 @@ def test_measured_through_the_engine_per_policy_and_recorded_in_the_profile():
         assert fit.per_admission_s > 0  # timed by the engine: every request is admitted once
     for policy in ("mlfq", "fcfs"):  # both serve the same requests
         mine = rows_[rows_["policy"] == policy]
-        assert mine["admitted"].sum() == (1 + 1) + (3 + 3) and mine["new_plan"].any() and not mine["new_plan"].all()
-        assert mine["ends_plan"].any() and mine["finished"].sum() <= 8
+        # a roomy run and a tight one (swap_rounds) per batch size
+        assert mine["admitted"].sum() == 2 * ((1 + 1) + (3 + 3)) and mine["new_plan"].any() and not mine["new_plan"].all()
+        assert mine["ends_plan"].any() and mine["finished"].sum() <= 16
+    assert rows_[rows_["policy"] == "mlfq"]["num_swaps"].sum() > 0  # the tight runs swap
+    assert rows_[rows_["policy"] == "fcfs"]["num_swaps"].sum() == 0 and fits["fcfs"].per_swap_s == 0.0
     assert note.startswith("engine runs of mlfq, fcfs, batch sizes [1, 3] x 1 rounds, b requests at t=0")
     quick = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
                  context_tokens=(16, 64), swap_tokens=(16, 64), warmups=1, max_repeats=2, budget_s=2,

@@ -72,7 +72,7 @@ def test_json_round_trip_and_defaults():
     assert d["engine_overhead"] == {"iteration_s": 1e-4, "per_job_s": 2e-5, "per_prefill_s": 5e-4,
                                     "per_plan_s": 3e-4, "per_admission_s": 7e-5, "per_plan_end_s": 0.0,
                                     "per_finish_s": 0.0, "first_pass_s": 0.0, "per_decode_plan_s": 0.0,
-                                    "per_plan_job_s": 0.0, "per_plan_end_job_s": 0.0}
+                                    "per_plan_job_s": 0.0, "per_plan_end_job_s": 0.0, "per_swap_s": 0.0}
     assert d["mixed_shared_s"] == 0.004 and d["forward_scale"] == 1.05
     assert profile_from_dict(d) == p
     plain = small_profile_dict()

@@ -147,3 +147,22 @@ def test_grids_accept_lists_and_numpy_values():
     grid = LatencyGrid(np.array(DECODE.batch_sizes), list(DECODE.tokens), np.array(DECODE.latency_s))
     assert grid == DECODE and type(grid.batch_sizes[0]) is int and type(grid.latency_s[0][0]) is float
     assert small_profile(decode=grid) == small_profile()
+
+
+def test_transfers_default_by_hardware_and_round_trip():
+    """Whether swaps block compute: written only when it differs from the hardware's default
+    (CPU engines copy synchronously, GPU ones on copy streams), so older profiles read right."""
+    from profiles import cost_model
+    from profiles.store import profile_to_dict
+
+    d = small_profile_dict()  # hardware "cpu", but transfers "async" (the dataclass default)
+    assert d["transfers"] == "async" and profile_from_dict(d).transfers == "async"
+    del d["transfers"]
+    assert profile_from_dict(d).transfers == "sync"  # a CPU profile from before the field
+    d["hardware"] = {"name": "a100-80gb"}
+    assert profile_from_dict(d).transfers == "async"
+    assert "transfers" not in profile_to_dict(small_profile(transfers="sync"))
+    assert cost_model(small_profile(transfers="sync")).sync_transfers
+    assert not cost_model(small_profile()).sync_transfers
+    with pytest.raises(ProfileError, match=r"field 'transfers': must be one of \('async', 'sync'\), got 'maybe'"):
+        small_profile(transfers="maybe")

@@ -164,3 +164,45 @@ def test_event_skipping_merges_decode_iterations(skip):
     it = r.iterations
     assert int(it.num_iterations.sum()) == 50
     assert len(it) == (2 if skip else 50)  # prefill, then one skip over the 49 decodes
+
+
+class SyncCost(ToyCost):
+    """A CPU engine's swaps: the copy blocks compute, plus 20 us of engine work per swap."""
+
+    sync_transfers = True
+
+    def swap_overhead_s(self) -> float:
+        return 20e-6
+
+
+def test_synchronous_swaps_block_compute_one_after_another():
+    # The proactive case above, on an engine whose copies block compute: A's offload (205 us +
+    # 20 us of engine work) now runs before B's prefill: [2.866, 4.366]; B decodes ctx 41 ->
+    # 5.507 and finishes. A's upload (225 us) is a transfers-only plan [5.507, 5.732]; the
+    # replica plans again at once (nothing else would wake it): ctx 42, 43 -> 6.874, 8.017 ms.
+    cfg = SchedulerConfig(max_batch_size=1, base_quantum_s=0.002, device_kv_tokens=100,
+                          host_kv_tokens=100, swap_reserve_fraction=0.2, swap="proactive")
+    r = simulate(ListTrace.of(MEMORY_ROWS), SyncCost(), "mlfq", cfg, STEP)
+    assert timeline(r) == [
+        (0.0, 0.0015, 1, 1), (0.0015, 0.002641, 1, 0), (0.002866, 0.004366, 1, 1),
+        (0.004366, 0.005507, 1, 0), (0.005732, 0.006874, 1, 0), (0.006874, 0.008017, 1, 0),
+    ]
+    assert spans(r, "swap_out") == [(0, 0.002641, 0.002866)]
+    assert spans(r, "swap_in") == [(0, 0.005507, 0.005732)]
+    assert jobs_of(r)[0]["finish_s"] == 0.008017
+
+
+def test_per_swap_engine_work_precedes_asynchronous_copies():
+    # Asynchronous copies (GPU) with 20 us of engine work per swap: the offload's 20 us delay
+    # B's prefill [2.661, 4.161] while the copy overlaps it [2.661, 2.866]; B decodes -> 5.302;
+    # the upload's 20 us come first, then its copy [5.322, 5.527].
+    class AsyncWork(ToyCost):
+        def swap_overhead_s(self) -> float:
+            return 20e-6
+
+    cfg = SchedulerConfig(max_batch_size=1, base_quantum_s=0.002, device_kv_tokens=100,
+                          host_kv_tokens=100, swap_reserve_fraction=0.2, swap="proactive")
+    r = simulate(ListTrace.of(MEMORY_ROWS), AsyncWork(), "mlfq", cfg, STEP)
+    assert spans(r, "swap_out") == [(0, 0.002661, 0.002866)]
+    assert spans(r, "swap_in") == [(0, 0.005322, 0.005527)]
+    assert timeline(r)[2] == (0.002661, 0.004161, 1, 1)
