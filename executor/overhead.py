@@ -61,8 +61,8 @@ class OverheadConfig:
     block_size_tokens: int = 16
     seed: int = 0
     policies: tuple[str, ...] = tuple(POLICIES)
-    # runs per batch size with the device KV for b requests and a roomy host, so that the
-    # preemptive policies swap (the per-swap term); 0: none
+    # runs per batch size with the device KV for b / 2 requests, a roomy host and 4x the
+    # requests, so that the preemptive policies swap (the per-swap term); 0: none
     swap_rounds: int = 1
 
     def __post_init__(self) -> None:
@@ -191,7 +191,9 @@ def measure_engine_overhead(model, cfg: OverheadConfig, iteration_s: float = 5e-
                                     max_seq_tokens=max_seq)
             tight = replace(roomy, device_kv_tokens=max(blocks, b * blocks // 2), host_kv_tokens=4 * b * blocks)
             for sched in [roomy] * (cfg.rounds + (not warmed)) + [tight] * cfg.swap_rounds:
-                jobs = _jobs(rng, cfg, [0.0] * b + [(k + 1) * gap_s for k in range(b)])
+                # tight runs serve 4x the requests, so that the KV pools fragment as in serving
+                k_jobs = b if sched is roomy else 4 * b
+                jobs = _jobs(rng, cfg, [0.0] * k_jobs + [(k + 1) * gap_s for k in range(k_jobs)])
                 result, _ = server.run(jobs, policy, sched, cost)
                 if result.error is not None:
                     raise RuntimeError(f"engine overhead run ({policy}, batch {b}) failed: {result.error}")

@@ -61,7 +61,9 @@ def summary_rows(p) -> list[tuple[str, str]]:
 def measured_rows(p) -> list[tuple[str, str]]:
     """The terms a measured (live-engine) profile adds to the grids; none for a roofline."""
     rows = [("decode priced at", "the batch's longest context (padded engine)" if p.decode_context == "max"
-             else "the batch's mean context (paged kernels)")]
+             else "the batch's mean context (paged kernels)"),
+            ("transfers", "block compute (copied in the engine's thread)" if p.transfers == "sync"
+             else "overlap compute (copy streams)")]
     if p.forward_scale != 1.0:
         rows.append(("forward scale", f"{p.forward_scale:.4f} x the grids (the typical engine pass)"))
     if p.forward_noise:
@@ -80,7 +82,7 @@ def measured_rows(p) -> list[tuple[str, str]]:
                            f"{us['per_plan_job_s']:.2f}/job + {us['per_admission_s']:.1f}/admission + first pass "
                            f"{us['first_pass_s']:.1f} (+{us['per_decode_plan_s']:.1f} decode); wrap-up "
                            f"{us['per_plan_end_s']:.1f} + {us['per_plan_end_job_s']:.2f}/job + "
-                           f"{us['per_finish_s']:.1f}/finish"))
+                           f"{us['per_finish_s']:.1f}/finish; {us['per_swap_s']:.1f}/swap"))
     return rows
 
 

@@ -124,9 +124,9 @@ def test_measured_through_the_engine_per_policy_and_recorded_in_the_profile():
         assert fit.per_admission_s > 0  # timed by the engine: every request is admitted once
     for policy in ("mlfq", "fcfs"):  # both serve the same requests
         mine = rows_[rows_["policy"] == policy]
-        # a roomy run and a tight one (swap_rounds) per batch size
-        assert mine["admitted"].sum() == 2 * ((1 + 1) + (3 + 3)) and mine["new_plan"].any() and not mine["new_plan"].all()
-        assert mine["ends_plan"].any() and mine["finished"].sum() <= 16
+        # a roomy run of 2b requests and a tight one (swap_rounds) of 8b per batch size b
+        assert mine["admitted"].sum() == (2 + 6) + (8 + 24) and mine["new_plan"].any() and not mine["new_plan"].all()
+        assert mine["ends_plan"].any() and mine["finished"].sum() <= 40
     assert rows_[rows_["policy"] == "mlfq"]["num_swaps"].sum() > 0  # the tight runs swap
     assert rows_[rows_["policy"] == "fcfs"]["num_swaps"].sum() == 0 and fits["fcfs"].per_swap_s == 0.0
     assert note.startswith("engine runs of mlfq, fcfs, batch sizes [1, 3] x 1 rounds, b requests at t=0")

@@ -24,6 +24,24 @@ def test_roofline_then_show(tmp_path):
     assert lines["parallelism"] == "tp=1 pp=1"
     assert lines["model"].startswith("opt-13b (opt, 40 layers, hidden 5120")
     assert lines["prefill 1 x 2048"].endswith(" ms")
+    assert lines["transfers"] == "overlap compute (copy streams)"  # a GPU roofline
+    assert "engine overhead" not in lines and "forward noise" not in lines  # measured-only terms
+
+
+def test_show_a_measured_profile_lists_its_engine_terms(tmp_path):
+    from profiles import EngineOverhead
+    from profiles.store import save_profile
+    from tests.profiles.builders import small_profile
+
+    o = EngineOverhead(iteration_s=7e-6, per_job_s=1e-6, per_prefill_s=1.3e-5, per_swap_s=1.5e-5)
+    path = save_profile(small_profile(overhead=o, policy_overhead={"fcfs": o}, forward_scale=1.04,
+                                      forward_noise=(0.95, 1.0, 1.3), transfers="sync"), tmp_path / "m.json")
+    lines = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in run("show", str(path)).output.splitlines())
+    assert lines["transfers"] == "block compute (copied in the engine's thread)"
+    assert lines["forward scale"] == "1.0400 x the grids (the typical engine pass)"
+    assert lines["forward noise"] == "3 groups, 0.950..1.300 x typical, mean 1.0833"
+    assert lines["engine overhead"].startswith("iteration 7.0 us + 1.00/job + 13.00/prefill; plan 0.0")
+    assert lines["engine overhead"].endswith("; 15.0/swap") and lines["with fcfs"] == lines["engine overhead"]
 
 
 def test_host_kv_option_and_pipeline(tmp_path):
