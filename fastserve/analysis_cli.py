@@ -73,11 +73,15 @@ def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None
         click.echo(f"SLO: TTFT <= {ttft_slo_s:g} s and TPOT <= {tpot_slo_s:g} s; rejected and unfinished "
                    "requests count as misses")
     if output:
-        try:
-            table.to_csv(output, index=False)
-        except OSError as exc:
-            raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
-        click.echo(f"wrote {output}")
+        _write_csv(table, output)
+
+
+def _write_csv(table, output: str) -> None:
+    try:
+        table.to_csv(output, index=False)
+    except OSError as exc:
+        raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
+    click.echo(f"wrote {output}")
 
 
 def _compare_sweep(path: str, baseline: str, metrics: list[str], output: str | None) -> None:
@@ -99,11 +103,7 @@ def _compare_sweep(path: str, baseline: str, metrics: list[str], output: str | N
     else:
         click.echo(f"ratios: to {baseline} at the same parameters")
     if output:
-        try:
-            table.to_csv(output, index=False)
-        except OSError as exc:
-            raise click.ClickException(f"{output}: cannot write ({exc.strerror or exc})") from None
-        click.echo(f"wrote {output}")
+        _write_csv(table, output)
 
 
 @click.command()

@@ -61,6 +61,9 @@ def test_preemption_by_mlfq_demotion():
 # A: prefill 1000+400+100 = 1500 us; decode ctx 41 -> 1141 us, ends 2.641 ms, holds 41 tokens,
 # and is demoted (2641 us >= 2000). B then needs 40 tokens for its prefill.
 MEMORY_ROWS = [(0.0, 40, 4), (0.0005, 40, 2)]
+# Device 100 tokens, reserve 20 (the proactive cases).
+PROACTIVE = SchedulerConfig(max_batch_size=1, base_quantum_s=0.002, device_kv_tokens=100,
+                            host_kv_tokens=100, swap_reserve_fraction=0.2, swap="proactive")
 
 
 def test_proactive_swap_overlaps_compute():
@@ -69,9 +72,7 @@ def test_proactive_swap_overlaps_compute():
     # alongside B's prefill [2.641, 4.141], which is not delayed. B decodes [4.141, 5.282].
     # A comes back when B is done: 205 us swap-in on the critical path [5.282, 5.487], then
     # ctx 42, 43: 1142, 1143 us -> 6.629, 7.772 ms.
-    cfg = SchedulerConfig(max_batch_size=1, base_quantum_s=0.002, device_kv_tokens=100,
-                          host_kv_tokens=100, swap_reserve_fraction=0.2, swap="proactive")
-    r = run(MEMORY_ROWS, "mlfq", cfg)
+    r = run(MEMORY_ROWS, "mlfq", PROACTIVE)
     assert timeline(r) == [
         (0.0, 0.0015, 1, 1), (0.0015, 0.002641, 1, 0), (0.002641, 0.004141, 1, 1),
         (0.004141, 0.005282, 1, 0), (0.005487, 0.006629, 1, 0), (0.006629, 0.007772, 1, 0),
@@ -180,9 +181,7 @@ def test_synchronous_swaps_block_compute_one_after_another():
     # 20 us of engine work) now runs before B's prefill: [2.866, 4.366]; B decodes ctx 41 ->
     # 5.507 and finishes. A's upload (225 us) is a transfers-only plan [5.507, 5.732]; the
     # replica plans again at once (nothing else would wake it): ctx 42, 43 -> 6.874, 8.017 ms.
-    cfg = SchedulerConfig(max_batch_size=1, base_quantum_s=0.002, device_kv_tokens=100,
-                          host_kv_tokens=100, swap_reserve_fraction=0.2, swap="proactive")
-    r = simulate(ListTrace.of(MEMORY_ROWS), SyncCost(), "mlfq", cfg, STEP)
+    r = simulate(ListTrace.of(MEMORY_ROWS), SyncCost(), "mlfq", PROACTIVE, STEP)
     assert timeline(r) == [
         (0.0, 0.0015, 1, 1), (0.0015, 0.002641, 1, 0), (0.002866, 0.004366, 1, 1),
         (0.004366, 0.005507, 1, 0), (0.005732, 0.006874, 1, 0), (0.006874, 0.008017, 1, 0),
@@ -200,9 +199,7 @@ def test_per_swap_engine_work_precedes_asynchronous_copies():
         def swap_overhead_s(self) -> float:
             return 20e-6
 
-    cfg = SchedulerConfig(max_batch_size=1, base_quantum_s=0.002, device_kv_tokens=100,
-                          host_kv_tokens=100, swap_reserve_fraction=0.2, swap="proactive")
-    r = simulate(ListTrace.of(MEMORY_ROWS), AsyncWork(), "mlfq", cfg, STEP)
+    r = simulate(ListTrace.of(MEMORY_ROWS), AsyncWork(), "mlfq", PROACTIVE, STEP)
     assert spans(r, "swap_out") == [(0, 0.002661, 0.002866)]
     assert spans(r, "swap_in") == [(0, 0.005322, 0.005527)]
     assert timeline(r)[2] == (0.002661, 0.004161, 1, 1)
