@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--model", default="tiny-opt", help="Catalog model built with random weights.")
     ap.add_argument("--profile", default=None, help="Profile JSON [the bundled MODEL_cpu_tp1].")
     ap.add_argument("--heavy-swaps", type=int, default=4, help="Live swap-ins from which a request counts as heavy.")
+    ap.add_argument("--no-skip", action="store_true", help="Plan every iteration in both engines (no plan reuse, no event skipping).")
     args = ap.parse_args()
     if args.heavy_swaps < 1:
         ap.error("--heavy-swaps must be >= 1")
@@ -55,12 +56,13 @@ def main() -> None:
     jobs = [Job(int(i), float(a), int(p), int(o)) for i, a, p, o in
             zip(trace.request_id, trace.arrival_s, trace.prompt_tokens, trace.output_tokens, strict=True)]
     sched = SchedulerConfig(device_kv_tokens=768, host_kv_tokens=16384, max_seq_tokens=160, block_size_tokens=16)
-    server = LiveServer(load_model(ModelConfig(args.model)), EngineConfig(time_scale=1.0, record_spans=True))
+    server = LiveServer(load_model(ModelConfig(args.model)),
+                        EngineConfig(time_scale=1.0, record_spans=True, skip=not args.no_skip))
     server.run(jobs[:50], POLICY, sched, cost)  # untimed: a process's first run pays one-time costs
     live, _ = server.run(jobs, POLICY, sched, cost)
     if live.error is not None:
         raise SystemExit(f"live run failed: {live.error}")
-    sim = simulate(trace, cost, POLICY, sched, SimConfig(record_spans=True))
+    sim = simulate(trace, cost, POLICY, sched, SimConfig(record_spans=True, skip=not args.no_skip))
     both = per_request(live.spans).join(per_request(sim.spans), how="outer", lsuffix="_live", rsuffix="_sim")
     both["group"] = np.where(both["swap_ins_live"] >= args.heavy_swaps, f">= {args.heavy_swaps} swap-ins", "fewer")
     table = both.groupby("group")[["swap_ins_live", "swap_ins_sim", "wait_s_live", "wait_s_sim"]].mean()
