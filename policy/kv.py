@@ -110,16 +110,9 @@ class KVSpace:
         return True
 
     def grow(self, job: Job, tokens: int) -> None:
-        extra = self.blocks_for(tokens) - job.device_blocks
-        if extra <= 0:
-            return
-        if extra > self.capacity.device_blocks - self.device_used_blocks:
+        if not self.try_grow(job, tokens):
+            extra = self.blocks_for(tokens) - job.device_blocks
             raise ValueError(f"job {job.id}: needs {extra} device blocks, {self.device_plannable_blocks} free")
-        self.device_used_blocks += extra
-        job.device_blocks += extra
-        if job.kv is KVLocation.NONE:
-            job.kv = KVLocation.DEVICE
-
 
     def drop(self, job: Job) -> None:
         """Free the job's device KV without copying it (recompute, or the job finished)."""

@@ -188,13 +188,8 @@ class MLFQ(Scheduler):
         self._ahead_cache = None
         super()._place(job, new_seq)
 
-    def _t_execute(self, job: Job, ahead_us: list[int]) -> float:
-        level = job.level
-        position = self._fresh[level].position(job) + self._started[level].position(job)
-        return (ahead_us[level] + position * self.quantum_us[level]) / self.config.max_batch_size
-
     def _enst_key(self, job: Job, now_us: int) -> float:
-        return min(self._t_promote(job, now_us), self._t_execute(job, self._ahead_us()))
+        return min(self._t_promote(job, now_us), self._t_execute_fn()(job))
 
     # Fast orders by (ENST, rank) (policy_bench.py: sorting every host job by ENST cost
     # milliseconds a decision). T_execute grows with rank and T_promote with the waiting start,
@@ -205,8 +200,8 @@ class MLFQ(Scheduler):
     # inlined (the walks visit tens of jobs a decision).
     def _t_execute_fn(self) -> Callable[[Job], float]:
         ahead, quantum_us, batch = self._ahead_us(), self.quantum_us, self.config.max_batch_size
-        fresh = [q._seqs for q in self._fresh]  # noqa: SLF001 (same package; a call per job costs)
-        started = [q._seqs for q in self._started]  # noqa: SLF001
+        fresh = [q.seqs for q in self._fresh]
+        started = [q.seqs for q in self._started]
 
         def t_execute(job: Job) -> float:
             level, seq = job.level, job.seq

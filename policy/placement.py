@@ -77,7 +77,7 @@ class KVPlacement:
             for victim in victims:
                 self._evict(victim, plan)
                 evicted.add(victim.id)
-            self._room_bound = {True: math.inf, False: math.inf}
+            self._reset_room_bound()
         if location is KVLocation.HOST:
             kv.start_swap_in(job)
             plan.swap_in.append(job)
@@ -85,6 +85,10 @@ class KVPlacement:
         if job.kv is not location:
             self._track(job, location)
         return True
+
+    def _reset_room_bound(self) -> None:
+        """No job's room is bounded yet (a new walk, or an eviction freed room)."""
+        self._room_bound = {True: math.inf, False: math.inf}  # keyed by push-only
 
     def _evict(self, job: Job, plan: Plan) -> None:
         if self.swap_mode != "recompute" and self.kv.can_swap_out(job):

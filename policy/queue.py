@@ -49,9 +49,11 @@ class JobQueue:
         del self._seqs[i]
         del self._jobs[i]
 
-    def position(self, job: Job) -> int:
-        """How many queued jobs sort before `job`."""
-        return bisect_left(self._seqs, job.seq)
+    @property
+    def seqs(self) -> list[int]:
+        """The queued seqs, ascending; read only. How many jobs sort before one is a bisect on
+        it (MLFQ's T_execute bisects it directly: a method call per job costs on that path)."""
+        return self._seqs
 
 
 def merge_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[], bool]) -> Iterator[Job]:

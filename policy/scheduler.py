@@ -291,7 +291,7 @@ class Scheduler(KVPlacement, PlanHorizon):
         prefill_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
         self._prefill_closed = False
-        self._room_bound = {True: math.inf, False: math.inf}  # see KVPlacement._secure_device_kv
+        self._reset_room_bound()  # see KVPlacement._secure_device_kv
         for job in self._walk():
             if num_taken >= max_batch:
                 break

@@ -42,6 +42,7 @@ class _Launched:
     level_counts: list[int]
     num_queued: int
     swapped: tuple[int, int, int, int]
+    served_from_s: float  # after planning and the copies it waited for: service (quanta) counts from here
 
 
 class PipelineEngine(Engine):
@@ -83,6 +84,7 @@ class PipelineEngine(Engine):
         swapped = self._prepare(plan)
         if not plan.batch:  # transfers only
             return
+        served_from_s = self._now()  # as the single-stage engine (executor/engine.py, _execute)
         store, bs = self.store, self.store.block_size
         segments = []
         for job in plan.batch:  # the blocks and segments `_iterate` will find again at landing
@@ -93,7 +95,7 @@ class PipelineEngine(Engine):
             prefill = job.id in plan.prefill_ids
             segments.append(Segment(job.id, tokens, 0) if prefill else Segment(job.id, tokens[-1:], len(tokens) - 1))
         self.runner.launch(segments)
-        self._launched.append(_Launched(plan, start_s, level_counts, num_queued, swapped))
+        self._launched.append(_Launched(plan, start_s, level_counts, num_queued, swapped, served_from_s))
 
     def _land(self, launched: _Launched) -> None:
         # No merging with the previous landing's spans: one running span per job and
@@ -101,7 +103,7 @@ class PipelineEngine(Engine):
         self._last_batch = set()
         end_s = self._iterate(launched.plan, launched.start_s, launched.level_counts, launched.num_queued,
                               launched.swapped)
-        self._advance(launched.plan, end_s, 1, end_s - launched.start_s)
+        self._advance(launched.plan, end_s, 1, end_s - launched.served_from_s)
 
     def _reset(self) -> None:
         self.runner.abandon()
