@@ -14,7 +14,8 @@ Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine
   `engine_overhead` (pooled) and `engine_overhead_by_policy`. The same runs calibrate the grids
   to the engine (executor/calibration.py): `forward_scale`, the engine's typical (median)
   forward time of reused plans over the grids' prediction (tight-loop medians miss the caches
-  the engine's own work evicts: ~3-5 % on tiny CPU models), `forward_noise`, how those passes
+  the engine's own work evicts: ~3-5 % on tiny CPU models), `forward_scale_by_batch`, the same
+  by batch size (the slowdown grows with the batch), `forward_noise`, how those passes
   spread around it (the mean, which the JCT sums, is ~2 % higher), `first_pass_s`, how much
   longer a new plan's first pass takes, and `mixed_shared_s`, what a mixed pass's prefill and
   decode parts share (a prefill joining running decodes, right after its admission: ~0.25 ms of

@@ -66,6 +66,9 @@ def measured_rows(p) -> list[tuple[str, str]]:
              else "overlap compute (copy streams)")]
     if p.forward_scale != 1.0:
         rows.append(("forward scale", f"{p.forward_scale:.4f} x the grids (the typical engine pass)"))
+    if p.forward_scale_by_batch:
+        points = ", ".join(f"{s:.3f} at {b:g}" for b, s in p.forward_scale_by_batch)
+        rows.append(("forward scale by batch", f"{points} jobs (interpolated; used in place of the above)"))
     if p.forward_noise:
         noise = p.forward_noise
         rows.append(("forward noise", f"{len(noise)} groups, {noise[0]:.3f}..{noise[-1]:.3f} x typical, "

@@ -21,7 +21,10 @@ How an iteration is costed (all lookups are piecewise linear, see profiles/inter
   `mixed_batch = "sequential"` is for
   engines that run the two parts as separate forward passes: T = Tp + Td.
 - forward scale (optional `forward_scale`, default 1): Tp and Td are multiplied by it before
-  they are combined: the engine's passes are slower than the grids' tight-loop medians;
+  they are combined: the engine's passes are slower than the grids' tight-loop medians. With
+  `forward_scale_by_batch` the scale is the curve's, interpolated at the pass's job count
+  (prefills plus decodes; a skipped run's passes share one), since the slowdown grows with
+  the batch;
 - clock noise (optional `forward_noise`): `iteration_s` is the typical iteration. The
   simulator asks `noisy_iteration_s(..., index)` for its index-th iteration instead: the
   forward part times the noise group of that index, group floor(K * frac(index * phi)), phi the
@@ -89,6 +92,8 @@ class TableCostModel:
         self._decode_max = profile.decode_context == "max"
         self._overhead = profile.overhead
         self._scale = profile.forward_scale
+        self._scale_curve = profile.forward_scale_by_batch
+        self._scale_of: dict[int, float] = {}  # job count -> scale, filled as asked
         self._prefill = Table2D(profile.prefill.batch_sizes, profile.prefill.tokens, profile.prefill.latency_s)
         self._decode = Table2D(profile.decode.batch_sizes, profile.decode.tokens, profile.decode.latency_s)
         self._swap = {"out": Table1D(profile.swap_out.size_bytes, profile.swap_out.latency_s),
@@ -134,17 +139,18 @@ class TableCostModel:
         if not (num_decodes or num_prefills):
             return 0.0
         overhead = self._overhead.s(num_decodes + num_prefills, num_prefills) if self._overhead else 0.0
+        scale = self.forward_scale_at(num_decodes + num_prefills) if self._scale_curve else self._scale
         if num_decodes:
             context = self._decode_context(decode_context_tokens)
             td, outside = self._decode.scalar(num_decodes, context)
-            td *= self._scale
+            td *= scale
             if outside:
                 self._outside_decode(num_decodes, context)
             if not num_prefills:
                 return td + overhead
         total = sum(prefill_tokens)
         tp, outside = self._prefill.scalar(num_prefills, total / num_prefills)
-        tp *= self._scale
+        tp *= scale
         if outside:
             self._outside_prefill(num_prefills, total / num_prefills)
         if not num_decodes:
@@ -174,6 +180,24 @@ class TableCostModel:
         overhead = self._overhead.s(len(decode_context_tokens), 0) if self._overhead else 0.0
         index = np.arange(first_index, first_index + num_iterations, dtype=np.int64)
         return overhead + (values - overhead) * self._noise[_noise_groups(index, len(self.forward_noise))]
+
+    def forward_scale_at(self, num_jobs: int) -> float:
+        """The scale of a pass of `num_jobs` jobs: `forward_scale_by_batch` interpolated at it,
+        clamped at its ends; `forward_scale` without a curve."""
+        if not self._scale_curve:
+            return self._scale
+        scale = self._scale_of.get(num_jobs)
+        if scale is None:
+            curve = self._scale_curve
+            if num_jobs <= curve[0][0]:
+                scale = curve[0][1]
+            elif num_jobs >= curve[-1][0]:
+                scale = curve[-1][1]
+            else:
+                (b0, s0), (b1, s1) = next((a, b) for a, b in zip(curve[:-1], curve[1:], strict=True) if b[0] >= num_jobs)
+                scale = s0 + (s1 - s0) * (num_jobs - b0) / (b1 - b0)
+            self._scale_of[num_jobs] = scale
+        return scale
 
     def _decode_context(self, decode_context_tokens: Sequence[int]) -> float:
         if self._decode_max:
@@ -208,7 +232,8 @@ class TableCostModel:
             totals = int(sum(decode_context_tokens)) + num_decodes * steps
             context = totals / num_decodes  # float64, correctly rounded like Python's int / int
         values, num_outside = self._decode.many(num_decodes, context)
-        values = values * self._scale  # as in iteration_s: one IEEE multiply per element
+        scale = self.forward_scale_at(num_decodes) if self._scale_curve else self._scale
+        values = values * scale  # as in iteration_s: one IEEE multiply per element
         if num_outside:
             self._outside_decode(num_decodes, float(context[-1]), num_outside)
         if self._overhead is not None:  # the same Python float added as in iteration_s

@@ -28,6 +28,14 @@ JSON layout (schema_version 1); paths in error messages use these names:
                      model). Measured on the engine's decode iterations of reused plans: the
                      median of their forward time over the grids' prediction, i.e. the typical
                      pass (a new plan's first pass is slower still: engine_overhead.first_pass_s)
+    forward_scale_by_batch  optional (default none): the same ratio as a function of the pass's
+                     job count, as [batch_size, scale] pairs with ascending batch sizes; a pass
+                     of n jobs is priced at the scale interpolated linearly at n (clamped at the
+                     ends), in place of forward_scale. The engine's slowdown grows with the batch
+                     (more KV and activations to bring back into the caches its own work
+                     evicted: 1.02x at 1 job to 1.08x at 20 on tiny-opt, CPU), so one median
+                     scale, dominated by small batches, under-priced the busy batches of a loaded
+                     run by ~4 % (executor/calibration.py)
     forward_noise    optional (default none): how the engine's passes spread around the typical
                      one, as K ascending numbers: the means of K equal-count groups of (pass time
                      / typical pass time) over the same iterations. Pass times are skewed (clock
@@ -209,6 +217,7 @@ class Profile:
     mixed_shared_s: float | None = None
     forward_scale: float = 1.0
     forward_noise: tuple[float, ...] = ()
+    forward_scale_by_batch: tuple[tuple[float, float], ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -241,6 +250,7 @@ class Profile:
             raise ProfileError("forward_noise", f"must list at least 2 finite numbers > 0 (or none), got {noise!r}")
         if list(noise) != sorted(noise):
             raise ProfileError("forward_noise", "must be ascending")
+        _check_scale_curve(self)
         if self.overhead is not None:
             _check_overhead("engine_overhead", self.overhead)
         if not isinstance(self.policy_overhead, dict):
@@ -323,3 +333,26 @@ def _check_grid(prefix: str, token_axis: str, grid: LatencyGrid) -> None:
 def _check_curve(prefix: str, values_name: str, curve: LatencyCurve) -> None:
     _check_axis(f"{prefix}.bytes", curve.size_bytes)
     _check_latencies(f"{prefix}.{values_name}", curve.latency_s, len(curve.size_bytes))
+
+
+def _check_scale_curve(profile: Profile) -> None:
+    """forward_scale_by_batch: none, or at least 2 [batch_size >= 1, scale > 0] pairs, batch
+    sizes strictly ascending (normalized to a tuple of float pairs)."""
+    raw = profile.forward_scale_by_batch
+    bad = ProfileError("forward_scale_by_batch",
+                       f"must list at least 2 [batch_size >= 1, scale > 0] pairs (or none), got {raw!r}")
+    if not isinstance(raw, list | tuple):
+        raise bad
+    pairs = []
+    for pair in raw:
+        if not isinstance(pair, list | tuple) or len(pair) != 2 or any(
+                isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) for v in pair):
+            raise bad
+        if pair[0] < 1 or pair[1] <= 0:
+            raise bad
+        pairs.append((float(pair[0]), float(pair[1])))
+    if len(pairs) == 1:
+        raise bad
+    if any(b <= a for (a, _), (b, _) in zip(pairs[:-1], pairs[1:], strict=True)):
+        raise ProfileError("forward_scale_by_batch", "batch sizes must be strictly ascending")
+    object.__setattr__(profile, "forward_scale_by_batch", tuple(pairs))

@@ -93,6 +93,8 @@ def profile_to_dict(p: Profile) -> dict:
         out["forward_scale"] = p.forward_scale
     if p.forward_noise:
         out["forward_noise"] = list(p.forward_noise)
+    if p.forward_scale_by_batch:
+        out["forward_scale_by_batch"] = [list(pair) for pair in p.forward_scale_by_batch]
     if p.overhead is not None:
         out["engine_overhead"] = _overhead_dict(p.overhead)
     if p.policy_overhead:
@@ -133,6 +135,7 @@ def profile_from_dict(d) -> Profile:
         transfers=d.get("transfers", _default_transfers(d["hardware"])),
         mixed_shared_s=d.get("mixed_shared_s"),
         forward_scale=d.get("forward_scale", 1.0), forward_noise=_tuple(d.get("forward_noise", [])),
+        forward_scale_by_batch=d.get("forward_scale_by_batch", ()),
         schema_version=d["schema_version"],
     )
 

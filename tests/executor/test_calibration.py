@@ -54,3 +54,25 @@ def test_calibration_from_the_engine_rows():
     # fewer reused passes than noise groups: no noise, the median alone
     few = calibrate(profile, rows.iloc[[0, 1, 2, 12, 13]])
     assert few.forward_noise == () and few.forward_scale == pytest.approx(1.1, rel=1e-12)
+
+
+def test_scale_curve_by_batch_size():
+    """Reused decode passes 1.0x the grid at 1 job, 1.1x at 2, 1.2x at 3-4 and 1.5x at 8; the
+    bucket (4, 8] has too few rows for a point (MIN_CURVE_ROWS = 30), so 8 jobs clamp to 1.2."""
+    profile = small_profile(decode_context="max")
+    bare = cost_model(profile)
+    rows = []
+    for batch, ratio, count in ((1, 1.0, 40), (2, 1.1, 40), (3, 1.2, 30), (4, 1.2, 10), (8, 1.5, 29)):
+        td = bare.iteration_s([], [100] * batch)
+        rows += [{"batch_size": batch, "num_prefills": 0, "prefill_tokens": 0, "decode_context_tokens": 100 * batch,
+                  "decode_max_context_tokens": 100, "new_plan": False, "forward_s": ratio * td}] * count
+    got = calibrate(profile, pd.DataFrame(rows))
+    assert got.forward_scale_by_batch == ((1.0, 1.0), (2.0, 1.1), (3.0, 1.2))  # (median batch, median ratio)
+    assert got.forward_scale == 1.1  # the median over every row
+    # the noise is relative to each batch's own scale: only the 8-job passes lie above it
+    assert len(got.forward_noise) == 20 and got.forward_noise[0] == 1.0
+    assert got.forward_noise[-1] == pytest.approx(1.5 / 1.2, rel=1e-12)
+    scaled = cost_model(got)
+    assert scaled.forward_scale_at(2) == 1.1 and scaled.forward_scale_at(8) == 1.2
+    # one bucket only: no curve
+    assert calibrate(profile, pd.DataFrame(rows[:40])).forward_scale_by_batch == ()

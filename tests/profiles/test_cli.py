@@ -35,10 +35,12 @@ def test_show_a_measured_profile_lists_its_engine_terms(tmp_path):
 
     o = EngineOverhead(iteration_s=7e-6, per_job_s=1e-6, per_prefill_s=1.3e-5, per_swap_s=1.5e-5)
     path = save_profile(small_profile(overhead=o, policy_overhead={"fcfs": o}, forward_scale=1.04,
-                                      forward_noise=(0.95, 1.0, 1.3), transfers="sync"), tmp_path / "m.json")
+                                      forward_noise=(0.95, 1.0, 1.3), transfers="sync",
+                                      forward_scale_by_batch=((1, 1.01), (12, 1.075))), tmp_path / "m.json")
     lines = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1) for line in run("show", str(path)).output.splitlines())
     assert lines["transfers"] == "block compute (copied in the engine's thread)"
     assert lines["forward scale"] == "1.0400 x the grids (the typical engine pass)"
+    assert lines["forward scale by batch"] == "1.010 at 1, 1.075 at 12 jobs (interpolated; used in place of the above)"
     assert lines["forward noise"] == "3 groups, 0.950..1.300 x typical, mean 1.0833"
     assert lines["engine overhead"].startswith("iteration 7.0 us + 1.00/job + 13.00/prefill; plan 0.0")
     assert lines["engine overhead"].endswith("; 15.0/swap") and lines["with fcfs"] == lines["engine overhead"]
