@@ -235,7 +235,10 @@ def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -
     summary, failures, interrupted = None, [], False
     for policy in policies:
         try:
-            result, swap_mode = server.run(tr.jobs(), policy, cfgs[policy], cost)
+            # the policy's own engine overhead, as `fastserve simulate` and `validate` price it: the
+            # overhead is part of skip-join's prefill estimate, so its join levels match theirs
+            policy_cost = cost.for_policy(policy) if cost is not None else None
+            result, swap_mode = server.run(tr.jobs(), policy, cfgs[policy], policy_cost)
         except ValueError as e:
             raise click.ClickException(f"{policy}: {e}") from None
         summary = writer.add(requests_frame(result.log, policy, swap_mode), result.iterations, result.spans)

@@ -76,3 +76,28 @@ def test_a_policy_that_cannot_run_is_refused_before_any_runs(tmp_path, small_tra
     assert result.exit_code == 2
     assert "Invalid value for --device-kv-tokens: fcfs: device KV capacity (256 tokens) cannot hold one request of max_seq_tokens = 512" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_serve_gives_each_policy_its_own_engine_overhead(tmp_path, small_trace, monkeypatch):
+    """The bundled profile measured one engine overhead per policy; serve hands each policy its
+    own (`for_policy`), as simulate and validate do, so skip-join's prefill estimate, and so its
+    join levels, are the same in every engine."""
+    import profiles
+    from executor.serve import LiveServer
+
+    seen = {}
+    real_run = LiveServer.run
+
+    def run(self, jobs, policy, config, cost=None):
+        seen[policy] = cost
+        return real_run(self, jobs, policy, config, cost)
+
+    monkeypatch.setattr(LiveServer, "run", run)
+    result = CliRunner().invoke(main, [
+        "serve", "--trace", str(small_trace), "--model", "tiny-llama", "--policy", "skip-join-mlfq",
+        "--policy", "fcfs", "--time-scale", "0.1", "-o", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    bundled = profiles.load_profile("tiny-llama_cpu_tp1")
+    for policy in ("skip-join-mlfq", "fcfs"):
+        assert seen[policy].profile.overhead == bundled.policy_overhead[policy]
+    assert seen["fcfs"].profile.overhead != seen["skip-join-mlfq"].profile.overhead
