@@ -211,20 +211,55 @@ class MLFQ(Scheduler):
         return t_execute
 
     def _offload_order(self, batch_ids: set[int], now_us: int) -> Iterator[Job]:
-        t_execute, in_flight, waiting = self._t_execute_fn(), self._in_flight, self._waiting
+        t_execute, in_flight, waiting, rank_of = self._t_execute_fn(), self._in_flight, self._waiting, self._rank
         promote_at_us = self._alpha_us - now_us
-        seen: list[tuple[float, int, Job]] = []  # heap of (-ENST, visit order, job)
-        for order, job in enumerate(reversed(self._device)):  # lowest priority first
-            if job.kv is not _DEVICE or job.id in batch_ids or job.id in in_flight:
-                continue
+        inf = math.inf
+
+        def eligible(job: Job) -> bool:
+            return job.kv is _DEVICE and job.id not in batch_ids and job.id not in in_flight
+
+        seen: list[tuple[float, int, Job]] = []  # heap of (-ENST, -rank, job)
+        seen_ids: set[int] = set()
+
+        def see(job: Job) -> None:
             te = t_execute(job)
-            # Every job not yet seen has ENST <= its T_execute <= this one's, and ranks higher,
-            # so it loses ties: the best seen job wins once its ENST reaches that bound.
-            while seen and -seen[0][0] >= te:
+            tp = job.waiting_since_us + promote_at_us if job.level > 0 and job.id in waiting else inf
+            seen_ids.add(job.id)
+            heappush(seen, (-(tp if tp < te else te), -rank_of(job), job))
+
+        # Three kinds of candidates. Jobs that ran last time and were left out are not waiting
+        # yet (schedule() stops them after the swaps): ENST = T_execute; they are at most a
+        # batch, taken at once. Level-0 jobs never wait: ENST = T_execute, at most that of the
+        # last level-0 device job (T_execute grows with rank). Every other candidate waits,
+        # and `_waiting` is in order of waiting start, so walking it backwards walks T_promote
+        # down while walking the device index backwards walks T_execute down: a job seen by
+        # neither walk has ENST <= min(te_r, max(tp_w, t0)) and a rank below the rank walk's
+        # cursor, so it loses ties (the larger rank goes first).
+        for job in self._running.values():
+            if eligible(job):
+                see(job)
+        last_level0 = self._device.last_below(1 << RANK_SEQ_BITS)
+        t0 = t_execute(last_level0) if last_level0 is not None else -inf
+        by_rank = (j for j in reversed(self._device) if eligible(j))
+        by_wait = (j for j in reversed(waiting.values()) if eligible(j))
+        r, w = next(by_rank, None), next(by_wait, None)
+        te_r = t_execute(r) if r is not None else -inf
+        tp_w = w.waiting_since_us + promote_at_us if w is not None else -inf
+        while r is not None:
+            bound, rank_r = min(te_r, max(tp_w, t0)), rank_of(r)
+            while seen and (-seen[0][0] > bound or (-seen[0][0] == bound and -seen[0][1] > rank_r)):
                 yield heappop(seen)[2]
-            tp = job.waiting_since_us + promote_at_us if job.level > 0 and job.id in waiting else math.inf
-            heappush(seen, (-(tp if tp < te else te), order, job))
-        while seen:
+            if te_r <= tp_w or tp_w <= t0:  # only the rank walk can lower the bound now
+                if r.id not in seen_ids:
+                    see(r)
+                r = next(by_rank, None)
+                te_r = t_execute(r) if r is not None else -inf
+            else:
+                if w.id not in seen_ids:
+                    see(w)
+                w = next(by_wait, None)
+                tp_w = w.waiting_since_us + promote_at_us if w is not None else -inf
+        while seen:  # the rank walk saw every candidate
             yield heappop(seen)[2]
 
     def _upload_order(self, now_us: int) -> Iterator[Job]:

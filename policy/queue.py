@@ -108,6 +108,15 @@ class RankIndex:
     def values(self) -> Iterator[Job]:
         return chain.from_iterable(self._job_blocks)
 
+    def last_below(self, key: int) -> Job | None:
+        """The job with the largest key smaller than `key`, or None."""
+        b = bisect_left(self._maxes, key)
+        if b < len(self._maxes):
+            i = bisect_left(self._key_blocks[b], key)
+            if i:
+                return self._job_blocks[b][i - 1]
+        return self._job_blocks[b - 1][-1] if b else None
+
     def add(self, job: Job, key: int) -> None:
         """Index `job` under `key`, or re-key it. A key held by another job is an error, raised
         before anything changes."""

@@ -50,6 +50,10 @@ def test_rank_index_matches_a_sorted_model(script):
         assert sorted(j.id for j in index.values()) == sorted(order)
         assert len(index) == len(model)
         assert all((jobs[i] in index) == (i in model) for i in jobs)
+        for probe in (0, key, key + 1, 61):  # the entry just below a key, across blocks
+            below = [i for i in order if model[i] < probe]
+            found = index.last_below(probe)
+            assert (found.id if found is not None else None) == (below[-1] if below else None)
 
 
 def test_blocks_split_and_empty_at_the_default_size():
