@@ -200,13 +200,12 @@ class MLFQ(Scheduler):
     # inlined (the walks visit tens of jobs a decision).
     def _t_execute_fn(self) -> Callable[[Job], float]:
         ahead, quantum_us, batch = self._ahead_us(), self.quantum_us, self.config.max_batch_size
-        fresh = [q.seqs for q in self._fresh]
-        started = [q.seqs for q in self._started]
+        fresh = [q.position for q in self._fresh]
+        started = [q.position for q in self._started]
 
         def t_execute(job: Job) -> float:
             level, seq = job.level, job.seq
-            position = bisect_left(fresh[level], seq) + bisect_left(started[level], seq)
-            return (ahead[level] + position * quantum_us[level]) / batch
+            return (ahead[level] + (fresh[level](seq) + started[level](seq)) * quantum_us[level]) / batch
 
         return t_execute
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policy import Job
-from policy.queue import RankIndex
+from policy.queue import JobQueue, RankIndex
 
 
 class TinyBlocks(RankIndex):
@@ -71,3 +71,42 @@ def test_blocks_split_and_empty_at_the_default_size():
     for job in jobs:
         index.discard(job)
     assert len(index) == 0 and list(index) == [] and index._maxes == []  # noqa: SLF001
+
+
+class TinyQueue(JobQueue):
+    __slots__ = ()
+    _BLOCK = 2
+
+
+queue_ops = st.lists(st.tuples(st.sampled_from(["add", "add", "remove"]), st.integers(0, 30), st.integers(0, 60)),
+                     max_size=200)
+
+
+@settings(max_examples=300, deadline=None)
+@given(queue_ops)
+def test_job_queue_matches_a_sorted_model(script):
+    """Adds (in and out of order), removals and positions against a dict sorted on the spot."""
+    queue, model, jobs = TinyQueue(), {}, {i: _job(i) for i in range(31)}
+    for op, job_id, seq in script:
+        job = jobs[job_id]
+        if op == "add":
+            if job_id in model:
+                continue  # a queued job's seq must not change
+            job.seq = seq
+            if seq in model.values():
+                with pytest.raises(ValueError, match=f"job {job_id}: seq {seq} already queued"):
+                    queue.add(job)
+                continue
+            queue.add(job)
+            model[job_id] = seq
+        elif job_id in model:
+            queue.remove(job)
+            del model[job_id]
+        else:
+            with pytest.raises(KeyError, match=f"job {job_id} is not in this queue"):
+                queue.remove(job)
+        order = sorted(model, key=model.get)
+        assert [j.id for j in queue] == order and len(queue) == len(model)
+        assert queue.seqs == sorted(model.values())
+        for probe in (0, seq, seq + 1, 61):
+            assert queue.position(probe) == sum(1 for v in model.values() if v < probe)
