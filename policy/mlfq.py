@@ -26,7 +26,7 @@ from policy.plan import Plan
 from policy.queue import JobQueue, RankIndex, merge_by_seq
 from policy.scheduler import _NO_LIMIT_ITERATIONS, RANK_SEQ_BITS, Scheduler
 
-_DEVICE, _HOST = KVLocation.DEVICE, KVLocation.HOST
+_DEVICE, _HOST, _NONE = KVLocation.DEVICE, KVLocation.HOST, KVLocation.NONE
 
 
 class MLFQ(Scheduler):
@@ -44,6 +44,11 @@ class MLFQ(Scheduler):
         # (jobs join at the time they stop running, and time only moves forward).
         self._waiting: dict[int, Job] = {}
         self._host_waiting = RankIndex()  # those of them on the host, by (waiting since, rank)
+        # Those on the device, for the offload walk, in order of waiting start: the ones that
+        # stopped there (appended, since they stop now) and the ones an upload brought back
+        # (older waiting starts: indexed by (waiting since, rank) like the host's).
+        self._device_waiting: dict[int, Job] = {}
+        self._device_waiting_back = RankIndex()
         self._wait_shift = RANK_SEQ_BITS + cfg.num_levels.bit_length()  # packs (waiting since, rank)
         self._checked_epoch = 0
         self._ahead_cache: list[int] | None = None
@@ -115,21 +120,37 @@ class MLFQ(Scheduler):
         job.waiting_since_us = now_us
         if job.level > 0:
             self._waiting[job.id] = job
-            self._on_relocated(job)
+            if job in self._device:
+                self._device_waiting[job.id] = job
+            elif job in self._host:
+                self._host_waiting.add(job, self._wait_key(job))
 
     def _on_selected(self, job: Job) -> None:
         if self._waiting.pop(job.id, None) is not None:
-            self._host_waiting.discard(job)
+            self._unindex_waiting(job)
 
     def _on_finished(self, job: Job) -> None:
         self._ahead_cache = None
         if self._waiting.pop(job.id, None) is not None:
-            self._host_waiting.discard(job)
+            self._unindex_waiting(job)
 
-    def _on_relocated(self, job: Job) -> None:
-        if job.id in self._waiting and job in self._host:
-            self._host_waiting.add(job, (job.waiting_since_us << self._wait_shift) | self._rank(job))
-        else:
+    def _on_relocated(self, job: Job, old: KVLocation) -> None:
+        # A prefill (from NONE) was in no index and is in this decision's batch, about to be
+        # selected: nothing to move. Jobs that are not waiting are in no waiting index.
+        if old is _NONE or job.id not in self._waiting:
+            return
+        self._unindex_waiting(job)
+        if job in self._host:  # an offload landed
+            self._host_waiting.add(job, self._wait_key(job))
+        elif job in self._device:  # an upload landed
+            self._device_waiting_back.add(job, self._wait_key(job))
+
+    def _wait_key(self, job: Job) -> int:
+        return (job.waiting_since_us << self._wait_shift) | self._rank(job)
+
+    def _unindex_waiting(self, job: Job) -> None:
+        if self._device_waiting.pop(job.id, None) is None:  # the common case: stopped on the device
+            self._device_waiting_back.discard(job)
             self._host_waiting.discard(job)
 
     def _before_schedule(self, now_us: int) -> None:
@@ -142,7 +163,7 @@ class MLFQ(Scheduler):
             if now_us - job.waiting_since_us < self._alpha_us:
                 break
             del self._waiting[job.id]
-            self._host_waiting.discard(job)
+            self._unindex_waiting(job)
             job.level = 0
             job.attained_us = 0
             self._place(job, new_seq=self._new_seq())
@@ -229,9 +250,9 @@ class MLFQ(Scheduler):
         # Three kinds of candidates. Jobs that ran last time and were left out are not waiting
         # yet (schedule() stops them after the swaps): ENST = T_execute; they are at most a
         # batch, taken at once. Level-0 jobs never wait: ENST = T_execute, at most that of the
-        # last level-0 device job (T_execute grows with rank). Every other candidate waits,
-        # and `_waiting` is in order of waiting start, so walking it backwards walks T_promote
-        # down while walking the device index backwards walks T_execute down: a job seen by
+        # last level-0 device job (T_execute grows with rank). Every other candidate waits on
+        # the device, and walking those by waiting start backwards (`_by_wait_back`) walks
+        # T_promote down while walking the device index backwards walks T_execute down: a job seen by
         # neither walk has ENST <= min(te_r, max(tp_w, t0)) and a rank below the rank walk's
         # cursor, so it loses ties (the larger rank goes first).
         for job in self._running.values():
@@ -240,7 +261,7 @@ class MLFQ(Scheduler):
         last_level0 = self._device.last_below(1 << RANK_SEQ_BITS)
         t0 = t_execute(last_level0) if last_level0 is not None else -inf
         by_rank = (j for j in reversed(self._device) if eligible(j))
-        by_wait = (j for j in reversed(waiting.values()) if eligible(j))
+        by_wait = (j for j in self._by_wait_back() if eligible(j))
         r, w = next(by_rank, None), next(by_wait, None)
         te_r = t_execute(r) if r is not None else -inf
         tp_w = w.waiting_since_us + promote_at_us if w is not None else -inf
@@ -260,6 +281,24 @@ class MLFQ(Scheduler):
                 tp_w = w.waiting_since_us + promote_at_us if w is not None else -inf
         while seen:  # the rank walk saw every candidate
             yield heappop(seen)[2]
+
+    def _by_wait_back(self) -> Iterator[Job]:
+        """Waiting jobs on the device side, latest waiting start first."""
+        tail, back = reversed(self._device_waiting.values()), reversed(self._device_waiting_back)
+        x, y = next(tail, None), next(back, None)
+        while x is not None and y is not None:
+            if x.waiting_since_us >= y.waiting_since_us:
+                yield x
+                x = next(tail, None)
+            else:
+                yield y
+                y = next(back, None)
+        if x is not None:
+            yield x
+            yield from tail
+        elif y is not None:
+            yield y
+            yield from back
 
     def _upload_order(self, now_us: int) -> Iterator[Job]:
         t_execute, waiting, rank_of = self._t_execute_fn(), self._waiting, self._rank

@@ -151,8 +151,8 @@ class Scheduler(KVPlacement, PlanHorizon):
         """Host jobs, smallest (ENST, rank) first; lazy like `_offload_order`."""
         return (j for j in self._host if j.kv is _HOST)
 
-    def _on_relocated(self, job: Job) -> None:
-        """`job.kv` changed (after the location indexes were updated)."""
+    def _on_relocated(self, job: Job, old: KVLocation) -> None:
+        """`job.kv` changed sides, from `old` (after the location indexes were updated)."""
 
     # -- shared helpers ------------------------------------------------------------------------
     def _new_seq(self) -> int:
@@ -201,7 +201,7 @@ class Scheduler(KVPlacement, PlanHorizon):
                 self._device.add(job, self._rank(job))
             elif side is _HOST_SIDE:
                 self._host.add(job, self._rank(job))
-            self._on_relocated(job)
+            self._on_relocated(job, old)
 
     @property
     def _num_resident(self) -> int:
