@@ -94,11 +94,6 @@ class JobQueue:
             offsets = self._offsets = list(accumulate(map(len, self._seq_blocks), initial=0))
         return offsets[b] + bisect_left(self._seq_blocks[b], seq)
 
-    @property
-    def seqs(self) -> list[int]:
-        """The queued seqs, ascending (a copy)."""
-        return list(chain.from_iterable(self._seq_blocks))
-
 
 def merge_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[], bool]) -> Iterator[Job]:
     """Yield both queues' jobs in seq order. Once `prefill_closed()` turns true the fresh

@@ -107,6 +107,6 @@ def test_job_queue_matches_a_sorted_model(script):
                 queue.remove(job)
         order = sorted(model, key=model.get)
         assert [j.id for j in queue] == order and len(queue) == len(model)
-        assert queue.seqs == sorted(model.values())
+        assert [j.seq for j in queue] == sorted(model.values())
         for probe in (0, seq, seq + 1, 61):
             assert queue.position(probe) == sum(1 for v in model.values() if v < probe)

@@ -192,7 +192,7 @@ def test_job_queue_errors_and_order():
     a.seq, b.seq, c.seq = 5, 9, 7
     for j in (a, b, c):
         q.add(j)
-    assert [j.id for j in q] == [1, 3, 2] and q.seqs == [5, 7, 9] and len(q) == 3
+    assert [j.id for j in q] == [1, 3, 2] and [j.seq for j in q] == [5, 7, 9] and len(q) == 3
     d = job(4, 1, 1)
     d.seq = 7
     with raises("job 4: seq 7 already queued"):
