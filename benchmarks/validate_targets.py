@@ -23,8 +23,8 @@ it, which makes this a demanding test. It runs at two device KV sizes (`--kv`):
   reserving max_seq_tokens per request it would hold 4 at a time, an overload in which a 1 %
   throughput error is a 10-45 % JCT error from run to run: a test of the machine's noise.)
 
-Near saturation single runs spread widely (over 10 runs of the same code: swap-heavy p99 JCT
-error -18 % to +19 %, mean -18 % to +16 %), so even the median of 5 moves by a few %: of two
+Near saturation single runs spread widely (10 repetitions of tiny-llama swap-heavy: mean JCT
+error -25 % to +24 %, p99 -29 % to +12 %, medians -0.5 %), so even the median of 5 moves by a few %: of two
 5-repetition runs of the same code one met every target and one missed swap-heavy tiny-opt p99
 (-10.4 %), while the median of all 15 of its repetitions was -1.0 %. For a verdict that holds,
 use --repeats 10 (about 10 minutes on 2 cores).
