@@ -18,6 +18,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from heapq import heappop, heappush
+from operator import itemgetter
 
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
@@ -96,8 +97,13 @@ class MLFQ(Scheduler):
             return super()._on_served_batch(jobs, elapsed_us, None)
         # Several iterations at once: find, per job, every iteration at whose end its quantum
         # ran out (cumulative service crossing q_level, then counting again from zero), then
-        # apply the demotions in the order a step-by-step run would (iteration, then batch
-        # position), since each one queues the job behind the jobs demoted before it.
+        # apply the demotions in the order a step-by-step run would, since each one queues the
+        # job behind the jobs demoted before it: by iteration, and within one iteration in that
+        # iteration's batch order, which is priority order after the earlier iterations'
+        # demotions. (Not this plan's order: when every unfinished job runs, the skip goes on
+        # past demotions, and a stepping run's batch is re-sorted after each one. Fix: ordering
+        # by position made skip-join results differ from stepping, found by
+        # tests/policy/test_policy_skipping.py.)
         ends = iteration_ends_us
         events = []
         for position, job in enumerate(jobs):
@@ -111,8 +117,17 @@ class MLFQ(Scheduler):
                 events.append((i, position, level))
             job.attained_us = attained_us + int(ends[-1]) - base_us
         final_attained = [job.attained_us for job in jobs]
-        for _, position, level in sorted(events):
-            self._demote(jobs[position], level)
+        events.sort(key=itemgetter(0))  # by iteration; stable
+        start = 0
+        while start < len(events):
+            end = start
+            while end < len(events) and events[end][0] == events[start][0]:
+                end += 1
+            # priority at the start of this iteration, before any of its demotions
+            group = sorted(events[start:end], key=lambda e: self._rank(jobs[e[1]]))
+            for _, position, level in group:
+                self._demote(jobs[position], level)
+            start = end
         for job, attained_us in zip(jobs, final_attained, strict=True):
             job.attained_us = attained_us
 

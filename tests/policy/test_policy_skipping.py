@@ -62,3 +62,19 @@ def test_upload_order_change_ends_a_skip():
     step, _ = _compare(sc)
     assert step.results()[8].num_swaps == 2
     assert any(p["swap_in"] == [9] and p["batch"] == [0] for p in step.plans)
+
+
+def test_demotions_in_one_skipped_iteration_follow_that_iterations_priority():
+    """Found by test_skipping_matches_stepping: two jobs are all that is left, so a skip runs
+    past demotions. Job 0 is demoted first, which puts job 3 ahead of it; when both are
+    demoted at one later iteration, a stepping run demotes job 3 first (its batch is in
+    priority order), and so must `advance`, not in the plan's original order."""
+    cfg = SchedulerConfig(device_kv_tokens=64, host_kv_tokens=0, block_size_tokens=2, max_batch_size=5,
+                          max_prefill_tokens=62, max_seq_tokens=64, swap_reserve_fraction=0.0,
+                          base_quantum_s=0.001, quantum_growth=1.5, num_levels=3, alpha_s=0.003,
+                          starvation_check_iterations=1)
+    trace = ((0, 0, 22, 22), (1, 0, 40, 14), (2, 20000, 2, 3), (3, 20000, 7, 16), (4, 20000, 1, 1),
+             (5, 20000, 1, 1), (6, 22000, 1, 1), (7, 22000, 1, 1), (8, 22000, 1, 1))
+    step, skip = _compare(Scenario("skip-join-mlfq", cfg, trace))
+    assert skip.num_schedule_calls < step.num_schedule_calls  # the long skip happened
+    assert step.results()[3].finish_s < step.results()[0].finish_s  # job 3 ran ahead at the end
