@@ -6,8 +6,8 @@ the queues in priority order and stops as soon as the batch is full, so a decisi
 O(batch), not O(queued jobs). Invariant: `job.seq` does not change while the job is queued
 (re-key = remove, change, add).
 
-Both keep their entries in blocks of at most 2 * `_BLOCK` (a sorted list of sorted lists), so
-an insert or a removal moves at most one block's entries. One flat list moved every entry
+Both keep their entries in `SortedBlocks`: blocks of at most 2 * `_BLOCK` (a sorted list of
+sorted lists), so an insert or a removal moves at most one block's entries. One flat list moved every entry
 behind the change: MLFQ removes running and just-prefilled jobs near the head of queues that
 hold most of the waiting jobs, and at 100,000 queued jobs `on_iteration_done` spent ~200 us a
 call in those moves (policy_bench.py --jobs 100000), against ~40 us at 10,000.
@@ -22,14 +22,18 @@ from itertools import accumulate, chain
 from policy.job import Job
 
 
-class JobQueue:
-    __slots__ = ("_seq_blocks", "_job_blocks", "_maxes", "_len", "_offsets")
+class SortedBlocks:
+    """Jobs sorted by a unique int key, in blocks of at most 2 * `_BLOCK` (a sorted list of
+    sorted lists), so that an insert or a removal moves at most one block's entries. The two
+    containers below add how a job's key is found (its seq; a stored key)."""
+
+    __slots__ = ("_key_blocks", "_job_blocks", "_maxes", "_len", "_offsets")
     _BLOCK = 128
 
     def __init__(self) -> None:
-        self._seq_blocks: list[list[int]] = []
+        self._key_blocks: list[list[int]] = []
         self._job_blocks: list[list[Job]] = []
-        self._maxes: list[int] = []  # each block's largest seq
+        self._maxes: list[int] = []  # each block's largest key
         self._len = 0
         self._offsets: list[int] | None = None  # entries before each block; None: stale
 
@@ -37,62 +41,101 @@ class JobQueue:
         return self._len
 
     def __iter__(self) -> Iterator[Job]:
-        """Ascending seq order. Must not overlap an add or a remove."""
+        """Ascending key order. Must not overlap a change."""
         return chain.from_iterable(self._job_blocks)
 
-    def add(self, job: Job) -> None:
-        k, maxes = job.seq, self._maxes
-        self._offsets = None
-        if not maxes or k > maxes[-1]:  # the common case: a new largest seq
-            if not maxes or len(self._seq_blocks[-1]) >= 2 * self._BLOCK:
-                self._seq_blocks.append([k])
-                self._job_blocks.append([job])
-                maxes.append(k)
-            else:
-                self._seq_blocks[-1].append(k)
-                self._job_blocks[-1].append(job)
-                maxes[-1] = k
-            self._len += 1
-            return
-        b = bisect_left(maxes, k)
-        seqs, jobs = self._seq_blocks[b], self._job_blocks[b]
-        i = bisect_left(seqs, k)
-        if seqs[i] == k:
-            raise ValueError(f"job {job.id}: seq {k} already queued")
-        seqs.insert(i, k)
-        jobs.insert(i, job)
+    def __reversed__(self) -> Iterator[Job]:
+        return chain.from_iterable(map(reversed, reversed(self._job_blocks)))
+
+    def _locate(self, key: int) -> tuple[int, int] | None:
+        """(block, index) of the entry stored under `key`, or None."""
+        maxes = self._maxes
+        if not maxes or key > maxes[-1]:  # past every key (appends ask this)
+            return None
+        b = bisect_left(maxes, key)
+        keys = self._key_blocks[b]
+        i = bisect_left(keys, key)
+        return (b, i) if keys[i] == key else None
+
+    def _insert(self, key: int, job: Job) -> None:
+        """Store `job` under `key`, which no job holds."""
+        maxes, self._offsets = self._maxes, None
         self._len += 1
-        if len(seqs) > 2 * self._BLOCK:
-            half = len(seqs) // 2
-            self._seq_blocks[b:b + 1] = [seqs[:half], seqs[half:]]
+        if not maxes or key > maxes[-1]:  # the common case for queues: a new largest key
+            if not maxes or len(self._key_blocks[-1]) >= 2 * self._BLOCK:
+                self._key_blocks.append([key])
+                self._job_blocks.append([job])
+                maxes.append(key)
+            else:
+                self._key_blocks[-1].append(key)
+                self._job_blocks[-1].append(job)
+                maxes[-1] = key
+            return
+        b = bisect_left(maxes, key)
+        keys, jobs = self._key_blocks[b], self._job_blocks[b]
+        i = bisect_left(keys, key)
+        keys.insert(i, key)
+        jobs.insert(i, job)
+        if len(keys) > 2 * self._BLOCK:
+            half = len(keys) // 2
+            self._key_blocks[b:b + 1] = [keys[:half], keys[half:]]
             self._job_blocks[b:b + 1] = [jobs[:half], jobs[half:]]
-            maxes[b:b + 1] = [seqs[half - 1], seqs[-1]]
+            maxes[b:b + 1] = [keys[half - 1], keys[-1]]
 
-    def remove(self, job: Job) -> None:
-        b = bisect_left(self._maxes, job.seq)
-        if b < len(self._maxes):
-            seqs, jobs = self._seq_blocks[b], self._job_blocks[b]
-            i = bisect_left(seqs, job.seq)
-            if jobs[i] is job:
-                del seqs[i], jobs[i]
-                self._len -= 1
-                self._offsets = None
-                if seqs:
-                    self._maxes[b] = seqs[-1]
-                else:
-                    del self._seq_blocks[b], self._job_blocks[b], self._maxes[b]
-                return
-        raise KeyError(f"job {job.id} is not in this queue")
+    def _pop(self, key: int, job: Job | None = None) -> bool:
+        """Remove the entry stored under `key` (only if it is `job`, when given); False if
+        there is none. One call: queues remove a job or two per placement, on the hot path."""
+        maxes = self._maxes
+        b = bisect_left(maxes, key)
+        if b == len(maxes):
+            return False
+        keys, jobs = self._key_blocks[b], self._job_blocks[b]
+        i = bisect_left(keys, key)
+        if keys[i] != key or (job is not None and jobs[i] is not job):
+            return False
+        del keys[i], jobs[i]
+        self._len -= 1
+        self._offsets = None
+        if keys:
+            self._maxes[b] = keys[-1]
+        else:
+            del self._key_blocks[b], self._job_blocks[b], self._maxes[b]
+        return True
 
-    def position(self, seq: int) -> int:
-        """How many queued jobs have a smaller seq (MLFQ's T_execute asks it per candidate)."""
-        b = bisect_left(self._maxes, seq)
+    def position(self, key: int) -> int:
+        """How many entries have a smaller key (MLFQ's T_execute asks it per candidate)."""
+        b = bisect_left(self._maxes, key)
         if b == len(self._maxes):
             return self._len
         offsets = self._offsets
         if offsets is None:  # rebuilt once after changes: a decision's swaps change no queue
-            offsets = self._offsets = list(accumulate(map(len, self._seq_blocks), initial=0))
-        return offsets[b] + bisect_left(self._seq_blocks[b], seq)
+            offsets = self._offsets = list(accumulate(map(len, self._key_blocks), initial=0))
+        return offsets[b] + bisect_left(self._key_blocks[b], key)
+
+    def last_below(self, key: int) -> Job | None:
+        """The job with the largest key smaller than `key`, or None."""
+        b = bisect_left(self._maxes, key)
+        if b < len(self._maxes):
+            i = bisect_left(self._key_blocks[b], key)
+            if i:
+                return self._job_blocks[b][i - 1]
+        return self._job_blocks[b - 1][-1] if b else None
+
+
+class JobQueue(SortedBlocks):
+    """Jobs by `job.seq`."""
+
+    __slots__ = ()
+
+    def add(self, job: Job) -> None:
+        seq, maxes = job.seq, self._maxes
+        if maxes and seq <= maxes[-1] and self._locate(seq) is not None:  # an append cannot clash
+            raise ValueError(f"job {job.id}: seq {seq} already queued")
+        self._insert(seq, job)
+
+    def remove(self, job: Job) -> None:
+        if not self._pop(job.seq, job):
+            raise KeyError(f"job {job.id} is not in this queue")
 
 
 def merge_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[], bool]) -> Iterator[Job]:
@@ -112,49 +155,24 @@ def merge_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[]
             js = next(it_s, None)
 
 
-class RankIndex:
+class RankIndex(SortedBlocks):
     """A subset of jobs sorted by a unique integer key given when each is added (a rank), with
     O(log n) search. The key is stored, so a job whose rank has since changed can still be found
-    and re-keyed. Iteration must not overlap an add or a discard.
+    and re-keyed. Iteration must not overlap an add or a discard. (The host index holds
+    thousands of jobs and is written at its front, uploads, and near its back, offloads: the
+    blocks keep each write to one block's entries; policy_bench.py, 10,000 host jobs.)"""
 
-    Entries are kept in blocks of at most 2 * `_BLOCK` (a sorted list of sorted lists): the host
-    index holds thousands of jobs and is written at its front (uploads take the highest-priority
-    host jobs) and near its back (offloaded jobs), where one flat list would move most of its
-    entries on every insert or delete (policy_bench.py, 10,000 host jobs)."""
-
-    __slots__ = ("_key_blocks", "_job_blocks", "_maxes", "_key_of")
-    _BLOCK = 128
+    __slots__ = ("_key_of",)
 
     def __init__(self) -> None:
-        self._key_blocks: list[list[int]] = []
-        self._job_blocks: list[list[Job]] = []
-        self._maxes: list[int] = []  # each block's largest key
+        super().__init__()
         self._key_of: dict[int, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._key_of)
-
-    def __iter__(self) -> Iterator[Job]:
-        """Ascending key order."""
-        return chain.from_iterable(self._job_blocks)
-
-    def __reversed__(self) -> Iterator[Job]:
-        return chain.from_iterable(map(reversed, reversed(self._job_blocks)))
 
     def __contains__(self, job: Job) -> bool:
         return job.id in self._key_of
 
     def values(self) -> Iterator[Job]:
-        return chain.from_iterable(self._job_blocks)
-
-    def last_below(self, key: int) -> Job | None:
-        """The job with the largest key smaller than `key`, or None."""
-        b = bisect_left(self._maxes, key)
-        if b < len(self._maxes):
-            i = bisect_left(self._key_blocks[b], key)
-            if i:
-                return self._job_blocks[b][i - 1]
-        return self._job_blocks[b - 1][-1] if b else None
+        return iter(self)
 
     def add(self, job: Job, key: int) -> None:
         """Index `job` under `key`, or re-key it. A key held by another job is an error, raised
@@ -163,45 +181,15 @@ class RankIndex:
         if old == key:
             return
         maxes = self._maxes
-        b = bisect_left(maxes, key)
-        if b < len(maxes):
-            keys = self._key_blocks[b]
-            i = bisect_left(keys, key)
-            if keys[i] == key:
-                raise ValueError(f"job {job.id}: rank key {key} already indexed for job {self._job_blocks[b][i].id}")
+        at = self._locate(key) if maxes and key <= maxes[-1] else None  # an append cannot clash
+        if at is not None:
+            raise ValueError(f"job {job.id}: rank key {key} already indexed for job {self._job_blocks[at[0]][at[1]].id}")
         if old is not None:
-            self._remove(old)
-        if not maxes:
-            self._key_blocks.append([key])
-            self._job_blocks.append([job])
-            maxes.append(key)
-            self._key_of[job.id] = key
-            return
-        b = min(bisect_left(maxes, key), len(maxes) - 1)  # past every block: the last one
-        keys, jobs = self._key_blocks[b], self._job_blocks[b]
-        i = bisect_left(keys, key)
-        keys.insert(i, key)
-        jobs.insert(i, job)
-        maxes[b] = keys[-1]
-        if len(keys) > 2 * self._BLOCK:
-            half = len(keys) // 2
-            self._key_blocks[b:b + 1] = [keys[:half], keys[half:]]
-            self._job_blocks[b:b + 1] = [jobs[:half], jobs[half:]]
-            maxes[b:b + 1] = [keys[half - 1], keys[-1]]
+            self._pop(old)
+        self._insert(key, job)
         self._key_of[job.id] = key
 
     def discard(self, job: Job) -> None:
         key = self._key_of.pop(job.id, None)
         if key is not None:
-            self._remove(key)
-
-    def _remove(self, key: int) -> None:
-        b = bisect_left(self._maxes, key)
-        keys, jobs = self._key_blocks[b], self._job_blocks[b]
-        i = bisect_left(keys, key)
-        del keys[i]
-        del jobs[i]
-        if keys:
-            self._maxes[b] = keys[-1]
-        else:
-            del self._key_blocks[b], self._job_blocks[b], self._maxes[b]
+            self._pop(key)
