@@ -46,6 +46,9 @@ class BenchCost:
     def swap_s(self, tokens: int, direction: str) -> float:
         return 1e-6 * tokens
 
+    def min_iteration_s(self) -> float:
+        return 0.01
+
 
 def iteration_s(plan) -> float:
     return 0.005 + 1e-5 * sum(plan.prefill_tokens) + 1e-7 * sum(plan.decode_context_tokens)

@@ -1,11 +1,17 @@
 """Scheduler configuration: one validated dataclass, paper defaults, no I/O.
 
-Where the FastServe paper and its official code disagree, the default follows the code (what
-the artifact ran) and the docstring names the paper's value:
-- base quantum q_1: 10 ms (code); the paper says "the minimum iteration time".
+Where the FastServe paper and its official code disagree, each can be selected:
+- base quantum q_1: `"auto"` (default) is the paper's rule, the minimum iteration time, taken
+  from the cost estimate when the policy is built (`CostEstimate.min_iteration_s`); the code
+  uses a constant 10 ms (`base_quantum_s=0.01`), shorter than any iteration of the bundled A100
+  profiles, so no job could join level 0 there and a promoted job lost level 0 after one token.
 - quantum growth: 2 (both).
-- starvation: alpha = 3 s checked every 1000 iterations (code); the paper uses alpha = 300 ms,
-  tied to the SLO, checked every iteration (`alpha_s=0.3, starvation_check_iterations=1`).
+- starvation: alpha = 3 s (code; the paper uses 300 ms, tied to the SLO). Checks run on the
+  policy's clock, every `starvation_check_s` (0: at every decision), so alpha means the same in
+  both engines; the code's "every 1000 iterations" is `starvation_check_iterations=1000`.
+- promotion: `"paper"` puts a starved job back at the top with a fresh quantum, as the paper
+  says; `"quantum"` (default) keeps it there until it has received the quantum of the level it
+  was promoted from, then returns it to that level (see policy/mlfq.py for why).
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import math
 from dataclasses import dataclass
 
 SWAP_MODES = ("proactive", "reactive", "recompute")
+PROMOTIONS = ("quantum", "paper")
+AUTO = "auto"  # base_quantum_s: the paper's q_1, the cost model's shortest iteration
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +34,14 @@ class SchedulerConfig:
     max_seq_tokens: int = 2048  # model context limit; longer requests are rejected by engines
     swap: str | None = None  # None: the policy's own default mode
     swap_reserve_fraction: float = 0.05  # device KV kept free for bursts (proactive only)
-    base_quantum_s: float = 0.010
+    base_quantum_s: float | str = AUTO  # q_1 in seconds, or "auto" (see the module docstring)
     quantum_growth: float = 2.0
     num_levels: int = 10
     demotion_levels: int = 1
     alpha_s: float = 3.0
-    starvation_check_iterations: int = 1000
+    starvation_check_s: float = 0.0  # period of starvation checks on the policy's clock; 0: every decision
+    starvation_check_iterations: int | None = None  # the artifact's period in iterations, instead
+    promotion: str = "quantum"
 
     def __post_init__(self) -> None:
         positive = {
@@ -42,14 +52,18 @@ class SchedulerConfig:
             "max_seq_tokens": self.max_seq_tokens,
             "num_levels": self.num_levels,
             "demotion_levels": self.demotion_levels,
-            "starvation_check_iterations": self.starvation_check_iterations,
         }
+        if self.starvation_check_iterations is not None:
+            positive["starvation_check_iterations"] = self.starvation_check_iterations
         for name, value in positive.items():
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if not _is_int(self.host_kv_tokens) or self.host_kv_tokens < 0:
             raise ValueError(f"host_kv_tokens must be an integer >= 0, got {self.host_kv_tokens!r}")
-        for name in ("swap_reserve_fraction", "base_quantum_s", "quantum_growth", "alpha_s"):
+        if self.base_quantum_s != AUTO and (not _is_real(self.base_quantum_s) or not self.base_quantum_s > 0
+                                            or not math.isfinite(self.base_quantum_s)):
+            raise ValueError(f"base_quantum_s must be a positive number of seconds or 'auto', got {self.base_quantum_s!r}")
+        for name in ("swap_reserve_fraction", "quantum_growth", "alpha_s", "starvation_check_s"):
             value = getattr(self, name)
             if not _is_real(value) or not math.isfinite(value):
                 raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -62,12 +76,14 @@ class SchedulerConfig:
             raise ValueError(f"swap must be one of {', '.join(SWAP_MODES)}, got {self.swap!r}")
         if not 0.0 <= self.swap_reserve_fraction < 1.0:
             raise ValueError(f"swap_reserve_fraction must be in [0, 1), got {self.swap_reserve_fraction}")
-        if not self.base_quantum_s > 0:
-            raise ValueError(f"base_quantum_s must be > 0, got {self.base_quantum_s}")
         if not self.quantum_growth >= 1.0:
             raise ValueError(f"quantum_growth must be >= 1, got {self.quantum_growth}")
         if not self.alpha_s > 0:
             raise ValueError(f"alpha_s must be > 0, got {self.alpha_s}")
+        if not self.starvation_check_s >= 0:
+            raise ValueError(f"starvation_check_s must be >= 0, got {self.starvation_check_s}")
+        if self.promotion not in PROMOTIONS:
+            raise ValueError(f"promotion must be one of {', '.join(PROMOTIONS)}, got {self.promotion!r}")
 
 
 def _is_int(value: object) -> bool:

@@ -1,7 +1,8 @@
 """The cost estimates a policy needs, as a protocol that `profiles/` implements.
 
-Skip-join needs the predicted prefill time of a new job (paper section 4.1); proactive swapping
-needs the time to move a job's KV (section 4.2, ENST). Engines need more (`iteration_s`,
+Skip-join needs the predicted prefill time of a new job (paper section 4.1) and MLFQ the
+shortest iteration (q_1, same section); proactive swapping needs the time to move a job's KV
+(section 4.2, ENST). Engines need more (`iteration_s`,
 `decode_iterations_s`); that wider protocol lives here too so that both engines depend on one
 definition.
 """
@@ -22,6 +23,10 @@ class CostEstimate(Protocol):
 
     def swap_s(self, tokens: int, direction: SwapDirection) -> float:
         """Time to move `tokens` tokens of KV device->host ("out") or host->device ("in")."""
+        ...
+
+    def min_iteration_s(self) -> float:
+        """The shortest iteration the engine runs (one job, shortest context): the paper's q_1."""
         ...
 
 

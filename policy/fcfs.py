@@ -3,8 +3,10 @@
 - `fcfs` is Orca (Yu et al., OSDI'22) as FastServe evaluates it: iteration-level batching,
   FCFS admission, run to completion. It reserves `max_seq_tokens` of KV per admitted job
   (Orca cannot know output lengths), so it never needs to preempt, and it never does.
-- `vllm-fcfs` is vLLM's default: FCFS with KV allocated token by token; when a running job
-  cannot grow, the newest running job is preempted and its KV dropped (recompute).
+- `vllm-fcfs` is vLLM's default: FCFS with KV allocated token by token; a waiting request is
+  admitted only while 1 % of the device blocks stay free (vLLM's watermark) and never evicts;
+  when a running job cannot grow, the newest running job is preempted and its KV dropped
+  (recompute), the job itself when it is the newest.
 
 Both keep arrival order: seq is an arrival counter, and a preempted job keeps its seq, so it
 goes back ahead of every later arrival.
@@ -43,3 +45,6 @@ class VLLMFCFS(FCFS):
     name = "vllm-fcfs"
     preemptive = True
     reserve_max_seq = False
+    admission_evicts = False  # a waiting request waits for free blocks
+    self_preempts = True  # the newest running job that cannot grow preempts itself
+    admission_watermark_fraction = 0.01  # vLLM's default watermark

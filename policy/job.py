@@ -39,6 +39,7 @@ class Job:
     output_tokens: int
     generated_tokens: int = 0
     level: int = 0
+    home_level: int = -1  # MLFQ: the level a starvation promotion took it from (-1: not promoted)
     kv: KVLocation = KVLocation.NONE
     kv_tokens: int = 0
     device_blocks: int = 0

@@ -56,6 +56,7 @@ class KVSpace:
         self.device_used_blocks = 0  # resident and swapping-in blocks
         self.host_used_blocks = 0
         self.releasing_blocks = 0  # device blocks of swap-outs in flight; free once they land
+        self.promised_blocks = 0  # counted as used until `release_promises` (one decision)
         if capacity.block_size_tokens == 1:  # hot path: a block is a token
             self.blocks_for = self._same
 
@@ -85,6 +86,25 @@ class KVSpace:
         test_an_upload_in_flight_counts_against_a_later_swap_out)."""
         resident = self.device_used_blocks - starting_blocks
         return resident + self.releasing_blocks > self.capacity.device_blocks
+
+    def compute_room_blocks(self, starting_blocks: int = 0) -> int:
+        """Blocks compute can take now without reusing blocks that swap-outs still occupy
+        (`overcommitted` stays False); `starting_blocks` as there."""
+        # promised blocks are future room (counted as used so that nobody plans into it), not
+        # blocks anyone computes in now
+        return (self.capacity.device_blocks - self.device_used_blocks + self.promised_blocks + starting_blocks
+                - self.releasing_blocks)
+
+    def promise(self, blocks: int) -> None:
+        """Hold `blocks` of room for a job that will take it once swap-outs land: counted as used
+        until `release_promises`, so that lower-priority jobs of the same decision cannot take
+        it (they would make the job evict again, and the two could trade the room forever)."""
+        self.device_used_blocks += blocks
+        self.promised_blocks += blocks
+
+    def release_promises(self) -> None:
+        self.device_used_blocks -= self.promised_blocks
+        self.promised_blocks = 0
 
     @property
     def host_free_blocks(self) -> int:

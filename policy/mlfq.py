@@ -1,15 +1,29 @@
 """Multi-level feedback queues: naive MLFQ and FastServe's skip-join MLFQ (paper section 4.1).
 
-- Level i has quantum q_i = q_1 * growth**i. A job that has used up its level's quantum moves
-  down `demotion_levels` levels (to the tail of that queue), its attained service reset.
-- `mlfq` puts every new job in the top queue. `skip-join-mlfq` puts it in the highest queue
-  whose quantum is at least its predicted prefill time, so a long prompt does not spend its
-  first iteration blocking short jobs at the top, nor get demoted straight after it.
-- Starvation: at every `starvation_check_iterations`-th iteration, a job below the top level
-  that has waited at least `alpha_s` since it last ran (or arrived) goes back to the top.
+The paper's rules, each in one place below (the rest of the file makes them cheap):
+- Quanta: level i has q_i = q_1 * growth**i; q_1 is the shortest iteration (`quantum_us`).
+- Join: `mlfq` puts every new job in the top queue; `skip-join-mlfq` in the highest queue whose
+  quantum is at least its predicted prefill time (`SkipJoinMLFQ.join_level`), so a long prompt
+  neither blocks short jobs at the top for its first iteration nor is demoted right after it.
+- Demotion: a job that has used up its quantum moves down `demotion_levels` levels, to the tail
+  of that queue, its attained service reset (`_on_served`, `_next_level`).
+- Starvation (`_before_schedule`): a job below the top level that has waited `alpha_s` since it
+  last ran (or arrived) goes back to the top (`_promote`). Checks fall on the policy's clock
+  every `starvation_check_s` (0: at every decision), or every `starvation_check_iterations`
+  iterations (the artifact's rule). With `promotion="paper"` a promoted job starts the top
+  level afresh, so it is demoted after q_1, usually one token. Under memory pressure that is a
+  swap cycle: the promoted job is uploaded, runs one iteration, trickles down levels one
+  short quantum at a time while every other promoted job is uploaded in turn, and is offloaded
+  again; swaps and re-prefills then took a quarter of the GPU (mean JCT 218 s instead of 26 s,
+  37,270 swaps instead of 3,312, on OPT-13B / A100-40GB at 1.1 req/s). With
+  `promotion="quantum"` (default) a promoted job keeps the top level until it has received
+  the quantum of the level it came from (`home_level`), then returns to that level: a swap buys
+  a whole quantum of service, and the wait of a starved job stays bounded by about alpha plus
+  one quantum.
 - Inside a level, jobs run in FIFO order of when they entered it.
-- ENST (estimated next scheduled time) orders proactive swaps: min(T_promote, T_execute),
-  where T_execute sums the quanta of the jobs ahead of it divided by the batch size.
+- ENST (estimated next scheduled time) orders proactive swaps: min(T_promote, T_execute), with
+  T_promote the time left until the job is promoted (`_promote_at_us`) and T_execute the quanta
+  of the jobs ahead of it divided by the batch size (`_t_execute_fn`).
 """
 
 from __future__ import annotations
@@ -20,7 +34,7 @@ from collections.abc import Callable, Iterator
 from heapq import heappop, heappush
 from operator import itemgetter
 
-from policy.config import SchedulerConfig
+from policy.config import AUTO, SchedulerConfig
 from policy.cost import CostEstimate
 from policy.job import Job, KVLocation, to_us
 from policy.plan import Plan
@@ -30,6 +44,15 @@ from policy.scheduler import _NO_LIMIT_ITERATIONS, RANK_SEQ_BITS, Scheduler
 _DEVICE, _HOST, _NONE = KVLocation.DEVICE, KVLocation.HOST, KVLocation.NONE
 
 
+def base_quantum_s(config: SchedulerConfig, cost: CostEstimate | None) -> float:
+    """q_1 in seconds: the configured value, or for "auto" the cost model's shortest iteration."""
+    if config.base_quantum_s != AUTO:
+        return config.base_quantum_s
+    if cost is None:
+        raise ValueError("base_quantum_s = 'auto' needs a cost estimate (q_1 is the shortest iteration)")
+    return cost.min_iteration_s()
+
+
 class MLFQ(Scheduler):
     name = "mlfq"
     default_swap = "proactive"
@@ -37,8 +60,11 @@ class MLFQ(Scheduler):
     def __init__(self, config: SchedulerConfig | None = None, cost: CostEstimate | None = None) -> None:
         super().__init__(config, cost)
         cfg = self.config
-        self.quantum_us = [to_us(cfg.base_quantum_s * cfg.quantum_growth**i) for i in range(cfg.num_levels)]
+        q1_s = base_quantum_s(cfg, cost)
+        self.quantum_us = [max(1, to_us(q1_s * cfg.quantum_growth**i)) for i in range(cfg.num_levels)]
         self._alpha_us = to_us(cfg.alpha_s)
+        self._check_us = to_us(cfg.starvation_check_s)
+        self._keep_quantum = cfg.promotion == "quantum"
         self._fresh = [JobQueue() for _ in range(cfg.num_levels)]
         self._started = [JobQueue() for _ in range(cfg.num_levels)]
         # Jobs below the top level that are not running, in order of waiting_since_us
@@ -54,9 +80,74 @@ class MLFQ(Scheduler):
         self._checked_epoch = 0
         self._ahead_cache: list[int] | None = None
 
+    # -- the paper's rules ---------------------------------------------------------------------
     def join_level(self, job: Job) -> int:
         return 0
 
+    def _quantum_left_us(self, job: Job) -> int:
+        """Service the job may still use before it is demoted (or, promoted, sent home)."""
+        level = job.home_level if job.home_level >= 0 else job.level
+        return self.quantum_us[level] - job.attained_us
+
+    def _next_level(self, level: int, home_level: int) -> int:
+        """Where a job goes when its quantum is used up: one step down, or home after a promotion."""
+        if home_level >= 0:
+            return home_level
+        return min(self.config.num_levels - 1, level + self.config.demotion_levels)
+
+    def _on_served(self, job: Job, elapsed_us: int) -> None:
+        if self._quantum_left_us(job) <= 0:
+            self._demote(job, self._next_level(job.level, job.home_level))
+
+    def _demote(self, job: Job, level: int) -> None:
+        job.level = level
+        job.home_level = -1
+        job.attained_us = 0
+        self._place(job, new_seq=self._new_seq())
+
+    def _promote_at_us(self, job: Job) -> int:
+        """When a waiting job is promoted: once it has waited alpha, at the next check instant."""
+        due_us = job.waiting_since_us + self._alpha_us
+        if self._check_us and self.config.starvation_check_iterations is None:
+            due_us = -(-due_us // self._check_us) * self._check_us
+        return due_us
+
+    def _promote(self, job: Job) -> None:
+        if self._keep_quantum:
+            job.home_level = job.level
+        job.level = 0
+        job.attained_us = 0
+        self._place(job, new_seq=self._new_seq())
+
+    def _may_evict_for(self, job: Job) -> bool:
+        # A promotion buys priority for the batch and for free room, not the right to push
+        # running jobs off the device: otherwise every promotion of a job on the host is an
+        # upload paid for with an offload, and under memory pressure promotions rotate the
+        # whole device through the swap link.
+        return job.home_level < 0 or job.kv is _DEVICE
+
+    def _before_schedule(self, now_us: int) -> None:
+        period = self.config.starvation_check_iterations
+        if period is not None:  # the artifact's rule: at the first decision of every period
+            epoch = self.num_iterations // period
+            if epoch <= self._checked_epoch:
+                return
+            self._checked_epoch = epoch
+            due_us = now_us - self._alpha_us
+            while self._waiting and next(iter(self._waiting.values())).waiting_since_us <= due_us:
+                self._promote(self._pop_waiting())
+            return
+        # `_waiting` is in waiting-start order, and so in promotion order.
+        while self._waiting and self._promote_at_us(next(iter(self._waiting.values()))) <= now_us:
+            self._promote(self._pop_waiting())
+
+    def _pop_waiting(self) -> Job:
+        job = next(iter(self._waiting.values()))
+        del self._waiting[job.id]
+        self._unindex_waiting(job)
+        return job
+
+    # -- queues ------------------------------------------------------------------------------
     def level_counts(self) -> list[int]:
         return [len(f) + len(s) for f, s in zip(self._fresh, self._started, strict=True)]
 
@@ -80,40 +171,27 @@ class MLFQ(Scheduler):
                         break
                     yield job
 
-    def _on_served(self, job: Job, elapsed_us: int) -> None:
-        if job.attained_us >= self.quantum_us[job.level]:
-            self._demote(job, self._lower(job.level))
-
-    def _lower(self, level: int) -> int:
-        return min(self.config.num_levels - 1, level + self.config.demotion_levels)
-
-    def _demote(self, job: Job, level: int) -> None:
-        job.level = level
-        job.attained_us = 0
-        self._place(job, new_seq=self._new_seq())
-
     def _on_served_batch(self, jobs: list[Job], elapsed_us: int, iteration_ends_us) -> None:
         if iteration_ends_us is None:
             return super()._on_served_batch(jobs, elapsed_us, None)
         # Several iterations at once: find, per job, every iteration at whose end its quantum
-        # ran out (cumulative service crossing q_level, then counting again from zero), then
+        # ran out (cumulative service crossing its quantum, then counting again from zero), then
         # apply the demotions in the order a step-by-step run would, since each one queues the
         # job behind the jobs demoted before it: by iteration, and within one iteration in that
         # iteration's batch order, which is priority order after the earlier iterations'
-        # demotions. (Not this plan's order: when every unfinished job runs, the skip goes on
-        # past demotions, and a stepping run's batch is re-sorted after each one. Fix: ordering
-        # by position made skip-join results differ from stepping, found by
-        # tests/policy/test_policy_skipping.py.)
+        # demotions (when every unfinished job runs, the skip goes on past demotions, and a
+        # stepping run re-sorts its batch after each one).
         ends = iteration_ends_us
         events = []
         for position, job in enumerate(jobs):
-            level, base_us, attained_us = job.level, 0, job.attained_us
+            level, home, base_us, attained_us = job.level, job.home_level, 0, job.attained_us
             charged = len(ends) - 1 if job.finished else len(ends)  # retired before its last
             while True:
-                i = bisect_left(ends, base_us + self.quantum_us[level] - attained_us, 0, charged)
+                quantum_us = self.quantum_us[home if home >= 0 else level]
+                i = bisect_left(ends, base_us + quantum_us - attained_us, 0, charged)
                 if i >= charged:
                     break
-                level, base_us, attained_us = self._lower(level), int(ends[i]), 0
+                level, home, base_us, attained_us = self._next_level(level, home), -1, int(ends[i]), 0
                 events.append((i, position, level))
             job.attained_us = attained_us + int(ends[-1]) - base_us
         final_attained = [job.attained_us for job in jobs]
@@ -168,46 +246,52 @@ class MLFQ(Scheduler):
             self._device_waiting_back.discard(job)
             self._host_waiting.discard(job)
 
-    def _before_schedule(self, now_us: int) -> None:
-        epoch = self.num_iterations // self.config.starvation_check_iterations
-        if epoch <= self._checked_epoch:
-            return
-        self._checked_epoch = epoch
-        while self._waiting:
-            job = next(iter(self._waiting.values()))
-            if now_us - job.waiting_since_us < self._alpha_us:
-                break
-            del self._waiting[job.id]
-            self._unindex_waiting(job)
-            job.level = 0
-            job.attained_us = 0
-            self._place(job, new_seq=self._new_seq())
-
     # -- event skipping ----------------------------------------------------------------------
     def _deadline_us(self, plan: Plan, now_us: int) -> float:
         if len(self.jobs) == len(plan.batch):
             # Every unfinished job is running: a demotion cannot change who runs, and `advance`
             # charges quanta iteration by iteration, so only memory and the engine bound a skip.
             return math.inf
-        deadline = min(self.quantum_us[j.level] - j.attained_us for j in plan.batch)
-        if self._waiting and self.config.starvation_check_iterations == 1:
-            first = next(iter(self._waiting.values()))
-            deadline = min(deadline, first.waiting_since_us + self._alpha_us - now_us)
+        deadline = min(self._quantum_left_us(j) for j in plan.batch)
+        period = self.config.starvation_check_iterations
+        if self._waiting and (period is None or period == 1):
+            # the next promotion (the first waiting job is promoted first)
+            deadline = min(deadline, self._promote_at_us(next(iter(self._waiting.values()))) - now_us)
         return deadline
 
     def _max_iterations(self) -> int:
         period = self.config.starvation_check_iterations
-        if self._waiting and period > 1:
+        if self._waiting and period is not None and period > 1:
             # The first check must fall on the last repeated iteration at the latest, so that
             # a skipped run checks exactly when a step-by-step run would.
             return period - self.num_iterations % period
         return _NO_LIMIT_ITERATIONS
 
     # -- proactive swapping ------------------------------------------------------------------
-    def _t_promote(self, job: Job, now_us: int) -> float:
-        if job.level > 0 and job.id in self._waiting:
-            return job.waiting_since_us + self._alpha_us - now_us
-        return math.inf
+    def _t_promote_fn(self, now_us: int) -> Callable[[Job], float]:
+        """T_promote: time until a waiting job's promotion is due (the paper's estimate,
+        waiting start + alpha; the check period is left out); never for the others."""
+        waiting, promote_in_us, inf = self._waiting, self._alpha_us - now_us, math.inf
+
+        def t_promote(job: Job) -> float:
+            return job.waiting_since_us + promote_in_us if job.level > 0 and job.id in waiting else inf
+
+        return t_promote
+
+    def _t_execute_fn(self) -> Callable[[Job], float]:
+        """T_execute: the quanta of every job queued ahead of this one, over the batch size."""
+        ahead, quantum_us, batch = self._ahead_us(), self.quantum_us, self.config.max_batch_size
+        fresh = [q.position for q in self._fresh]
+        started = [q.position for q in self._started]
+
+        def t_execute(job: Job) -> float:
+            level, seq = job.level, job.seq
+            return (ahead[level] + (fresh[level](seq) + started[level](seq)) * quantum_us[level]) / batch
+
+        return t_execute
+
+    def _enst_key(self, job: Job, now_us: int) -> float:
+        return min(self._t_promote_fn(now_us)(job), self._t_execute_fn()(job))
 
     def _ahead_us(self) -> list[int]:
         """Per level, the quanta of every queued job in the levels above it (cached until a
@@ -224,31 +308,15 @@ class MLFQ(Scheduler):
         self._ahead_cache = None
         super()._place(job, new_seq)
 
-    def _enst_key(self, job: Job, now_us: int) -> float:
-        return min(self._t_promote(job, now_us), self._t_execute_fn()(job))
-
     # Fast orders by (ENST, rank) (policy_bench.py: sorting every host job by ENST cost
     # milliseconds a decision). T_execute grows with rank and T_promote with the waiting start,
     # so each order walks one or two sorted indexes and yields a job once no job not yet seen
     # can beat it (the threshold algorithm); tests/policy/test_policy_enst.py checks them
     # against a full sort. Nothing they walk changes while the caller swaps: a transfer moves
-    # a job between the location indexes only when it lands. T_execute and T_promote are
-    # inlined (the walks visit tens of jobs a decision).
-    def _t_execute_fn(self) -> Callable[[Job], float]:
-        ahead, quantum_us, batch = self._ahead_us(), self.quantum_us, self.config.max_batch_size
-        fresh = [q.position for q in self._fresh]
-        started = [q.position for q in self._started]
-
-        def t_execute(job: Job) -> float:
-            level, seq = job.level, job.seq
-            return (ahead[level] + (fresh[level](seq) + started[level](seq)) * quantum_us[level]) / batch
-
-        return t_execute
-
+    # a job between the location indexes only when it lands.
     def _offload_order(self, batch_ids: set[int], now_us: int) -> Iterator[Job]:
-        t_execute, in_flight, waiting, rank_of = self._t_execute_fn(), self._in_flight, self._waiting, self._rank
-        promote_at_us = self._alpha_us - now_us
-        inf = math.inf
+        t_execute, t_promote, in_flight, rank_of = self._t_execute_fn(), self._t_promote_fn(now_us), self._in_flight, self._rank
+        promote_in_us = self._alpha_us - now_us
 
         def eligible(job: Job) -> bool:
             return job.kv is _DEVICE and job.id not in batch_ids and job.id not in in_flight
@@ -257,43 +325,38 @@ class MLFQ(Scheduler):
         seen_ids: set[int] = set()
 
         def see(job: Job) -> None:
-            te = t_execute(job)
-            tp = job.waiting_since_us + promote_at_us if job.level > 0 and job.id in waiting else inf
             seen_ids.add(job.id)
-            heappush(seen, (-(tp if tp < te else te), -rank_of(job), job))
+            heappush(seen, (-min(t_promote(job), t_execute(job)), -rank_of(job), job))
 
-        # Three kinds of candidates. Jobs that ran last time and were left out are not waiting
-        # yet (schedule() stops them after the swaps): ENST = T_execute; they are at most a
-        # batch, taken at once. Level-0 jobs never wait: ENST = T_execute, at most that of the
-        # last level-0 device job (T_execute grows with rank). Every other candidate waits on
-        # the device, and walking those by waiting start backwards (`_by_wait_back`) walks
-        # T_promote down while walking the device index backwards walks T_execute down: a job seen by
-        # neither walk has ENST <= min(te_r, max(tp_w, t0)) and a rank below the rank walk's
-        # cursor, so it loses ties (the larger rank goes first).
-        for job in self._running.values():
-            if eligible(job):
-                see(job)
+        # Two kinds of candidates (schedule() has already stopped last batch's left-out jobs).
+        # Level-0 jobs never wait: ENST = T_execute, at most that of the last level-0 device
+        # job (T_execute grows with rank). Every other candidate waits on the device, and
+        # walking those by waiting start backwards (`_by_wait_back`) walks T_promote down while
+        # walking the device index backwards walks T_execute down: a job seen by neither walk
+        # has ENST <= min(rank_walk_te, max(wait_walk_tp, level0_te)) and a rank below the rank
+        # walk's cursor, so it loses ties (the larger rank goes first).
         last_level0 = self._device.last_below(1 << RANK_SEQ_BITS)
-        t0 = t_execute(last_level0) if last_level0 is not None else -inf
+        level0_te = t_execute(last_level0) if last_level0 is not None else -math.inf
         by_rank = (j for j in reversed(self._device) if eligible(j))
         by_wait = (j for j in self._by_wait_back() if eligible(j))
-        r, w = next(by_rank, None), next(by_wait, None)
-        te_r = t_execute(r) if r is not None else -inf
-        tp_w = w.waiting_since_us + promote_at_us if w is not None else -inf
-        while r is not None:
-            bound, rank_r = min(te_r, max(tp_w, t0)), rank_of(r)
-            while seen and (-seen[0][0] > bound or (-seen[0][0] == bound and -seen[0][1] > rank_r)):
+        rank_job, wait_job = next(by_rank, None), next(by_wait, None)
+        rank_job_te = t_execute(rank_job) if rank_job is not None else -math.inf
+        # T_promote of the wait walk's job (every job it yields is waiting at a level > 0)
+        wait_job_tp = wait_job.waiting_since_us + promote_in_us if wait_job is not None else -math.inf
+        while rank_job is not None:
+            bound, bound_rank = min(rank_job_te, max(wait_job_tp, level0_te)), rank_of(rank_job)
+            while seen and (-seen[0][0] > bound or (-seen[0][0] == bound and -seen[0][1] > bound_rank)):
                 yield heappop(seen)[2]
-            if te_r <= tp_w or tp_w <= t0:  # only the rank walk can lower the bound now
-                if r.id not in seen_ids:
-                    see(r)
-                r = next(by_rank, None)
-                te_r = t_execute(r) if r is not None else -inf
+            if rank_job_te <= wait_job_tp or wait_job_tp <= level0_te:  # only the rank walk can lower the bound now
+                if rank_job.id not in seen_ids:
+                    see(rank_job)
+                rank_job = next(by_rank, None)
+                rank_job_te = t_execute(rank_job) if rank_job is not None else -math.inf
             else:
-                if w.id not in seen_ids:
-                    see(w)
-                w = next(by_wait, None)
-                tp_w = w.waiting_since_us + promote_at_us if w is not None else -inf
+                if wait_job.id not in seen_ids:
+                    see(wait_job)
+                wait_job = next(by_wait, None)
+                wait_job_tp = wait_job.waiting_since_us + promote_in_us if wait_job is not None else -math.inf
         while seen:  # the rank walk saw every candidate
             yield heappop(seen)[2]
 
@@ -316,38 +379,33 @@ class MLFQ(Scheduler):
             yield from back
 
     def _upload_order(self, now_us: int) -> Iterator[Job]:
-        t_execute, waiting, rank_of = self._t_execute_fn(), self._waiting, self._rank
-        promote_at_us = self._alpha_us - now_us
-
-        def t_promote(job: Job) -> float:
-            return job.waiting_since_us + promote_at_us if job.level > 0 and job.id in waiting else math.inf
-
+        t_execute, t_promote, rank_of = self._t_execute_fn(), self._t_promote_fn(now_us), self._rank
         # by_wait is in (waiting start, rank) order and by_rank in rank order, so a job not yet
-        # seen has T_promote >= a_us, T_execute >= b_us, and when its ENST equals their minimum
-        # it ranks at or after the cursor that set it: (ENST, rank) >= (bound, bound_rank).
+        # seen has T_promote >= wait_tp and T_execute >= rank_te, and when its ENST equals
+        # their minimum it ranks at or after the cursor that set it: (ENST, rank) >= (bound,
+        # bound_rank).
         by_wait, by_rank = iter(self._host_waiting), iter(self._host)
-        a, b = next(by_wait, None), next(by_rank, None)
-        a_us = t_promote(a) if a is not None else math.inf
-        b_us = t_execute(b) if b is not None else math.inf
+        wait_job, rank_job = next(by_wait, None), next(by_rank, None)
+        wait_tp = t_promote(wait_job) if wait_job is not None else math.inf
+        rank_te = t_execute(rank_job) if rank_job is not None else math.inf
         seen: list[tuple[float, int, Job]] = []  # heap of (ENST, rank, job)
         seen_ids: set[int] = set()
-        while a is not None or b is not None:
-            bound = min(a_us, b_us)
+        while wait_job is not None or rank_job is not None:
+            bound = min(wait_tp, rank_te)
             if seen and seen[0][0] <= bound:
-                bound_rank = min(rank_of(a) if a is not None and a_us == bound else math.inf,
-                                 rank_of(b) if b is not None and b_us == bound else math.inf)
+                bound_rank = min(rank_of(wait_job) if wait_job is not None and wait_tp == bound else math.inf,
+                                 rank_of(rank_job) if rank_job is not None and rank_te == bound else math.inf)
                 while seen and (seen[0][0] < bound or (seen[0][0] == bound and seen[0][1] < bound_rank)):
                     yield heappop(seen)[2]
-            if a_us <= b_us:
-                job, a = a, next(by_wait, None)
-                a_us = t_promote(a) if a is not None else math.inf
+            if wait_tp <= rank_te:
+                job, wait_job = wait_job, next(by_wait, None)
+                wait_tp = t_promote(wait_job) if wait_job is not None else math.inf
             else:
-                job, b = b, next(by_rank, None)
-                b_us = t_execute(b) if b is not None else math.inf
+                job, rank_job = rank_job, next(by_rank, None)
+                rank_te = t_execute(rank_job) if rank_job is not None else math.inf
             if job.id not in seen_ids and job.kv is _HOST:  # not swapping in
                 seen_ids.add(job.id)
-                tp, te = t_promote(job), t_execute(job)
-                heappush(seen, (tp if tp < te else te, rank_of(job), job))
+                heappush(seen, (min(t_promote(job), t_execute(job)), rank_of(job), job))
         while seen:
             yield heappop(seen)[2]
 

@@ -1,18 +1,25 @@
 """KV placement: making room on the device, evictions and proactive swaps (a Scheduler mixin).
 
-Rules (DESIGN.md, "As built"):
+Rules (DESIGN.md, "As built"), the same in every swap mode; the modes differ only in how a
+victim's KV leaves the device (to the host, or dropped for recompute) and how it comes back:
 - Room comes from free blocks, else from evicting strictly lower-priority jobs outside the
-  batch, lowest first: swap out (proactive, reactive) or drop the KV (recompute). When device
-  and host are both full, a victim's KV is dropped and it recomputes later (`num_recomputes`).
+  batch, lowest first.
 - Work is destroyed only to keep a running job going: a job that ran in the last iteration and
-  must grow may evict by dropping (recompute), as vLLM does. Any other job (new, on the host,
-  dropped earlier) may only evict jobs the host can take (swap-outs), and in recompute mode
-  waits for free room, unless the replica would otherwise stall (nothing running, nothing in
-  the batch, no transfer in flight: then it may drop, so that something always runs). Without this rule MLFQ under overload reorders its started jobs by
-  dropping each other's KV and spends its time re-prefilling: saturated throughput fell from
-  1.5 to 0.26 req/s (OPT-13B / A100-80GB, 1,000 requests at once).
+  must grow may evict by dropping a victim's KV when the host cannot take it, as vLLM does. Any
+  other job (new, on the host, dropped earlier) may only evict victims whose KV can leave
+  without being lost: to the host when it has room, or, in recompute mode, by dropping it
+  (that is how recompute mode moves KV). When the replica would otherwise stall (nothing
+  running, nothing in the batch, no transfer in flight), any job may drop, so that something
+  always runs. Without this rule MLFQ under overload reorders its started jobs by dropping each
+  other's KV and spends its time re-prefilling: saturated throughput fell from 1.5 to 0.26
+  req/s (OPT-13B / A100-80GB, 1,000 requests at once).
 - After a victim's KV is dropped, prefill admission closes for this decision, as in vLLM: a new
   prefill does not take the room a preemption just made.
+- Proactive mode never makes compute wait for a copy: a batch job whose room is still being
+  vacated by swap-outs in flight sits this iteration out, keeping its batch slot, and joins
+  when the room is free (`SECURED`, `WAITING`, `REFUSED`). Waiting for those swap-outs instead
+  idled the GPU 15 % of a memory-bound run (183 s of 1,195, OPT-13B / A100-40GB at 1.1 req/s),
+  and a preemptive policy must not spend capacity that FCFS keeps.
 - Proactive mode (paper section 4.2) offloads the resident jobs with the largest ENST while
   fewer than `swap_reserve_fraction` of device blocks are free, and uploads host jobs with the
   smallest ENST while the reserve stays free.
@@ -25,65 +32,99 @@ import math
 from policy.job import Job, KVLocation
 from policy.plan import Plan
 
+# What `_secure_device_kv` achieved for a job.
+REFUSED = 0  # no room can be made now: the job waits without a slot
+SECURED = 1  # its room is claimed: it runs (or, from the host, uploads)
+WAITING = 2  # its room is being vacated by swap-outs in flight: it keeps a slot, runs later
+
 
 class KVPlacement:
     """Mixed into `Scheduler`; uses its kv, indexes, swap mode and ranks."""
 
-    def _secure_device_kv(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> bool:
-        """Make room for `job`'s next iteration on the device and claim it; False if impossible."""
+    def _secure_device_kv(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> int:
+        """Make room for `job`'s next iteration on the device and claim it (see the module
+        docstring): SECURED, WAITING or REFUSED."""
         kv = self.kv
         target = self._target_tokens(job.context_tokens)
         location = job.kv
         if location is KVLocation.DEVICE or location is KVLocation.SWAPPING_IN:
             need = kv.extra_blocks(job, target)
-            if need <= kv.device_plannable_blocks:  # the common case: grow in place
-                kv.grow(job, target)
-                return True
         else:  # NONE (prefill) or HOST (swap in, then grow)
             need = kv.blocks_for(target)
-        if need > kv.device_plannable_blocks:
-            if not self.preemptive:
-                return False
-            # Only a running job that must grow may destroy work (drop a victim's KV), as in
-            # vLLM. Any other job (new, on the host, dropped earlier) may only push victims to
-            # the host, and waits when the host cannot take them.
-            push_only = not self._may_drop_any and not (location is KVLocation.DEVICE and job.id in self._running)
-            if push_only and self.swap_mode == "recompute":
-                return False
-            # The walk goes down in priority, so a later job's victims are a subset of an
-            # earlier one's, scanned in the same order: the room a failed scan found bounds
-            # every later job's, until an eviction frees room (saturated runs: one failure a
-            # decision instead of a scan per host job; tests/policy/test_policy_room_bound.py).
-            if need > self._room_bound[push_only]:
-                return False
-            # Strictly lower-priority device jobs outside the batch, lowest first, until the
-            # room suffices; none is evicted unless enough can be.
-            rank, room, victims, host_room = self._rank(job), kv.device_plannable_blocks, [], kv.host_free_blocks
-            for v in reversed(self._device):
-                if room >= need or self._rank(v) <= rank:
-                    break
-                if v.kv is not KVLocation.DEVICE or v.id in batch_ids or v.id in self._in_flight:
-                    continue
-                if push_only:
-                    host_blocks = kv.blocks_for(v.kv_tokens)
-                    if host_blocks > host_room:
-                        continue
-                    host_room -= host_blocks
-                victims.append(v)
-                room += v.device_blocks
-            if room < need:
-                self._room_bound[push_only] = room
-                return False
-            for victim in victims:
-                self._evict(victim, plan)
-                evicted.add(victim.id)
-            self._reset_room_bound()
+        # Compute may not reuse blocks that swap-outs still occupy (proactive mode); an upload
+        # may, since the engine starts it after those swap-outs land.
+        compute_now = self._defer_compute and location is not KVLocation.HOST
+        if self._room_closed and (location is KVLocation.NONE or location is KVLocation.HOST):
+            return REFUSED
+        if location is KVLocation.NONE and self.watermark_blocks and not self._may_drop_any:
+            # vLLM admits a request only if a watermark of free blocks stays free after it
+            if need + self.watermark_blocks > kv.device_plannable_blocks:
+                return REFUSED
+        elif not self._may_drop_any and not self._may_evict_for(job):
+            # Promoted and off the device (policy.mlfq): free room only, leaving the reserve
+            # (unless the job alone needs more). Until it fits, the room that frees is its
+            # first: no later job of this walk takes new room, or a stream of smaller ones
+            # could keep it out for ever.
+            if need + min(self.reserve_blocks, kv.capacity.device_blocks - need) > kv.device_plannable_blocks:
+                self._room_closed = self._prefill_closed = True
+                return REFUSED
+        elif need > kv.device_plannable_blocks and not self._make_room(job, need, plan, batch_ids, evicted):
+            return REFUSED
+        if compute_now and need > kv.compute_room_blocks(self._plan_swap_in_blocks):
+            kv.promise(need)
+            return WAITING
+        self._claim(job, target, location, plan)
+        return SECURED
+
+    def _claim(self, job: Job, target: int, location: KVLocation, plan: Plan) -> None:
+        """Take the room for `job` (its upload first, if it is on the host)."""
+        kv = self.kv
         if location is KVLocation.HOST:
             kv.start_swap_in(job)
             plan.swap_in.append(job)
+            self._plan_swap_in_blocks += job.device_blocks
         kv.grow(job, target)
         if job.kv is not location:
             self._track(job, location)
+
+    def _make_room(self, job: Job, need: int, plan: Plan, batch_ids: set[int], evicted: set[int]) -> bool:
+        """Evict strictly lower-priority device jobs outside the batch, lowest first, until
+        `need` blocks are plannable; none is evicted unless enough can be."""
+        kv = self.kv
+        if not self.preemptive or not self._may_evict_for(job):
+            return False
+        # Only a running job that must grow may destroy work it could keep (drop a victim's KV
+        # when the host is full), as in vLLM.
+        push_only = not self._may_drop_any and not (job.kv is KVLocation.DEVICE and job.id in self._running)
+        if push_only and not self.admission_evicts:  # vLLM: a waiting job waits for free room
+            return False
+        # The walk goes down in priority, so a later job's victims are a subset of an earlier
+        # one's, scanned in the same order: the room a failed scan found bounds every later
+        # job's, until an eviction frees room (saturated runs: one failure a decision instead
+        # of a scan per host job; tests/policy/test_policy_room_bound.py).
+        if need > self._room_bound[push_only]:
+            return False
+        checks_host = push_only and self.swap_mode != "recompute"
+        rank, room, victims, host_room = self._rank(job), kv.device_plannable_blocks, [], kv.host_free_blocks
+        for victim in reversed(self._device):
+            if room >= need or self._rank(victim) <= rank:
+                break
+            if victim.kv is not KVLocation.DEVICE or victim.id in batch_ids or victim.id in self._in_flight:
+                continue
+            if checks_host:
+                host_blocks = kv.blocks_for(victim.kv_tokens)
+                if host_blocks > host_room:
+                    continue
+                host_room -= host_blocks
+            victims.append(victim)
+            room += victim.device_blocks
+        if room < need:
+            self._room_bound[push_only] = room
+            return False
+        for victim in victims:
+            self._evict(victim, plan)
+            evicted.add(victim.id)
+        self._reset_room_bound()
         return True
 
     def _reset_room_bound(self) -> None:
@@ -113,7 +154,7 @@ class KVPlacement:
                 if kv.device_plannable_blocks >= self.reserve_blocks:
                     break
         # Every host job holds at least one block: below that much room none can come back.
-        if self._num_on_host and kv.device_plannable_blocks - self.reserve_blocks >= 1:
+        if self._num_on_host and not self._room_closed and kv.device_plannable_blocks - self.reserve_blocks >= 1:
             for job in self._upload_order(now_us):
                 if kv.device_plannable_blocks - job.host_blocks < self.reserve_blocks:
                     break

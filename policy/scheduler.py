@@ -29,7 +29,7 @@ from policy.dispatch import ReplicaLoad
 from policy.horizon import PlanHorizon
 from policy.job import Job, KVLocation, to_us
 from policy.kv import KVCapacity, KVSpace
-from policy.placement import KVPlacement
+from policy.placement import REFUSED, SECURED, WAITING, KVPlacement
 from policy.plan import Plan
 from policy.queue import JobQueue, RankIndex
 
@@ -54,6 +54,9 @@ class Scheduler(KVPlacement, PlanHorizon):
     default_swap: ClassVar[str] = "proactive"
     preemptive: ClassVar[bool] = True
     reserve_max_seq: ClassVar[bool] = False  # Orca: reserve the whole context at admission
+    admission_evicts: ClassVar[bool] = True  # a job that is not running may evict lower-priority ones
+    self_preempts: ClassVar[bool] = False  # a running job that cannot grow drops its own KV (vLLM)
+    admission_watermark_fraction: ClassVar[float] = 0.0  # device blocks a new prefill leaves free
 
     def __init__(self, config: SchedulerConfig | None = None, cost: CostEstimate | None = None) -> None:
         self.config = config = config or SchedulerConfig()
@@ -71,6 +74,8 @@ class Scheduler(KVPlacement, PlanHorizon):
             math.ceil(config.swap_reserve_fraction * self.kv.capacity.device_blocks)
             if self.swap_mode == "proactive" else 0
         )
+        # truncated, as vLLM does (a watermark of 1 block on a 1-block device would admit nothing)
+        self.watermark_blocks = int(self.admission_watermark_fraction * self.kv.capacity.device_blocks)
         self.jobs: dict[int, Job] = {}  # unfinished
         self.num_iterations = 0
         self.outstanding_prompt_tokens = 0
@@ -88,6 +93,11 @@ class Scheduler(KVPlacement, PlanHorizon):
         self._swapping_in: dict[int, Job] = {}
         self._queue_of: dict[int, JobQueue] = {}
         self._prefill_closed = False
+        # Proactive mode keeps compute off blocks that swap-outs still occupy (policy.placement).
+        self._defer_compute = self.swap_mode == "proactive"
+        self._plan_swap_in_blocks = 0  # device blocks of the swap-ins this decision started
+        self._held_ids: set[int] = set()  # device jobs this decision left WAITING for their room
+        self._room_closed = False
         self._may_drop_any = False  # set for a second walk when the first would stall
         self._room_bound: dict[bool, float] = {}  # per push-only flag: most room a job can get now
         self._next_seq = 0
@@ -150,6 +160,11 @@ class Scheduler(KVPlacement, PlanHorizon):
     def _upload_order(self, now_us: int) -> Iterator[Job]:
         """Host jobs, smallest (ENST, rank) first; lazy like `_offload_order`."""
         return (j for j in self._host if j.kv is _HOST)
+
+    def _may_evict_for(self, job: Job) -> bool:
+        """Whether `job` may take room from lower-priority jobs (MLFQ: not a promoted job that is
+        off the device)."""
+        return True
 
     def _on_relocated(self, job: Job, old: KVLocation) -> None:
         """`job.kv` changed sides, from `old` (after the location indexes were updated)."""
@@ -265,13 +280,17 @@ class Scheduler(KVPlacement, PlanHorizon):
             batch_ids, prefill_ids = self._form_batch(plan)
         for job in plan.recompute:
             self._place(job)  # started -> fresh queue, after the walk is done with the queues
-        if self.swap_mode == "proactive":
-            self._proactive_swaps(plan, batch_ids, now_us)
+        # Last batch's left-out jobs are waiting from now on, before proactive swapping ranks
+        # them: their ENST includes T_promote like any other waiting job's.
         for job in list(self._running.values()):
             if job.id not in batch_ids and job.id not in self._in_flight:
                 del self._running[job.id]
                 job.num_preemptions += 1
                 self._on_stopped(job, now_us)
+        if self.swap_mode == "proactive":
+            # jobs waiting for their room keep it: offloading them would undo the room just made
+            self._proactive_swaps(plan, batch_ids | self._held_ids if self._held_ids else batch_ids, now_us)
+        self.kv.release_promises()
         for job in plan.batch:
             if job.id not in self._running:
                 self._on_selected(job)
@@ -289,7 +308,7 @@ class Scheduler(KVPlacement, PlanHorizon):
         cfg, kv = self.config, self.kv
         max_batch, max_prefill_tokens = cfg.max_batch_size, cfg.max_prefill_tokens
         reserve_tokens = cfg.max_seq_tokens if self.reserve_max_seq else 0
-        proactive = self.swap_mode == "proactive"
+        proactive = defer_compute = self._defer_compute
         in_flight, batch = self._in_flight, plan.batch
         batch_ids: set[int] = set()
         prefill_ids: set[int] = set()
@@ -297,7 +316,10 @@ class Scheduler(KVPlacement, PlanHorizon):
         prefill_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
         self._prefill_closed = False
-        self._reset_room_bound()  # see KVPlacement._secure_device_kv
+        self._plan_swap_in_blocks = 0
+        self._held_ids = set()
+        self._room_closed = False  # no later job of this walk takes new room (policy.placement)
+        self._reset_room_bound()  # see KVPlacement._make_room
         for job in self._walk():
             if num_taken >= max_batch:
                 break
@@ -305,11 +327,24 @@ class Scheduler(KVPlacement, PlanHorizon):
             if location is _DEVICE:
                 if job.id in in_flight or job.id in evicted:
                     continue
-                if kv.try_grow(job, max(job.prompt_tokens + job.generated_tokens, reserve_tokens)) or \
-                        self._secure_device_kv(job, plan, batch_ids, evicted):
+                target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
+                # the hot path: growth in place from free blocks (with swap-outs in flight,
+                # proactive mode checks that compute does not need their blocks)
+                if not (defer_compute and kv.releasing_blocks) and kv.try_grow(job, target):
+                    outcome = SECURED
+                else:
+                    outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
+                if outcome is SECURED:
                     batch.append(job)
                     batch_ids.add(job.id)
                     num_taken += 1
+                elif outcome is WAITING:
+                    num_taken += 1
+                    self._held_ids.add(job.id)
+                elif self.self_preempts and job.id in self._running:
+                    # vLLM: nobody behind it to preempt, so it preempts itself
+                    self._evict(job, plan)
+                    evicted.add(job.id)
                 continue
             if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
                 continue
@@ -322,11 +357,14 @@ class Scheduler(KVPlacement, PlanHorizon):
                 # its swap-in now and joins a later batch; one already on its way is skipped.
                 # Both keep their batch slot, so lower-priority jobs do not fill it only to be
                 # evicted when the upload lands.
-                if location is _SWAPPING_IN or self._secure_device_kv(job, plan, batch_ids, evicted):
+                if location is _SWAPPING_IN or self._secure_device_kv(job, plan, batch_ids, evicted) is not REFUSED:
                     num_taken += 1
                 continue
-            if not self._secure_device_kv(job, plan, batch_ids, evicted):
+            outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
+            if outcome is not SECURED:
                 self._prefill_closed = self._prefill_closed or fresh
+                if outcome is WAITING:
+                    num_taken += 1
                 continue
             batch.append(job)
             batch_ids.add(job.id)
@@ -334,7 +372,29 @@ class Scheduler(KVPlacement, PlanHorizon):
             if fresh:
                 prefill_ids.add(job.id)
                 prefill_tokens += job.context_tokens
+        if num_taken > len(batch) and len(batch) < max_batch:
+            self._lend_held_slots(plan, batch_ids, evicted)
         return batch_ids, prefill_ids
+
+    def _lend_held_slots(self, plan: Plan, batch_ids: set[int], evicted: set[int]) -> None:
+        """Slots held by jobs whose room or KV is still in transit go, for this iteration only,
+        to the next resident jobs in priority order that can grow from free room: the GPU keeps
+        a full batch while the link works (an empty batch behind 16 uploads idled a
+        memory-bound skip-join run a fifth of the time). Lending takes no room from anyone:
+        these jobs hold their KV already, and none is evicted for them."""
+        kv, batch, in_flight = self.kv, plan.batch, self._in_flight
+        reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
+        for job in self._device:
+            if len(batch) >= self.config.max_batch_size:
+                return
+            if job.kv is not _DEVICE or job.id in batch_ids or job.id in in_flight or job.id in evicted:
+                continue
+            target = max(job.context_tokens, reserve_tokens)
+            if self._defer_compute and kv.extra_blocks(job, target) > kv.compute_room_blocks(self._plan_swap_in_blocks):
+                continue
+            if kv.try_grow(job, target):
+                batch.append(job)
+                batch_ids.add(job.id)
 
     def on_iteration_done(self, plan: Plan, now_s: float, elapsed_s: float) -> list[Job]:
         """The plan's batch ran one iteration, ending at `now_s`. Returns the jobs that finished."""

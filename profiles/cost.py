@@ -120,6 +120,12 @@ class TableCostModel:
     def prefill_s(self, prompt_tokens: int) -> float:
         return self.iteration_s((prompt_tokens,), ())
 
+    def min_iteration_s(self) -> float:
+        """One job at the grid's shortest prompt or context, whichever is quicker (the tables grow
+        with tokens, so this is the profile's shortest iteration)."""
+        return min(self.iteration_s((), (self.profile.decode.tokens[0],)),
+                   self.iteration_s((self.profile.prefill.tokens[0],), ()))
+
     def swap_s(self, tokens: int, direction: str) -> float:
         table = self._swap.get(direction)
         if table is None:

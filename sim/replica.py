@@ -76,6 +76,7 @@ class Replica:
         swap_overhead_s = getattr(cost, "swap_overhead_s", None)  # a measured engine's own time per swap
         self._swap_overhead_s = swap_overhead_s if swap_overhead_s is not None else (lambda: 0.0)
         self._wake: simpy.Event | None = None
+        self._changed = False  # something changed since the last decision
         self._stage0_busy = False
         self._batches_in_flight = 0
         self.process = env.process(self._run() if config.pp == 1 else self._run_pipelined())
@@ -83,12 +84,22 @@ class Replica:
     # -- wake-ups ------------------------------------------------------------------------------
     def notify(self) -> None:
         """Something changed (arrival, transfer landed, stage freed): re-run the scheduler."""
+        self._changed = True
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
     def _sleep(self) -> simpy.Event:
+        """Wait for the next change, or none if one came since the last decision (a transfer
+        can land while the engine issues a plan's swaps, before it goes to sleep)."""
         self._wake = self.env.event()
+        if self._changed:
+            self._wake.succeed()
         return self._wake
+
+    def _decide(self) -> Plan:
+        self._changed = False
+        self.num_decisions += 1
+        return self.scheduler.schedule(to_s(self.env.now))
 
     # -- swaps ---------------------------------------------------------------------------------
     def _transfer(self, job: Job, direction: str, done: simpy.Event, after: list[simpy.Event]):
@@ -142,8 +153,7 @@ class Replica:
     def _run(self):
         env, sched, cost = self.env, self.scheduler, self.cost
         while True:
-            plan = sched.schedule(to_s(env.now))
-            self.num_decisions += 1
+            plan = self._decide()
             if plan.swap_out or plan.swap_in or plan.wait_for:
                 yield from self._apply_swaps(plan)
             if not plan.batch:
@@ -230,12 +240,11 @@ class Replica:
 
     # -- the loop, pp > 1 ------------------------------------------------------------------------
     def _run_pipelined(self):
-        env, sched = self.env, self.scheduler
+        env = self.env
         stages = [simpy.Resource(env, capacity=1) for _ in range(self.config.pp)]
         while True:
             if self._batches_in_flight < self.config.pp and not self._stage0_busy:
-                plan = sched.schedule(to_s(env.now))
-                self.num_decisions += 1
+                plan = self._decide()
                 if plan.swap_out or plan.swap_in or plan.wait_for:
                     yield from self._apply_swaps(plan)
                 if plan.batch:

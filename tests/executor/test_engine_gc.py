@@ -30,6 +30,9 @@ class Watching:
     def swap_s(self, tokens: int, direction: str) -> float:
         return self.cost.swap_s(tokens, direction)
 
+    def min_iteration_s(self) -> float:
+        return self.cost.min_iteration_s()
+
 
 def serve(estimate: Watching):
     model = tiny("tiny-llama").model

@@ -29,12 +29,15 @@ def configs(draw, policy: str, max_total_tokens: int) -> SchedulerConfig:
         max_seq_tokens=MAX_SEQ_TOKENS,
         swap=draw(st.sampled_from((None, *SWAP_MODES))),
         swap_reserve_fraction=draw(st.sampled_from([0.0, 0.05, 0.2, 0.4])),
-        base_quantum_s=draw(st.sampled_from([0.001, 0.002, 0.005])),
+        base_quantum_s=draw(st.sampled_from(["auto", 0.001, 0.002, 0.005])),
         quantum_growth=draw(st.sampled_from([1.0, 1.5, 2.0])),
         num_levels=draw(st.integers(1, 4)),
         demotion_levels=draw(st.integers(1, 2)),
         alpha_s=draw(st.sampled_from([0.003, 0.010, 0.030])),
-        starvation_check_iterations=draw(st.integers(1, 4)),
+        # starvation checks on the policy's clock (every decision, or a period) or every k iterations
+        starvation_check_s=draw(st.sampled_from([0.0, 0.0, 0.004])),
+        starvation_check_iterations=draw(st.sampled_from([None, None, 1, 2, 4])),
+        promotion=draw(st.sampled_from(["quantum", "paper"])),
     )
 
 

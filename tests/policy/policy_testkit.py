@@ -43,6 +43,9 @@ class ToyCost:
     def swap_s(self, tokens: int, direction: str) -> float:
         return self.c_s * tokens
 
+    def min_iteration_s(self) -> float:
+        return self.prefill_s(1)
+
 
 def ids(jobs) -> list[int]:
     return [j.id for j in jobs]

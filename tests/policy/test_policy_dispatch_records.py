@@ -42,7 +42,7 @@ def test_dispatch_never_reads_output_lengths():
 
 
 def test_scheduler_load_counts_unfinished_jobs_and_prompt_tokens():
-    s = make_scheduler("mlfq", SchedulerConfig(max_batch_size=1))
+    s = make_scheduler("mlfq", SchedulerConfig(max_batch_size=1, base_quantum_s=0.01))
     a, b = job(1, 7, 1), job(2, 5, 3)
     s.add(a, 0.0)
     s.add(b, 0.0)

@@ -1,5 +1,7 @@
-"""Exact plans for MLFQ and skip-join MLFQ, driven by hand: demotion, starvation promotion
-(period 1 and period 3), skip-join levels, horizon and advance.
+"""Exact plans for MLFQ and skip-join MLFQ, driven by hand: demotion, the paper's starvation
+promotion (checked every iteration and every 3), skip-join levels, horizon and advance. The
+default promotion (a whole quantum, checks on the policy's clock) and q_1 = "auto" are in
+test_policy_exact_promotion.py.
 
 Quanta in every test: base 10 ms, growth 2, 3 levels -> q = [10, 20, 40] ms. Expected values
 are worked out in the comments from policy/mlfq.py's documented rules."""
@@ -17,7 +19,7 @@ def test_quanta_follow_base_and_growth():
 
 def _demote_then_starve(period: int):
     """J1 runs alone and sinks to level 2; J2 arrives and runs at levels 0 and 1 meanwhile."""
-    s = mlfq(alpha_s=0.015, starvation_check_iterations=period)
+    s = mlfq(alpha_s=0.015, starvation_check_iterations=period, promotion="paper")
     j1, j2 = job(1, 4, 100), job(2, 4, 100, arrival_s=0.025)
     s.add(j1, 0.0)
     p = s.schedule(0.0)

@@ -117,44 +117,43 @@ def test_reactive_swaps_only_for_room_and_waits_for_them():
 
 
 def test_proactive_uploads_never_hold_up_compute():
-    # Same jobs, proactive mode: a job on the host that its priority would put in the batch
-    # starts its upload instead and keeps its slot; it joins a later batch. The reserve is
-    # ceil(0.05 * 30) = 2 blocks; at least 3 stay free below, so no offload is proactive.
+    # Same jobs, proactive mode: compute never waits for a copy. A job on the host that its
+    # priority would put in the batch starts its upload instead and keeps its slot, and a job
+    # whose room is still being vacated by a swap-out sits out with its slot; both join a later
+    # batch. The reserve is ceil(0.05 * 30) = 2 blocks.
     s, j1, j2, j3 = _three_jobs("proactive")
     kv = s.kv
     assert s.reserve_blocks == 2
-    # As in reactive mode: J3 needs 15 > 10 free, J2 (lowest) is swapped out, J1 decodes.
+    # J3 needs 15 > 10 free: J2 (lowest) is swapped out, and J3 waits for its 10 blocks (held
+    # for it: 10 used + 15 promised); J1 grows by one block from the free ones and decodes.
     p = s.schedule(0.010)
-    assert plan_ids(p) == expect(batch=[3, 1], prefill=[3], swap_out=[2], wait_for=[2])
+    assert plan_ids(p) == expect(batch=[1], swap_out=[2])
+    assert (kv.device_used_blocks, kv.releasing_blocks, kv.promised_blocks) == (11, 10, 0)
     s.on_swap_done(j2, 0.011)
-    s.on_iteration_done(p, 0.021, 0.010)
-    # J1 (+1 -> 27); J2 on host needs 11: J3 (seq 6) is evicted, J2's upload starts (23 used),
-    # and J2 takes the second slot without joining the batch: nothing to wait for (compute holds
-    # 23 - 11 incoming = 12, + 15 releasing <= 30).
+    s.on_iteration_done(p, 0.021, 0.010)  # J1: 10 ms at level 1
+    # J3 (level 0) prefills now: 15 of the 19 free blocks; J1 (+1 -> 12) decodes with it.
     p = s.schedule(0.021)
-    assert plan_ids(p) == expect(batch=[1], swap_out=[3], swap_in=[2])
-    assert (kv.device_used_blocks, kv.releasing_blocks, kv.host_used_blocks) == (23, 15, 25)
-    assert (j2.kv, j3.kv, j3.num_preemptions) == (KVLocation.SWAPPING_IN, KVLocation.SWAPPING_OUT, 1)
-    s.on_swap_done(j3, 0.023)
-    s.on_swap_done(j2, 0.025)
-    s.on_iteration_done(p, 0.031, 0.010)  # J1: 20 ms at level 1 -> level 2
-    # J2 is resident (11 blocks, enough for context 11); J3 on host needs 16 > 7 free: evict J1
-    # (level 2) and upload J3 (+1 -> 27 used, 3 free), which keeps the second slot.
+    assert plan_ids(p) == expect(batch=[3, 1], prefill=[3])
+    assert (kv.device_used_blocks, kv.releasing_blocks, kv.host_used_blocks) == (27, 0, 10)
+    s.on_iteration_done(p, 0.031, 0.010)  # J3 -> level 1 (seq 6); J1: 20 ms at level 1 -> level 2
+    assert (j3.level, j1.level) == (1, 2)
+    # Level 1 in FIFO order: J2 (host, seq 4) needs 11 > 3 free: J1 (level 2) is evicted and
+    # J2's upload starts into its room; J2 keeps a slot, J3 (+1 -> 17) decodes.
     p = s.schedule(0.031)
-    assert plan_ids(p) == expect(batch=[2], swap_out=[1], swap_in=[3])
-    assert (kv.device_used_blocks, kv.releasing_blocks) == (27, 12)
+    assert plan_ids(p) == expect(batch=[3], swap_out=[1], swap_in=[2])
+    assert (j2.kv, j1.kv) == (KVLocation.SWAPPING_IN, KVLocation.SWAPPING_OUT)
 
 
-def test_recompute_mode_never_drops_work_for_a_new_job():
-    # J3 (no token yet) needs 15 > 10 free. In recompute mode making room means dropping a
-    # started job's KV, and new work never destroys started work: J3 waits, prefill admission
-    # closes, and J1 and J2 (level 1, by seq) each grow by one block.
+def test_recompute_mode_evicts_as_the_swap_modes_do():
+    # J3 (no token yet) needs 15 > 10 free. The modes share one eviction rule and differ only in
+    # how KV leaves: reactive mode swaps J2 (the lowest) out, recompute mode drops its KV, and
+    # J3 prefills beside J1 in both.
     s, j1, j2, j3 = _three_jobs("recompute")
     p = s.schedule(0.010)
-    assert plan_ids(p) == expect(batch=[1, 2])
-    assert (s.kv.device_used_blocks, j1.device_blocks, j2.device_blocks) == (22, 11, 11)
-    assert [j.num_recomputes for j in (j1, j2, j3)] == [0, 0, 0]
-    assert j3.kv is KVLocation.NONE
+    assert plan_ids(p) == expect(batch=[3, 1], prefill=[3], recompute=[2])
+    assert (s.kv.device_used_blocks, j1.device_blocks, j3.device_blocks) == (26, 11, 15)
+    assert [j.num_recomputes for j in (j1, j2, j3)] == [0, 1, 0]
+    assert j2.kv is KVLocation.NONE
 
 
 def test_full_host_makes_a_new_job_wait_instead_of_dropping():
@@ -185,11 +184,11 @@ def test_host_with_room_for_one_victim_only():
 def test_an_upload_in_flight_counts_against_a_later_swap_out():
     """Regression (found by the engine's device check in a proactive soak run): a swap-in
     planned by an earlier decision may already be writing when a later decision swaps a job
-    out and plans into its room; that batch must wait for the swap-out."""
+    out and plans into its room; that job may not compute until the swap-out lands."""
     s = mlfq(device_kv_tokens=30, host_kv_tokens=100, swap_reserve_fraction=0.1, num_levels=2)
     kv = s.kv
     assert s.reserve_blocks == 3
-    a, b, c, d = job(1, 10, 20), job(2, 10, 20), job(3, 12, 1, 0.020), job(4, 15, 5, 0.041)
+    a, b, c, d = job(1, 10, 20), job(2, 10, 20), job(3, 12, 1, 0.020), job(4, 15, 5, 0.051)
     s.add(a, 0.0)
     s.add(b, 0.0)
     p = s.schedule(0.0)  # A prefills (10 blocks)
@@ -198,19 +197,26 @@ def test_an_upload_in_flight_counts_against_a_later_swap_out():
     assert plan_ids(p) == expect(batch=[2], prefill=[2])
     s.on_iteration_done(p, 0.020, 0.010)  # B -> level 1
     s.add(c, 0.020)
-    # C needs 12 > 10 free: B (the lowest) is swapped out; 22 used + 10 releasing > 30.
+    # C needs 12 > 10 free: B (the lowest) is swapped out, and C sits out until its 10 blocks
+    # land, holding the batch's one slot; the slot is lent to A, which decodes (+1 -> 11).
     p = s.schedule(0.020)
-    assert plan_ids(p) == expect(batch=[3], prefill=[3], swap_out=[2], wait_for=[2])
+    assert plan_ids(p) == expect(batch=[1], swap_out=[2])
     s.on_swap_done(b, 0.021)
-    assert s.on_iteration_done(p, 0.031, 0.010) == [c]  # frees C's 12 blocks: 10 used (A)
-    # A decodes (11 used); 19 free - B's 10 >= 3 reserve: B's upload starts now, nothing in flight.
-    p = s.schedule(0.031)
-    assert plan_ids(p) == expect(batch=[1], swap_in=[2])
-    assert kv.device_used_blocks == 21
-    s.on_iteration_done(p, 0.041, 0.010)  # B's upload is still under way
-    s.add(d, 0.041)
-    # D needs 15 > 9 free: A (11 blocks) is swapped out, D planned into its room (25 used).
-    # B may be writing its 10 blocks, A still holds 11, D needs 15: 36 > 30, so D waits for A.
+    s.on_iteration_done(p, 0.031, 0.010)
+    p = s.schedule(0.031)  # C prefills into the room B left (23 used)
+    assert plan_ids(p) == expect(batch=[3], prefill=[3])
+    assert s.on_iteration_done(p, 0.041, 0.010) == [c]  # frees C's 12 blocks: 11 used (A)
+    # A decodes (12 used); 18 free - B's 10 >= 3 reserve: B's upload starts now.
     p = s.schedule(0.041)
-    assert plan_ids(p) == expect(batch=[4], prefill=[4], swap_out=[1], wait_for=[1])
-    assert (kv.device_used_blocks, kv.releasing_blocks, kv.host_used_blocks) == (25, 11, 21)
+    assert plan_ids(p) == expect(batch=[1], swap_in=[2])
+    assert kv.device_used_blocks == 22
+    s.on_iteration_done(p, 0.051, 0.010)  # B's upload is still under way
+    s.add(d, 0.051)
+    # D needs 15 > 8 free: A (12 blocks) is swapped out to make room. B may be writing its 10
+    # blocks and A still holds 12: only 8 are free now, so D cannot compute yet (proactive
+    # mode never makes the batch wait): it sits out, with 15 blocks held for it.
+    p = s.schedule(0.051)
+    assert plan_ids(p) == expect(swap_out=[1])
+    assert (kv.device_used_blocks, kv.releasing_blocks, kv.host_used_blocks) == (10, 12, 22)
+    assert kv.compute_room_blocks() == 8
+    assert d.kv is KVLocation.NONE

@@ -36,7 +36,7 @@ def test_registry_names_and_defaults():
     modes = {name: make_scheduler(name, None, cost).swap_mode for name in POLICIES}
     assert modes == {"fcfs": "recompute", "vllm-fcfs": "recompute", "mlfq": "proactive",
                      "skip-join-mlfq": "proactive", "srpt": "proactive"}
-    assert make_scheduler("mlfq", SchedulerConfig(swap="reactive")).swap_mode == "reactive"
+    assert make_scheduler("mlfq", SchedulerConfig(swap="reactive"), cost).swap_mode == "reactive"
 
 
 @pytest.mark.parametrize("name", [
@@ -58,8 +58,12 @@ def test_config_positive_integers(name, value):
     ({"swap": "lazy"}, "swap must be one of proactive, reactive, recompute, got 'lazy'"),
     ({"swap_reserve_fraction": 1.0}, "swap_reserve_fraction must be in [0, 1), got 1.0"),
     ({"swap_reserve_fraction": -0.1}, "swap_reserve_fraction must be in [0, 1), got -0.1"),
-    ({"base_quantum_s": 0.0}, "base_quantum_s must be > 0, got 0.0"),
-    ({"base_quantum_s": math.nan}, "base_quantum_s must be a finite number, got nan"),
+    ({"base_quantum_s": 0.0}, "base_quantum_s must be a positive number of seconds or 'auto', got 0.0"),
+    ({"base_quantum_s": math.nan}, "base_quantum_s must be a positive number of seconds or 'auto', got nan"),
+    ({"base_quantum_s": "fast"}, "base_quantum_s must be a positive number of seconds or 'auto', got 'fast'"),
+    ({"starvation_check_s": -1.0}, "starvation_check_s must be >= 0, got -1.0"),
+    ({"starvation_check_s": math.inf}, "starvation_check_s must be a finite number, got inf"),
+    ({"promotion": "eager"}, "promotion must be one of quantum, paper, got 'eager'"),
     ({"alpha_s": math.inf}, "alpha_s must be a finite number, got inf"),
     ({"quantum_growth": "2"}, "quantum_growth must be a finite number, got '2'"),
     ({"swap_reserve_fraction": False}, "swap_reserve_fraction must be a finite number, got False"),
@@ -73,8 +77,9 @@ def test_config_other_fields(kwargs, msg):
 
 def test_config_defaults_are_valid_and_frozen():
     cfg = SchedulerConfig()
-    assert (cfg.base_quantum_s, cfg.quantum_growth, cfg.alpha_s, cfg.starvation_check_iterations,
-            cfg.max_prefill_tokens) == (0.010, 2.0, 3.0, 1000, 2048)
+    assert (cfg.base_quantum_s, cfg.quantum_growth, cfg.alpha_s, cfg.starvation_check_s,
+            cfg.starvation_check_iterations, cfg.promotion, cfg.max_prefill_tokens) == (
+        "auto", 2.0, 3.0, 0.0, None, "quantum", 2048)
     with pytest.raises(AttributeError):
         cfg.alpha_s = 1.0  # type: ignore[misc]
 
@@ -99,6 +104,9 @@ def test_make_scheduler_errors():
         make_scheduler("lifo")
     with raises("skip-join-mlfq needs a cost estimate (its prefill_s predicts the join level)"):
         make_scheduler("skip-join-mlfq", SchedulerConfig())
+    with raises("base_quantum_s = 'auto' needs a cost estimate (q_1 is the shortest iteration)"):
+        make_scheduler("mlfq", SchedulerConfig())
+    assert make_scheduler("mlfq", SchedulerConfig(base_quantum_s=0.01)).quantum_us[0] == 10_000
     with raises("fcfs: device KV capacity (100 tokens) cannot hold one request of max_seq_tokens = 200"):
         make_scheduler("fcfs", SchedulerConfig(device_kv_tokens=100, max_seq_tokens=200))
     # vLLM-style FCFS allocates token by token, so the same capacity is fine.
@@ -128,7 +136,7 @@ def test_job_derived_values():
 
 
 def test_scheduler_add_errors():
-    s = make_scheduler("mlfq", SchedulerConfig(device_kv_tokens=10, max_seq_tokens=20))
+    s = make_scheduler("mlfq", SchedulerConfig(device_kv_tokens=10, max_seq_tokens=20), ToyCost())
     s.add(job(1, 5, 5), 0.0)
     with raises("job 1 was added twice"):
         s.add(job(1, 5, 5), 0.0)
@@ -142,7 +150,7 @@ def test_scheduler_add_errors():
 
 
 def test_advance_refuses_to_repeat_a_prefill():
-    s = make_scheduler("mlfq")
+    s = make_scheduler("mlfq", None, ToyCost())
     s.add(job(1, 5, 5), 0.0)
     p = s.schedule(0.0)
     with raises("advance: only a pure-decode plan can be repeated"):
@@ -150,7 +158,7 @@ def test_advance_refuses_to_repeat_a_prefill():
 
 
 def test_advance_needs_every_iteration_end():
-    s = make_scheduler("mlfq")
+    s = make_scheduler("mlfq", None, ToyCost())
     s.add(job(1, 5, 5), 0.0)
     p = s.schedule(0.0)
     s.on_iteration_done(p, 0.001, 0.001)

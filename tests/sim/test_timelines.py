@@ -98,8 +98,8 @@ def test_reactive_swap_blocks_the_batch():
 
 
 def test_recompute_drops_and_prefills_again():
-    # Recompute mode, device 81 tokens. A new job never drops started work, so B's prefill
-    # waits for room: A (41) + B (40) = 81 fits exactly, B prefills [2.641, 4.141] at once.
+    # Recompute mode, device 81 tokens: A (41) + B (40) = 81 fits exactly, B prefills
+    # [2.641, 4.141] at once.
     # B (started now, level 0) then needs one more slot for its decode, the device is full,
     # so the lower-priority A is dropped and B decodes [4.141, 5.282]. A re-prefills prompt + 2 generated = 42 tokens:
     # 1000+420+100 = 1520 us -> 6.802 ms (its third token), then ctx 43 -> 1143 us -> 7.945 ms.
@@ -114,18 +114,19 @@ def test_recompute_drops_and_prefills_again():
     assert (a["num_recomputes"], a["num_swaps"], a["first_token_s"], a["finish_s"]) == (1, 0, 0.0015, 0.007945)
 
 
-def test_recompute_mode_new_job_waits_for_room():
-    # Device 80: B's prefill (40) does not fit beside A (41), and dropping A's started work for
-    # new work is not allowed, so A keeps running to the end: ctx 42 [2.641, 3.783], ctx 43
-    # [3.783, 4.926] (4 tokens). Then B prefills [4.926, 6.426] and decodes ctx 41 -> 7.567.
+def test_recompute_mode_new_job_evicts_like_the_swap_modes():
+    # Device 80: B's prefill (40) does not fit beside A (41). Every swap mode lets a new job
+    # evict a lower-priority one; recompute mode moves the KV out by dropping it. So B drops A
+    # and prefills [2.641, 4.141], decodes ctx 41 -> 5.282; A re-prefills its 42 tokens
+    # (1520 us -> 6.802) and decodes ctx 43 -> 7.945, as with 81 tokens above.
     cfg = SchedulerConfig(max_batch_size=1, base_quantum_s=0.002, device_kv_tokens=80,
                           host_kv_tokens=100, swap="recompute")
     r = run(MEMORY_ROWS, "mlfq", cfg)
     assert timeline(r) == [
-        (0.0, 0.0015, 1, 1), (0.0015, 0.002641, 1, 0), (0.002641, 0.003783, 1, 0),
-        (0.003783, 0.004926, 1, 0), (0.004926, 0.006426, 1, 1), (0.006426, 0.007567, 1, 0),
+        (0.0, 0.0015, 1, 1), (0.0015, 0.002641, 1, 0), (0.002641, 0.004141, 1, 1),
+        (0.004141, 0.005282, 1, 0), (0.005282, 0.006802, 1, 1), (0.006802, 0.007945, 1, 0),
     ]
-    assert jobs_of(r)[0]["num_recomputes"] == 0
+    assert jobs_of(r)[0]["num_recomputes"] == 1
 
 
 def test_two_pipeline_micro_batches_in_flight():

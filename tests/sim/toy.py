@@ -42,6 +42,9 @@ class ToyCost:
     def swap_s(self, tokens: int, direction: str) -> float:
         return self.swap_us_per_token * tokens / 1e6
 
+    def min_iteration_s(self) -> float:
+        return self.iteration_us([], [1]) / 1e6
+
     def pp_send_recv_s(self, num_tokens: int) -> float:
         return self.send_recv_us / 1e6
 
