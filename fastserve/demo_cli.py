@@ -58,6 +58,7 @@ def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed,
     from analysis.load import load_run
     from analysis.plot_dir import plan_plots, write_plots
     from analysis.run_metrics import run_metrics
+    from fastserve.outputs import output_dir
     from fastserve.rundir import write_sim_run
     from sim.sweep import run_sweep
     from sim.sweep_config import SweepConfig
@@ -70,7 +71,7 @@ def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed,
         trace, report = _synth(num_requests, rate, cv, seed)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out, "-o")
     traces.save(trace, out / "trace.csv")
     click.echo(f"trace: {num_requests:,} ShareGPT-like requests, Gamma arrivals at {rate:g} req/s, CV {cv:g} "
                f"({report}) -> {out / 'trace.csv'}", err=True)

@@ -6,6 +6,7 @@ import shlex
 
 import click
 
+from fastserve.outputs import output_file
 from profiles.capacity import DEFAULT_HOST_KV_GIB_PER_GPU, MemoryConfig
 from profiles.hardware import GIB, HARDWARE
 from profiles.models import MODELS
@@ -119,6 +120,7 @@ def roofline_cmd(model: str, gpu: str, tp: int, pp: int, host_kv_gb: float | Non
     """Derive a profile from the roofline model (FLOPs, bytes, calibrated efficiencies)."""
     from profiles.roofline import roofline_profile
     from profiles.store import save_profile
+    output_file(output, "-o")
     args = ["fastserve", "profiles", "roofline", "--model", model, "--gpu", gpu, "--tp", str(tp), "--pp", str(pp)]
     host_gib = DEFAULT_HOST_KV_GIB_PER_GPU if host_kv_gb is None else host_kv_gb
     if host_kv_gb is not None:
@@ -142,6 +144,7 @@ def plot_cmd(profile: str, output: str) -> None:
     """Plot PROFILE's prefill and decode latency surfaces and its swap curves."""
     from profiles.plot import plot_profile
     from profiles.store import load_profile
+    output_file(output, "-o")
     try:
         p = load_profile(profile)
     except ValueError as e:

@@ -1,7 +1,9 @@
 """Run directories: the one result format both engines write (DESIGN.md, "Results").
 
 `RunWriter` rewrites the files atomically (temp file, then rename) after every policy, so an
-interrupted run keeps every policy that finished. Layout:
+interrupted run keeps every policy that finished. It creates the directory and writes
+config.json with the first policy's results, so a run that fails before any result leaves no
+half-written directory. Layout:
   requests.parquet   one row per request and policy
   summary.csv        one row per (policy, swap)
   config.json        resolved configuration, seed, package versions, git SHA
@@ -65,16 +67,18 @@ def _atomic_write(path: Path, write) -> None:
 class RunWriter:
     def __init__(self, run_dir: str | os.PathLike, config: dict) -> None:
         self.dir = Path(run_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.config = {**config, **environment()}
         self._requests: list[pd.DataFrame] = []
         self._iterations: list[pd.DataFrame] = []
         self._spans: list[pd.DataFrame] = []
-        _atomic_write(self.dir / "config.json", lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
 
     def add(self, requests: pd.DataFrame, iterations: pd.DataFrame | None = None,
             spans: pd.DataFrame | None = None) -> pd.DataFrame:
         """Add one policy's results and rewrite the directory. Returns the summary so far."""
+        if not self._requests:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            _atomic_write(self.dir / "config.json",
+                          lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
         self._requests.append(requests)
         if iterations is not None:
             self._iterations.append(iterations)

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import click
 
+from fastserve.outputs import output_file, overwrite_option
+from fastserve.outputs import run_dir as prepare_run_dir
 from fastserve.policy_options import (
     POLICY_CHOICE,
     SWAP_CHOICE,
@@ -177,10 +179,11 @@ def _policy_configs(policies, options: dict, swap, cost, device: str, max_positi
 @click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
 @click.option("--timeline/--no-timeline", default=True, show_default=True, help="Write iterations.parquet (one row per iteration).")
 @click.option("--spans/--no-spans", default=False, show_default=True, help="Write spans.parquet (running/swap spans for Gantt charts).")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (new or empty; see --overwrite).")
+@overwrite_option
 @policy_options
 def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, pp, dist_timeout_s,
-          threads, timeline, spans, run_dir, **options):
+          threads, timeline, spans, run_dir, overwrite, **options):
     """Serve a trace with a real model, policy by policy, into one run directory."""
     import traces
     from executor.engine import EngineConfig
@@ -190,6 +193,7 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
     twice = sorted({p for p in policies if policies.count(p) > 1})
     if twice:
         raise click.BadParameter(f"{twice[0]} given twice (each policy runs once per run directory)", param_hint="--policy")
+    prepare_run_dir(run_dir, "-o", overwrite)
     try:
         tr = traces.resolve(trace, seed=seed)
     except (ValueError, OSError) as e:
@@ -292,6 +296,7 @@ def profile(model, checkpoint, device, dtype, tp, pp, dist_timeout_s, threads, b
              for param in ctx.command.params
              if param.name != "out_path" and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT]
     command = " ".join(["fastserve profile", *given, "-o", shlex.quote(out_path)])
+    output_file(out_path, "-o")
     grid = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
                 context_tokens=(16, 64), swap_tokens=(16, 64)) if quick else {}
     try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from fastserve.outputs import overwrite_option
+from fastserve.outputs import run_dir as prepare_run_dir
 from fastserve.policy_options import (
     POLICY_CHOICE,
     SWAP_CHOICE,
@@ -59,13 +61,15 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 @click.option("--no-skip", is_flag=True, help="Step every iteration instead of skipping runs of identical decode iterations (same results, slower).")
 @click.option("--timeline/--no-timeline", default=None, help=f"Record per-iteration rows (iterations.parquet) [on up to {TIMELINE_MAX_REQUESTS:,} requests].")
 @click.option("--spans/--no-spans", default=None, help=f"Record per-request running/swap spans for Gantt charts (spans.parquet) [on up to {SPANS_MAX_REQUESTS} requests].")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (new or empty; see --overwrite).")
+@overwrite_option
 @policy_options
 def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
-                 timeline, spans, run_dir, **options):
+                 timeline, spans, run_dir, overwrite, **options):
     """Simulate POLICIES on a trace and write requests.parquet, summary.csv and config.json."""
     from sim import SimConfig, simulate
 
+    prepare_run_dir(run_dir, "-o", overwrite)
     tr, prof, cost = load_inputs(trace, trace_format, profile, seed)
     profile_name = profile or "default"
     check_parallelism(cost, tp, pp, profile_name)

@@ -22,6 +22,9 @@ def sweep_cmd(config_file, sweep_dir, workers, ray_address):
         config = SweepConfig.from_toml(config_file)
     except SweepConfigError as e:
         raise click.ClickException(str(e)) from None
+    from fastserve.outputs import output_dir
+
+    output_dir(sweep_dir, "-o")
     workers = workers or os.cpu_count() or 1
     if workers <= 0:
         raise click.BadParameter("must be positive", param_hint="--workers")

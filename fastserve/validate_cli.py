@@ -27,6 +27,8 @@ from pathlib import Path
 
 import click
 
+from fastserve.outputs import overwrite_option
+from fastserve.outputs import run_dir as prepare_run_dir
 from fastserve.policy_options import (
     POLICY_CHOICE,
     SWAP_CHOICE,
@@ -169,10 +171,11 @@ def _report(out: Path, cost, policies) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights, prompt token ids and synthetic traces.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Directory to write: live/, sim/, profile.json, validation.csv, validation.json, validation_cdf.png.")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Directory to write: live/, sim/, profile.json, validation.csv, validation.json, validation_cdf.png (new or empty; see --overwrite).")
+@overwrite_option
 @policy_options
 def validate_cmd(model, trace, policies, swap, profile, profile_budget_s, quick_profile, time_scale, seed, device,
-                 threads, run_dir, **options):
+                 threads, run_dir, overwrite, **options):
     """Run the live executor and the simulator on one trace and report how far apart they are."""
     import traces
     from executor.serve import LiveServer
@@ -187,8 +190,14 @@ def validate_cmd(model, trace, policies, swap, profile, profile_budget_s, quick_
             tr = tr.scale_time(time_scale)
     except (ValueError, OSError) as e:
         raise click.BadParameter(str(e), param_hint="--trace") from None
-    out = Path(run_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_run_dir(run_dir, "-o", overwrite)
+    if overwrite:
+        from fastserve.outputs import RUN_FILES
+
+        for name in ("profile.json", "validation.csv", "validation.json", "validation_cdf.png",
+                     *(f"{sub}/{f}" for sub in ("live", "sim") for f in RUN_FILES)):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(exist_ok=True)
     _set_threads(threads, device)
     built = _model_config(model, None, device, "auto", seed)
     prof, block = _profile(built, model, profile, options.get("block_size_tokens"), profile_budget_s, quick_profile, out,
