@@ -72,11 +72,19 @@ def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None
     click.echo()
     for line in ratio_lines(table, metrics):
         click.echo(line)
+    _warn_overloaded(table)
     if with_slo:
         click.echo(f"SLO: TTFT <= {ttft_slo_s:g} s and TPOT <= {tpot_slo_s:g} s; rejected and unfinished "
                    "requests count as misses")
     if output:
         _write_csv(table, output)
+
+
+def _warn_overloaded(table) -> None:
+    if "overloaded" in table and table["overloaded"].astype(bool).any():
+        click.echo(f"warning: {int(table['overloaded'].astype(bool).sum())} of {len(table)} rows are overloaded "
+                   "(throughput under 90% of the admitted rate, or offered above the profile's sustainable rate): "
+                   "their latencies grow with the trace's length", err=True)
 
 
 def _write_csv(table, output: str) -> None:
@@ -101,6 +109,7 @@ def _compare_sweep(path: str, baseline: str, metrics: list[str], output: str | N
     if fixed:
         click.echo("fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
     click.echo(format_sweep_table(table, metrics))
+    _warn_overloaded(table)
     if table[[f"{m}_x" for m in metrics]].isna().all().all():
         click.echo(f"no ratios: baseline policy {baseline!r} is not in the sweep (--baseline)")
     else:

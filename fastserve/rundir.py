@@ -66,11 +66,19 @@ def _atomic_write(path: Path, write) -> None:
 
 class RunWriter:
     def __init__(self, run_dir: str | os.PathLike, config: dict) -> None:
+        """`config["sustainable_rps"]`, when present, is the profile's estimated sustainable
+        rate (`profiles.sustainable`): summary.csv then marks runs offered more as overloaded."""
         self.dir = Path(run_dir)
+        self.sustainable_rps = config.get("sustainable_rps")
         self.config = {**config, **environment()}
         self._requests: list[pd.DataFrame] = []
         self._iterations: list[pd.DataFrame] = []
         self._spans: list[pd.DataFrame] = []
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        """Every policy's requests so far, one frame."""
+        return pd.concat(self._requests, ignore_index=True)
 
     def add(self, requests: pd.DataFrame, iterations: pd.DataFrame | None = None,
             spans: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -84,8 +92,8 @@ class RunWriter:
             self._iterations.append(iterations)
         if spans is not None:
             self._spans.append(spans)
-        all_requests = pd.concat(self._requests, ignore_index=True)
-        summary = summarize(all_requests)
+        all_requests = self.requests
+        summary = summarize(all_requests, self.sustainable_rps)
         _atomic_write(self.dir / "requests.parquet", lambda p: all_requests.to_parquet(p, index=False))
         _atomic_write(self.dir / "summary.csv", lambda p: summary.to_csv(p, index=False))
         if self._iterations:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import click
 
+from fastserve.load_report import sustainable_rps, warn_offered, warn_results
 from fastserve.outputs import output_file, overwrite_option
 from fastserve.outputs import run_dir as prepare_run_dir
 from fastserve.policy_options import (
@@ -232,7 +233,9 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
 def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -> None:
     """Run every policy on `server` (a LiveServer or a DistributedServer) into `run_dir`;
     `record` goes into config.json."""
-    writer = RunWriter(run_dir, {
+    sustainable = sustainable_rps(cost, tr, next(iter(cfgs.values())))
+    warn_offered(tr, sustainable, record["profile"])
+    writer = RunWriter(run_dir, {"sustainable_rps": sustainable,
         **record, "dtype": str(server.model.dtype), "kv_bytes_per_token": server.layout.bytes_per_token,
         "policies": {p: config_dict(c) for p, c in cfgs.items()},
     })
@@ -259,6 +262,8 @@ def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -
                 failures.extend([f"policies not run: {', '.join(rest)}"] if rest else [])
                 break
     print_summary(summary)
+    if summary is not None:
+        warn_results(writer.requests, summary)
     click.echo(f"wrote {run_dir}/", err=True)
     if interrupted:
         click.echo("interrupted: finished requests were written, the rest marked unfinished", err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from fastserve.load_report import sustainable_rps, warn_offered, warn_results
 from fastserve.outputs import overwrite_option
 from fastserve.outputs import run_dir as prepare_run_dir
 from fastserve.policy_options import (
@@ -86,11 +87,13 @@ def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatc
         raise click.BadParameter(str(e), param_hint="--replicas") from None
     cfgs = {p: scheduler_config(options, swap, options.get("device_kv_tokens") or cost.device_kv_tokens,
                                 options.get("host_kv_tokens") or cost.host_kv_tokens) for p in policies}
+    sustainable = sustainable_rps(cost, tr, next(iter(cfgs.values())), replicas)
+    warn_offered(tr, sustainable, profile_name)
     writer = RunWriter(run_dir, {
         "engine": "sim", "trace": trace, "num_requests": num_requests, "profile": profile_name,
         "kv_bytes_per_token": cost.kv_bytes_per_token, "tp": cost.tp, "pp": cost.pp, "seed": seed,
         "sim": {"replicas": replicas, "dispatcher": dispatcher, "skip": not no_skip},
-        "policies": {p: config_dict(c) for p, c in cfgs.items()},
+        "policies": {p: config_dict(c) for p, c in cfgs.items()}, "sustainable_rps": sustainable,
     })
     summary = None
     for policy in policies:
@@ -98,10 +101,12 @@ def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatc
             result = simulate(tr, cost, policy, cfgs[policy], sim_config)
         except ValueError as e:
             raise click.ClickException(f"{policy}: {e}") from None
-        summary = writer.add(requests_frame(result.log, policy, result.swap), result.iterations, result.spans)
+        requests = requests_frame(result.log, policy, result.swap)
+        summary = writer.add(requests, result.iterations, result.spans)
         s = result.stats
         click.echo(f"{policy:>15} ({result.swap}): {s['finished']:,} finished, {s['rejected']:,} rejected, "
                    f"{s['unfinished']:,} unfinished; {s['num_decisions']:,} decisions, "
                    f"{s['num_skipped_iterations']:,} iterations skipped, {s['wall_s']:.1f} s wall", err=True)
     print_summary(summary)
+    warn_results(writer.requests, summary)
     click.echo(f"wrote {run_dir}/", err=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import click
 
@@ -35,6 +36,15 @@ def sweep_cmd(config_file, sweep_dir, workers, ray_address):
     counts = cells.status.value_counts().to_dict()
     click.echo(f"{len(cells)} cells: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed, "
                f"{counts.get('pending', 0)} pending -> {sweep_dir}/summary.csv")
+    summary_path = Path(sweep_dir) / "summary.csv"
+    if summary_path.is_file():
+        import pandas as pd
+
+        summary = pd.read_csv(summary_path)
+        if "overloaded" in summary and summary["overloaded"].any():
+            click.echo(f"warning: {int(summary['overloaded'].sum())} of {len(summary)} cells are overloaded (column "
+                       "`overloaded` of summary.csv; `fastserve compare` marks them): their latencies grow with "
+                       "the trace's length", err=True)
     if counts.get("failed"):
         for _, row in cells[cells.status == "failed"].iterrows():
             click.echo(f"  failed {row.cell_id}: {row.error}", err=True)

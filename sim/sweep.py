@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from policy import SchedulerConfig
+from profiles.sustainable import sustainable_rate_rps
 from sim.cluster import SimResult, simulate
 from sim.config import SimConfig
 from sim.sweep_config import SCHEDULER_GRID_KEYS, SweepConfig
@@ -73,7 +74,9 @@ def run_cell(cell: dict, sweep: dict) -> dict:
         return {"cell": cell, "result": result, "config": {
             "engine": "sim", "cell": cell, "sweep": sweep, "scheduler": dataclasses.asdict(sched),
             "sim": dataclasses.asdict(sim), "kv_bytes_per_token": cost.kv_bytes_per_token,
-            "num_requests": len(trace.arrival_s)}}
+            "num_requests": len(trace.arrival_s),
+            "sustainable_rps": sustainable_rate_rps(cost, trace.prompt_tokens, trace.output_tokens,
+                                                    sched.max_batch_size, sched.device_kv_tokens, sim.num_replicas)}}
     except Exception as e:  # noqa: BLE001 - a failing cell is data, not a crash
         return {"cell": cell, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
 
