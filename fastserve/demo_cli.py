@@ -34,7 +34,8 @@ def _simulate_all(trace, cost, run_dir: Path, config: dict, spans: bool) -> None
     from sim import SimConfig, simulate
 
     writer = RunWriter(run_dir, config)
-    sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens)
+    sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens,
+                            max_seq_tokens=cost.profile.model.max_position_embeddings)
     for policy in DEMO_POLICIES:
         r = simulate(trace, cost, policy, sched, SimConfig(record_iterations=True, record_spans=spans))
         writer.add(requests_frame(r.log, policy, r.swap), r.iterations, r.spans)

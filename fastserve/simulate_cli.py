@@ -13,6 +13,7 @@ from fastserve.policy_options import (
     config_dict,
     policy_options,
     scheduler_config,
+    with_model_context,
 )
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.tables import print_summary
@@ -85,6 +86,7 @@ def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatc
         )
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--replicas") from None
+    options = with_model_context(options, prof.model.max_position_embeddings, prof.model.name)
     cfgs = {p: scheduler_config(options, swap, options.get("device_kv_tokens") or cost.device_kv_tokens,
                                 options.get("host_kv_tokens") or cost.host_kv_tokens) for p in policies}
     sustainable = sustainable_rps(cost, tr, next(iter(cfgs.values())), replicas)

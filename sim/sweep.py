@@ -51,6 +51,11 @@ def build_cell(cell: dict, sweep: dict):
     sched_fields.update({k: cell[k] for k in SCHEDULER_GRID_KEYS if k in cell})
     sched_fields.setdefault("device_kv_tokens", cost.device_kv_tokens)
     sched_fields.setdefault("host_kv_tokens", cost.host_kv_tokens)
+    model = cost.profile.model  # the context limit defaults to the model's, as in `fastserve simulate`
+    sched_fields.setdefault("max_seq_tokens", model.max_position_embeddings)
+    if sched_fields["max_seq_tokens"] > model.max_position_embeddings:
+        raise ValueError(f"max_seq_tokens = {sched_fields['max_seq_tokens']} exceeds {model.name}'s context of "
+                         f"{model.max_position_embeddings} tokens")
     sched = SchedulerConfig(**sched_fields, max_batch_size=cell["max_batch"],
                             swap=None if cell["swap"] == "default" else cell["swap"])
     if sweep["trace"] == "synth":
