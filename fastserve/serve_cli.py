@@ -31,6 +31,7 @@ from fastserve.policy_options import (
 )
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.tables import print_summary
+from fastserve.trace_options import load_trace, trace_load_options
 
 CPU_DEFAULT_DEVICE_KV_TOKENS = 65_536  # a CPU profile's "device" is all of RAM; keep pools small
 THREADS_HELP = ("torch intra-op threads on CPU [1: tiny models gain nothing from more, and spinning "
@@ -44,8 +45,8 @@ def _set_threads(threads: int | None, device: str) -> None:
         torch.set_num_threads(threads or 1)
 
 
-def _model_config(model: str, checkpoint: str | None, device: str, dtype: str, seed: int):
-    from executor.serve import ModelConfig, load_model
+def _check_model(model: str, checkpoint: str | None) -> None:
+    """A catalog model (any label with --checkpoint), or a one-line error blaming --model."""
     from profiles.models import get_model
 
     if checkpoint is None:
@@ -53,6 +54,12 @@ def _model_config(model: str, checkpoint: str | None, device: str, dtype: str, s
             get_model(model)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--model") from None
+
+
+def _model_config(model: str, checkpoint: str | None, device: str, dtype: str, seed: int):
+    from executor.serve import ModelConfig, load_model
+
+    _check_model(model, checkpoint)
     try:
         return load_model(ModelConfig(model, checkpoint, device, dtype, seed))
     except ValueError as e:
@@ -165,6 +172,7 @@ def _policy_configs(policies, options: dict, swap, cost, device: str, max_positi
 
 @click.command("serve")
 @click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
+@trace_load_options
 @click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt, llama-2-7b) built with random weights; a label with --checkpoint.")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None, help="Local transformers checkpoint directory to load instead (never downloaded).")
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to run; repeat for several [fcfs and skip-join-mlfq].")
@@ -183,10 +191,9 @@ def _policy_configs(policies, options: dict, swap, cost, device: str, max_positi
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (new or empty; see --overwrite).")
 @overwrite_option
 @policy_options
-def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, pp, dist_timeout_s,
+def serve(trace, sort, arrivals, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, pp, dist_timeout_s,
           threads, timeline, spans, run_dir, overwrite, **options):
     """Serve a trace with a real model, policy by policy, into one run directory."""
-    import traces
     from executor.engine import EngineConfig
     from executor.serve import LiveServer
 
@@ -195,10 +202,8 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
     if twice:
         raise click.BadParameter(f"{twice[0]} given twice (each policy runs once per run directory)", param_hint="--policy")
     prepare_run_dir(run_dir, "-o", overwrite)
-    try:
-        tr = traces.resolve(trace, seed=seed)
-    except (ValueError, OSError) as e:
-        raise click.BadParameter(str(e), param_hint="--trace") from None
+    _check_model(model, checkpoint)
+    tr = load_trace(trace, seed, sort=sort, arrivals=arrivals)
     try:
         engine_config = EngineConfig(time_scale=time_scale, seed=seed, record_iterations=timeline,
                                      record_spans=spans, progress=True)

@@ -17,20 +17,18 @@ from fastserve.policy_options import (
 )
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.tables import print_summary
+from fastserve.trace_options import load_trace, trace_load_options
 
 TIMELINE_MAX_REQUESTS = 20_000  # per-iteration records cost memory: on by default for small traces
 SPANS_MAX_REQUESTS = 500  # Gantt charts are only readable for small traces
 
 
-def load_inputs(trace: str, trace_format: str | None, profile: str | None, seed: int):
+def load_inputs(trace: str, trace_format: str | None, profile: str | None, seed: int, sort: bool = False,
+                arrivals: str | None = None):
     """Resolve the trace and the profile's cost model, with one-line errors."""
     import profiles
-    import traces
 
-    try:
-        tr = traces.resolve(trace, seed=seed) if trace_format is None else traces.load(trace, fmt=trace_format, seed=seed)
-    except (ValueError, OSError) as e:
-        raise click.BadParameter(str(e), param_hint="--trace") from None
+    tr = load_trace(trace, seed, trace_format, sort, arrivals)
     try:
         prof = profiles.load_profile(profile or profiles.DEFAULT_PROFILE)
         cost = profiles.cost_model(prof)
@@ -52,6 +50,7 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 @click.command("simulate")
 @click.option("--trace", "trace", required=True, help="Trace file (CSV/JSONL/Parquet, Azure, Mooncake, ...), a bundled sample (sample:NAME) or a synthetic spec (synth:num_requests=..,rate=..,cv=..,lengths=..).")
 @click.option("--trace-format", default=None, help="Force the trace format instead of detecting it from the columns.")
+@trace_load_options
 @click.option("--profile", default=None, help="Profile name (see `fastserve profiles list`) or JSON file [bundled OPT-13B on A100-80GB].")
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to simulate; repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs and SRPT].")
@@ -66,13 +65,13 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (new or empty; see --overwrite).")
 @overwrite_option
 @policy_options
-def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
+def simulate_cmd(trace, trace_format, sort, arrivals, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
                  timeline, spans, run_dir, overwrite, **options):
     """Simulate POLICIES on a trace and write requests.parquet, summary.csv and config.json."""
     from sim import SimConfig, simulate
 
     prepare_run_dir(run_dir, "-o", overwrite)
-    tr, prof, cost = load_inputs(trace, trace_format, profile, seed)
+    tr, prof, cost = load_inputs(trace, trace_format, profile, seed, sort, arrivals)
     profile_name = profile or "default"
     check_parallelism(cost, tp, pp, profile_name)
     policies = policies or ("fcfs", "skip-join-mlfq")

@@ -39,6 +39,7 @@ from fastserve.policy_options import (
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.serve_cli import THREADS_HELP, _capacities, _model_config, _set_threads
 from fastserve.tables import format_table
+from fastserve.trace_options import load_trace, trace_load_options
 
 DEFAULT_BLOCK_SIZE = 16  # the profiler's default block size
 CONTENDED_SHARE = 0.9  # below this CPU share while busy, the live run was slowed by other processes
@@ -164,6 +165,7 @@ def _report(out: Path, cost, policies) -> None:
 @click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to validate; repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs].")
+@trace_load_options
 @click.option("--profile", default=None, help="Profile (bundled name or JSON) to use instead of profiling the model first.")
 @click.option("--profile-budget-s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Time budget of the profiling step.")
 @click.option("--quick-profile", is_flag=True, help="Profile a small grid (smoke tests; costs outside it are extrapolated).")
@@ -174,22 +176,18 @@ def _report(out: Path, cost, policies) -> None:
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Directory to write: live/, sim/, profile.json, validation.csv, validation.json, validation_cdf.png (new or empty; see --overwrite).")
 @overwrite_option
 @policy_options
-def validate_cmd(model, trace, policies, swap, profile, profile_budget_s, quick_profile, time_scale, seed, device,
+def validate_cmd(model, trace, policies, swap, sort, arrivals, profile, profile_budget_s, quick_profile, time_scale, seed, device,
                  threads, run_dir, overwrite, **options):
     """Run the live executor and the simulator on one trace and report how far apart they are."""
-    import traces
     from executor.serve import LiveServer
 
     policies = policies or ("fcfs", "skip-join-mlfq")
     twice = sorted({p for p in policies if policies.count(p) > 1})
     if twice:
         raise click.BadParameter(f"{twice[0]} given twice", param_hint="--policy")
-    try:
-        tr = traces.resolve(trace, seed=seed)
-        if time_scale != 1.0:
-            tr = tr.scale_time(time_scale)
-    except (ValueError, OSError) as e:
-        raise click.BadParameter(str(e), param_hint="--trace") from None
+    tr = load_trace(trace, seed, sort=sort, arrivals=arrivals)
+    if time_scale != 1.0:
+        tr = tr.scale_time(time_scale)
     out = prepare_run_dir(run_dir, "-o", overwrite)
     if overwrite:
         from fastserve.outputs import RUN_FILES

@@ -103,7 +103,7 @@ def first_unsorted(arrival_s: np.ndarray) -> int | None:
 def unsorted_message(arrival_s: np.ndarray, index: int, source: str, column: str) -> str:
     return (
         f"{where(source, index, column)}: arrivals are not sorted ({float(arrival_s[index])!r} comes after "
-        f"{float(arrival_s[index - 1])!r} in row {index}); pass sort=True (CLI: --sort) to sort them"
+        f"{float(arrival_s[index - 1])!r} in the row above); pass sort=True (CLI: --sort) to sort them"
     )
 
 

@@ -35,7 +35,7 @@ def error_of(path, **kwargs) -> str:
         ("0,3,4\ninf,3,4\n", ": row 2, column 'arrival_s': value inf is not finite"),
         (
             "0,3,4\n2,3,4\n1,3,4\n",
-            ": row 3, column 'arrival_s': arrivals are not sorted (1.0 comes after 2.0 in row 2); "
+            ": row 3, column 'arrival_s': arrivals are not sorted (1.0 comes after 2.0 in the row above); "
             "pass sort=True (CLI: --sort) to sort them",
         ),
     ],
