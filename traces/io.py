@@ -96,7 +96,7 @@ def _open(path: str | Path, fmt: str | None) -> tuple[pd.DataFrame, Format, str]
 def _arrival_seconds(frame: pd.DataFrame, fmt: Format, source: str) -> np.ndarray:
     column = fmt.arrival_column
     if fmt.time_unit != "datetime":
-        arrival_s = as_arrivals(frame[column], source, column)
+        arrival_s = as_arrivals(frame[column], source, column, 1e-3 if fmt.time_unit == "ms" else 1.0)
         return arrival_s / 1000.0 if fmt.time_unit == "ms" else arrival_s
     stamps = pd.to_datetime(frame[column], format="ISO8601", errors="coerce")
     bad = np.flatnonzero(stamps.isna().to_numpy())
