@@ -49,14 +49,29 @@ def summary_rows(p) -> list[tuple[str, str]]:
                             f"context {p.decode.tokens[0]}..{p.decode.tokens[-1]} tokens")]
     top = p.prefill.tokens[-1]
     for n in sorted({min(n, top) for n in (128, 512, 2048)}):
-        rows.append((f"prefill 1 x {n}", f"{cm.prefill_s(n) * 1e3:.3f} ms"))
+        rows.append((f"prefill 1 x {n}", _ms(cm, lambda n=n: cm.prefill_s(n))))
     ctx = min(1024, p.decode.tokens[-1])
     for b in (1, 16, 64):
-        rows.append((f"decode {b} x ctx {ctx}", f"{cm.iteration_s((), (ctx,) * b) * 1e3:.3f} ms"))
-    rows.append(("swap 1024 tokens", f"out {cm.swap_s(1024, 'out') * 1e3:.3f} ms, in {cm.swap_s(1024, 'in') * 1e3:.3f} ms"))
+        rows.append((f"decode {b} x ctx {ctx}", _ms(cm, lambda b=b: cm.iteration_s((), (ctx,) * b))))
+    rows.append(("swap 1024 tokens", f"out {_ms(cm, lambda: cm.swap_s(1024, 'out'))}, "
+                                     f"in {_ms(cm, lambda: cm.swap_s(1024, 'in'))}"))
     if p.pp > 1:
-        rows.append(("send/recv 2048 tokens", f"{cm.pp_send_recv_s(2048) * 1e3:.3f} ms per stage boundary"))
+        rows.append(("send/recv 2048 tokens", f"{_ms(cm, lambda: cm.pp_send_recv_s(2048))} per stage boundary"))
     return rows + measured_rows(p)
+
+
+def _ms(cm, lookup) -> str:
+    """A cost in ms, marked when it lies outside the measured grid (no Python warning: the
+    mark is the one line that says so)."""
+    import warnings
+
+    from profiles.cost import ExtrapolationWarning
+
+    before = cm.num_extrapolations
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        value_s = lookup()
+    return f"{value_s * 1e3:.3f} ms" + (" (extrapolated past the measured grid)" if cm.num_extrapolations > before else "")
 
 
 def measured_rows(p) -> list[tuple[str, str]]:

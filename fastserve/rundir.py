@@ -81,10 +81,14 @@ class RunWriter:
         return pd.concat(self._requests, ignore_index=True)
 
     def add(self, requests: pd.DataFrame, iterations: pd.DataFrame | None = None,
-            spans: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Add one policy's results and rewrite the directory. Returns the summary so far."""
+            spans: pd.DataFrame | None = None, run_stats: dict | None = None) -> pd.DataFrame:
+        """Add one policy's results and rewrite the directory. Returns the summary so far.
+        `run_stats` (e.g. num_extrapolations) go to config.json under "runs", by policy."""
         if not self._requests:
             self.dir.mkdir(parents=True, exist_ok=True)
+        if run_stats is not None and len(requests):
+            self.config.setdefault("runs", {})[str(requests["policy"].iloc[0])] = run_stats
+        if not self._requests or run_stats is not None:
             _atomic_write(self.dir / "config.json",
                           lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
         self._requests.append(requests)
@@ -108,4 +112,5 @@ class RunWriter:
 def write_sim_run(run_dir: str | os.PathLike, config: dict, result) -> pd.DataFrame:
     """One simulation result as a run directory (the sweep's cell writer)."""
     writer = RunWriter(run_dir, config)
-    return writer.add(requests_frame(result.log, result.policy, result.swap), result.iterations, result.spans)
+    return writer.add(requests_frame(result.log, result.policy, result.swap), result.iterations, result.spans,
+                      run_stats={"num_extrapolations": result.stats.get("num_extrapolations", 0)})

@@ -103,11 +103,14 @@ def simulate_cmd(trace, trace_format, sort, arrivals, profile, policies, swap, r
         except ValueError as e:
             raise click.ClickException(f"{policy}: {e}") from None
         requests = requests_frame(result.log, policy, result.swap)
-        summary = writer.add(requests, result.iterations, result.spans)
+        summary = writer.add(requests, result.iterations, result.spans,
+                             run_stats={"num_extrapolations": result.stats["num_extrapolations"]})
         s = result.stats
         click.echo(f"{policy:>15} ({result.swap}): {s['finished']:,} finished, {s['rejected']:,} rejected, "
                    f"{s['unfinished']:,} unfinished; {s['num_decisions']:,} decisions, "
-                   f"{s['num_skipped_iterations']:,} iterations skipped, {s['wall_s']:.1f} s wall", err=True)
+                   f"{s['num_skipped_iterations']:,} iterations skipped, {s['wall_s']:.1f} s wall"
+                   + (f"; {s['num_extrapolations']:,} cost lookups extrapolated past the profile's grid"
+                      if s["num_extrapolations"] else ""), err=True)
     print_summary(summary)
     warn_results(writer.requests, summary)
     click.echo(f"wrote {run_dir}/", err=True)

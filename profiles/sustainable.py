@@ -34,12 +34,13 @@ def sustainable_rate_rps(cost, prompt_tokens: Sequence[int], output_tokens: Sequ
     mean_prompt, mean_output = float(prompts.mean()), float(outputs.mean())
     context = max(1, round(mean_prompt + mean_output / 2))
     batch = int(max(1, min(max_batch_size, device_kv_tokens // context)))
-    num_extrapolations = getattr(cost, "num_extrapolations", None)
+    # the estimate's lookups are not the run's: leave its count and its one warning untouched
+    saved = {k: getattr(cost, k) for k in ("num_extrapolations", "_warned") if hasattr(cost, k)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExtrapolationWarning)
         prefill_s = cost.prefill_s(max(1, round(mean_prompt)))
         decode_s = cost.iteration_s((), (context,) * batch)
-    if num_extrapolations is not None:
-        cost.num_extrapolations = num_extrapolations  # the estimate's lookups are not the run's
+    for key, value in saved.items():
+        setattr(cost, key, value)
     per_request_s = prefill_s + max(mean_output - 1, 0.0) * decode_s / batch
     return num_replicas / per_request_s if per_request_s > 0 else float("inf")

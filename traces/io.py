@@ -49,10 +49,16 @@ def _read_jsonl(path: Path, source: str) -> pd.DataFrame:
         # Find the offending line for the message; this per-line loop runs only on bad input.
         with open(path, encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
+                text = line.rstrip("\r\n")
+                if not text.strip():
+                    continue
                 try:
-                    json.loads(line)
+                    json.loads(text)
+                except json.JSONDecodeError as err:  # its own "line 1 column C" would be a second numbering
+                    raise TraceError(f"{source}: line {number}, character {err.pos + 1}: invalid JSON "
+                                     f"({err.msg})") from None
                 except ValueError as err:
-                    raise TraceError(f"{source}: row {number}: invalid JSON ({err})") from None
+                    raise TraceError(f"{source}: line {number}: invalid JSON ({err})") from None
         raise TraceError(f"{source}: cannot parse as JSONL") from None
 
 

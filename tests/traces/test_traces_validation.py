@@ -114,7 +114,7 @@ def test_invalid_json_line(write):
     path = write(
         "mc.jsonl", '{"timestamp": 0, "input_length": 1, "output_length": 1}\n{"timestamp": 5,\n'
     )
-    assert error_of(path).startswith(": row 2: invalid JSON")
+    assert error_of(path) == ": line 2, character 17: invalid JSON (Expecting property name enclosed in double quotes)"
 
 
 def test_sort_true_sorts_stably_and_warns(write):
