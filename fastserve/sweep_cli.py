@@ -33,6 +33,10 @@ def sweep_cmd(config_file, sweep_dir, workers, ray_address):
         cells = run_sweep(config, sweep_dir, write_sim_run, workers=workers, ray_address=ray_address)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: every finished cell is kept in {sweep_dir}; re-run the same command to resume",
+                   err=True)
+        raise SystemExit(130) from None
     counts = cells.status.value_counts().to_dict()
     click.echo(f"{len(cells)} cells: {counts.get('done', 0)} done, {counts.get('failed', 0)} failed, "
                f"{counts.get('pending', 0)} pending -> {sweep_dir}/summary.csv")

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -137,14 +138,37 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, write_cell: CellWriter, 
             for cell in todo:
                 finish(run_cell(cell, sweep))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(run_cell, cell, sweep) for cell in todo]
-                for fut in as_completed(futures):
-                    finish(fut.result())
+            _run_local(todo, sweep, finish, workers)
     finally:
         bar.close()
         _write_summary(out, cells, status)
     return _cells_frame(cells, status)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver alone decides what Ctrl-C stops
+
+
+def _run_local(todo: list[dict], sweep: dict, finish, workers: int) -> None:
+    """Cells on local processes. Ctrl-C (KeyboardInterrupt in the driver) stops at once: queued
+    cells are cancelled and running ones killed, since a cell is kept only when it finishes;
+    every cell that finished before was already written by `finish`."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    try:
+        futures = [pool.submit(run_cell, cell, sweep) for cell in todo]
+        for fut in as_completed(futures):
+            finish(fut.result())
+    except BaseException:
+        # concurrent.futures has no public way to stop running work before Python 3.14's
+        # terminate_workers(); waiting for it is what made Ctrl-C take as long as the sweep.
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
+        raise
+    pool.shutdown()
 
 
 def _run_ray(todo: list[dict], sweep: dict, finish, address: str, workers: int) -> None:
