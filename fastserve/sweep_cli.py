@@ -14,7 +14,9 @@ import click
 @click.option("--workers", type=int, default=None, help="Parallel simulations [number of CPUs].")
 @click.option("--ray", "ray_address", default=None, help="Run on Ray: 'auto' (a running cluster, else a local one) or a cluster ADDRESS.")
 def sweep_cmd(config_file, sweep_dir, workers, ray_address):
-    """Run every cell of CONFIG_FILE's grid (see sim/sweep_config.py for the format)."""
+    """Run every cell of CONFIG_FILE's grid: a TOML file with [sweep], [grid], [scheduler] and
+    [sim] sections. Every key is explained in docs/sweeps/README.md, next to the examples
+    docs/sweeps/grid_2x3x2.toml and docs/sweeps/mlfq_sensitivity.toml."""
     from fastserve.rundir import write_sim_run
     from sim.sweep import run_sweep
     from sim.sweep_config import SweepConfig, SweepConfigError
