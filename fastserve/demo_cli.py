@@ -9,6 +9,7 @@ vllm-fcfs (paged, recompute on pressure) shows what paging alone buys.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -33,9 +34,9 @@ def _simulate_all(trace, cost, run_dir: Path, config: dict, spans: bool) -> None
     from policy import SchedulerConfig
     from sim import SimConfig, simulate
 
-    writer = RunWriter(run_dir, config)
     sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens,
                             max_seq_tokens=cost.profile.model.max_position_embeddings)
+    writer = RunWriter(run_dir, {**config, "policies": {p: dataclasses.asdict(sched) for p in DEMO_POLICIES}})
     for policy in DEMO_POLICIES:
         r = simulate(trace, cost, policy, sched, SimConfig(record_iterations=True, record_spans=spans))
         writer.add(requests_frame(r.log, policy, r.swap), r.iterations, r.spans)
