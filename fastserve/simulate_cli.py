@@ -101,7 +101,7 @@ def simulate_cmd(trace, trace_format, sort, arrivals, profile, policies, swap, r
         try:
             result = simulate(tr, cost, policy, cfgs[policy], sim_config)
         except ValueError as e:
-            raise click.ClickException(f"{policy}: {e}") from None
+            raise click.ClickException(str(e) if str(e).startswith(f"{policy}:") else f"{policy}: {e}") from None
         requests = requests_frame(result.log, policy, result.swap)
         summary = writer.add(requests, result.iterations, result.spans,
                              run_stats={"num_extrapolations": result.stats["num_extrapolations"]})

@@ -66,8 +66,9 @@ def test_a_second_run_into_the_same_directory_is_refused_unless_overwrite(tmp_pa
 
 
 def test_a_run_that_fails_before_any_result_leaves_no_directory(tmp_path):
-    trace = tmp_path / "t.csv"
-    trace.write_text("arrival_s,prompt_tokens,output_tokens\n0,4,4\n1,4,4\n")
-    r = run("simulate", "--trace", str(trace), "--profile", PROFILE, "--max-batch", "0", "-o", str(tmp_path / "r"))
-    assert r.exit_code == 2 and "--max-batch" in r.output
-    assert not (tmp_path / "r").exists()
+    r = run("simulate", "--trace", SAMPLE, "--profile", PROFILE, "--policy", "fcfs", "--device-kv-tokens", "100",
+            "-o", str(tmp_path / "r"))
+    assert r.exit_code == 1
+    assert r.output.splitlines()[-1] == (
+        "Error: fcfs: device KV capacity (100 tokens) cannot hold one request of max_seq_tokens = 512")
+    assert not (tmp_path / "r").exists()  # not even a config.json
