@@ -9,9 +9,12 @@ Reads data frames only; runs nothing. Definitions (FastServe section 6):
 Counts: `num_offered` = `num_finished` + `num_rejected` + `num_unfinished`. Only finished
 requests enter the latency statistics; rejected and unfinished ones are counted in their own
 columns, never silently dropped. A run is `overloaded` when its throughput is under
-OVERLOAD_THROUGHPUT_SHARE of its admitted rate, or when the admitted rate exceeds the
-sustainable rate the caller estimated from the profile (`profiles.sustainable`): its queues
-grow with the trace's length, so its latencies depend on where the trace stops. Percentiles interpolate linearly between order
+OVERLOAD_THROUGHPUT_SHARE of what a keeping-up server shows on the same trace (the admitted
+requests over the arrival span plus the median JCT: even a server that keeps up finishes the
+last request about one JCT after it arrives, which on a short trace is a large share of the
+span), or when the admitted rate exceeds the sustainable rate the caller estimated from the
+profile (`profiles.sustainable`): its queues grow with the trace's length, so its latencies
+depend on where the trace stops. Percentiles interpolate linearly between order
 statistics (numpy's and pandas' default), so p99 of 3 values lies between the 2nd and 3rd.
 Rows whose `swap` is missing form their own group (`dropna=False`), so none disappear.
 """
@@ -45,7 +48,8 @@ def _summarize_group(g: pd.DataFrame, sustainable_rps: float | None) -> dict:
     offered_rps = len(g) / arrival_span_s if arrival_span_s > 0 else np.nan
     admitted_rps = (len(g) - num_rejected) / arrival_span_s if arrival_span_s > 0 else np.nan
     throughput_rps = len(done) / span_s if span_s and span_s > 0 else np.nan
-    overloaded = bool(admitted_rps > 0 and (not throughput_rps >= OVERLOAD_THROUGHPUT_SHARE * admitted_rps
+    keeping_up_rps = (len(g) - num_rejected) / (arrival_span_s + jct.median()) if len(done) else np.nan
+    overloaded = bool(admitted_rps > 0 and (not throughput_rps >= OVERLOAD_THROUGHPUT_SHARE * keeping_up_rps
                                             or (sustainable_rps is not None and admitted_rps > sustainable_rps)))
     return {
         "num_offered": len(g),

@@ -83,7 +83,7 @@ def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None
 def _warn_overloaded(table) -> None:
     if "overloaded" in table and table["overloaded"].astype(bool).any():
         click.echo(f"warning: {int(table['overloaded'].astype(bool).sum())} of {len(table)} rows are overloaded "
-                   "(throughput under 90% of the admitted rate, or offered above the profile's sustainable rate): "
+                   "(throughput under 90% of a keeping-up server's, or offered above the profile's sustainable rate): "
                    "their latencies grow with the trace's length", err=True)
 
 

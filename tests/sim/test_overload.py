@@ -73,3 +73,23 @@ def test_rejections_are_counted_and_warned_about(tmp_path):
     header = r.stdout.splitlines()[0].split()
     assert header[2:6] == ["offered", "done", "rejected", "unfinished"]
     assert r.stdout.splitlines()[2].split()[2:6] == ["10", "8", "2", "0"]
+
+
+def _requests(finish_s):
+    n = len(finish_s)
+    return pd.DataFrame({"policy": "p", "swap": "s", "arrival_s": [float(i) for i in range(n)],
+                         "first_token_s": [float(i) + 0.5 for i in range(n)], "finish_s": finish_s,
+                         "output_tokens": 4, "status": "finished", "num_preemptions": 0, "num_swaps": 0})
+
+
+def test_a_short_trace_that_keeps_up_is_not_called_overloaded():
+    from analysis.metrics import summarize
+
+    # 1 req/s for 10 s, every JCT 2 s: throughput 10 / 11 s is 82% of the 1.11 req/s offered,
+    # but a server that keeps up cannot do better (10 / (9 s + 2 s median JCT))
+    keeping_up = summarize(_requests([i + 2.0 for i in range(10)])).iloc[0]
+    assert keeping_up["throughput_rps"] == 10 / 11 and keeping_up["offered_rps"] == 10 / 9
+    assert not keeping_up["overloaded"]
+    # served one at a time, 2 s each: JCT grows 2, 3, ..., 11 s, throughput 0.5 < 0.9 * 10 / (9 + 6.5)
+    falling_behind = summarize(_requests([2.0 + 2 * i for i in range(10)])).iloc[0]
+    assert falling_behind["overloaded"]
