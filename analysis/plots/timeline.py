@@ -25,7 +25,7 @@ SERIES_NAMES = {
 }
 
 
-KV_NOTE = ("device KV is sampled when each batch is planned: it may count room that swap-outs still in flight "
+KV_NOTE = ("device KV is sampled when each batch is planned: it may count room that swap-outs still in flight\n"
            "are vacating (the batch waits for them), so it can pass the capacity briefly")
 
 
