@@ -8,14 +8,19 @@ the admitted rate. Each warning is one line on stderr, so tables on stdout stay 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
-import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:  # the CLI imports this module at start-up: no pandas or numpy until a run
+    import pandas as pd
 
 REJECTED_WARN_SHARE = 0.02  # a few percent refused already changes what the latencies describe
 
 
 def offered_rate_rps(arrival_s) -> float:
+    import numpy as np
+
     arrivals = np.asarray(arrival_s, dtype=np.float64)
     span_s = float(arrivals.max() - arrivals.min()) if len(arrivals) > 1 else 0.0
     return len(arrivals) / span_s if span_s > 0 else float("nan")
