@@ -31,7 +31,7 @@ DEFAULT_METRICS = (
     "jct_mean_s", "jct_p50_s", "jct_p99_s", "ttft_mean_s", "tpot_mean_s",
     "norm_latency_mean_s", "throughput_rps",
 )
-COUNT_COLUMNS = ("num_requests", "num_rejected", "num_unfinished")
+COUNT_COLUMNS = ("num_offered", "num_finished", "num_rejected", "num_unfinished")
 
 
 def _same_swap(column: pd.Series, value) -> pd.Series:
@@ -71,7 +71,7 @@ def compare(runs: list[tuple[str, pd.DataFrame]], baseline: str = "fcfs",
     table["label"] = policy_labels(table)
     base = [_baseline_index(table, row, baseline) for _, row in table.iterrows()]
     table["baseline"] = table.loc[base, "label"].to_numpy()
-    counts = [c for c in COUNT_COLUMNS if c in table]
+    counts = [c for c in (*COUNT_COLUMNS, "overloaded") if c in table]
     out = table[["run", "label", "policy", "swap", "baseline", *counts]].copy()
     for m in metrics:
         values = table[m].astype(float)
@@ -98,6 +98,8 @@ def format_table(table: pd.DataFrame, metrics: list[str] | tuple[str, ...]) -> s
     for _, row in table.iterrows():
         is_base = row["label"] == row["baseline"]
         cells = {c: str(int(row[c])) if pd.notna(row[c]) else "n/a" for c in counts}
+        if "overloaded" in row:
+            cells["overloaded"] = "YES" if row["overloaded"] is True or row["overloaded"] == 1 else "no"
         cells.update({m: _cell(row[m], row[f"{m}_x"], is_base) for m in metrics})
         columns[row["label"]] = cells
     frame = pd.DataFrame(columns)

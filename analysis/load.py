@@ -31,7 +31,10 @@ REQUEST_COLUMNS = (
     "policy", "swap", "request_id", "replica", "arrival_s", "first_token_s", "finish_s",
     "prompt_tokens", "output_tokens", "num_preemptions", "num_swaps", "status",
 )
-SUMMARY_COLUMNS = ("policy", "swap", "num_requests", "jct_mean_s")
+SUMMARY_COLUMNS = ("policy", "swap", "num_finished", "jct_mean_s")
+# Run directories written before summary.csv named its counts explicitly called the finished
+# requests `num_requests`; read them under today's name.
+LEGACY_SUMMARY_NAMES = {"num_requests": "num_finished"}
 ITERATION_COLUMNS = ("policy", "swap", "replica", "start_s", "end_s")
 SPAN_COLUMNS = ("policy", "swap", "replica", "request_id", "kind", "start_s", "end_s")
 CELL_COLUMNS = ("cell_id", "status")
@@ -117,6 +120,8 @@ def load_run(path: str | Path) -> RunData:
     summary_path = p / "summary.csv"
     if summary_path.is_file():
         summary = _read(summary_path)
+        if "num_finished" not in summary:
+            summary = summary.rename(columns=LEGACY_SUMMARY_NAMES)
         check_columns(summary, SUMMARY_COLUMNS, summary_path)
     else:  # derived data: recomputing it loses nothing
         summary = summarize(requests)

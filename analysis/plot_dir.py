@@ -48,6 +48,16 @@ def file_stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", text.replace("=", "-")).strip("_")
 
 
+def _device_capacity_blocks(run: RunData, policy: str) -> int | None:
+    """The device KV blocks of all the run's replicas under `policy`, from config.json."""
+    cfg = run.config.get("policies", {}).get(policy) if isinstance(run.config.get("policies"), dict) else None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("device_kv_tokens"), int):
+        return None
+    from analysis.run_metrics import num_replicas
+
+    return cfg["device_kv_tokens"] // int(cfg.get("block_size_tokens") or 1) * (num_replicas(run) or 1)
+
+
 def plan_run_plots(run: RunData, max_gantt_requests: int = 40) -> PlotPlan:
     plan = PlotPlan()
     name = run.path.resolve().name
@@ -68,9 +78,11 @@ def plan_run_plots(run: RunData, max_gantt_requests: int = 40) -> PlotPlan:
                 plan.skipped.append(f"no iterations.parquet rows for {text}: its timeline skipped")
                 continue
             arrivals = reqs["arrival_s"].to_numpy(float)
+            capacity = _device_capacity_blocks(run, policy)
             plan.jobs.append(PlotJob(
                 f"timeline_{file_stem(text)}.png",
-                lambda rows=rows, arrivals=arrivals, text=text: plot_timeline(rows, arrivals, title=f"Timeline: {text}"),
+                lambda rows=rows, arrivals=arrivals, text=text, cap=capacity:
+                    plot_timeline(rows, arrivals, title=f"Timeline: {text}", device_capacity_blocks=cap),
             ))
     if run.spans is None:
         plan.skipped.append("no spans.parquet: Gantt skipped")

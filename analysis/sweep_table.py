@@ -27,6 +27,8 @@ def sweep_table(summary: pd.DataFrame, metrics: list[str] | tuple[str, ...], bas
     grouped = summary.groupby(keys, dropna=False, sort=True)
     table = grouped[list(metrics)].mean().reset_index()
     table.insert(len(keys), "num_seeds", grouped["seed"].nunique().to_numpy() if "seed" in summary else 1)
+    if "overloaded" in summary:  # any seed overloaded marks the setting
+        table.insert(len(keys) + 1, "overloaded", grouped["overloaded"].any().to_numpy())
     others = [k for k in keys if k not in ("policy", "swap")]
     base = table[table["policy"] == baseline]
     if others:
@@ -51,6 +53,8 @@ def constant_params(summary: pd.DataFrame) -> dict:
 def format_sweep_table(table: pd.DataFrame, metrics: list[str] | tuple[str, ...]) -> str:
     """'value (ratio x)' per metric; the ratio is left out where there is none."""
     out = table.drop(columns=[f"{m}_x" for m in metrics]).copy()
+    if "overloaded" in out:
+        out["overloaded"] = ["YES" if v else "no" for v in out["overloaded"]]
     for m in metrics:
         out[m] = [f"{v:.4g}" + (f" ({r:.2f}x)" if np.isfinite(r) else "") if np.isfinite(v) else "n/a"
                   for v, r in zip(table[m].to_numpy(float), table[f"{m}_x"].to_numpy(float), strict=True)]

@@ -175,6 +175,9 @@ def main() -> None:
         print(f"{r['policy']:<15} {r['jobs']:>7} {r['state']:<8} {r['mean']:>7.1f} {r['p50']:>7.1f} "
               f"{r['quiet']:>7.1f} {r['done']:>6.1f} {r['landed']:>6.1f} {r['total']:>6.1f} {r['swaps']:>6.2f} "
               f"{r['changes']:>7.1f} {per_change:>6.2f}  {r['census']}{flag}")
+    over = sum(r["mean"] >= TARGET_US for r in rows)
+    if over:
+        raise SystemExit(f"{over} row(s) over the {TARGET_US:.0f} us target")
 
 
 if __name__ == "__main__":

@@ -110,6 +110,9 @@ def main() -> None:
                       f" {nbytes / i / 1e9:>8.2f} {nbytes / pi / 1e9:>6.2f} {r_in:>5.2f}")
     for name, ratio in worst.items():
         print(f"{name}: worst achieved / plain-copy throughput {ratio:.2f} (target >= 0.8)")
+    missed = [name for name, ratio in worst.items() if ratio < 0.8]
+    if missed:
+        raise SystemExit(f"target missed: {', '.join(missed)}")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def fit_config(config: SchedulerConfig, limit: int, max_seq_given: bool) -> Sche
     """The policy's context limit defaults to the model's `limit` positions and may not exceed
     it. (A function of its own: a distributed CLI run checks it before it starts processes.)"""
     if not max_seq_given:
-        return dataclasses.replace(config, max_seq_tokens=min(config.max_seq_tokens, limit))
+        return dataclasses.replace(config, max_seq_tokens=limit)
     if config.max_seq_tokens > limit:
         raise ValueError(f"max_seq_tokens = {config.max_seq_tokens} exceeds the model's {limit} positions")
     return config

@@ -17,6 +17,7 @@ from analysis.load import kind_of, load_run, load_sweep
 from analysis.plot_dir import plan_plots, write_plots
 from analysis.run_metrics import run_metrics
 from analysis.sweep_table import constant_params, format_sweep_table, sweep_table
+from fastserve.outputs import output_dir, output_file
 
 
 def _run_names(paths: tuple[str, ...]) -> list[str]:
@@ -46,6 +47,8 @@ def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None
     if (ttft_slo_s is None) != (tpot_slo_s is None):
         raise click.BadParameter("give both --ttft-slo-s and --tpot-slo-s, or neither", param_hint="--ttft-slo-s")
     with_slo = ttft_slo_s is not None
+    if output:
+        output_file(output, "-o")
     if not metrics:
         metrics = DEFAULT_METRICS + (("slo_attainment", "goodput_rps") if with_slo else ())
     try:
@@ -69,11 +72,19 @@ def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None
     click.echo()
     for line in ratio_lines(table, metrics):
         click.echo(line)
+    _warn_overloaded(table)
     if with_slo:
         click.echo(f"SLO: TTFT <= {ttft_slo_s:g} s and TPOT <= {tpot_slo_s:g} s; rejected and unfinished "
                    "requests count as misses")
     if output:
         _write_csv(table, output)
+
+
+def _warn_overloaded(table) -> None:
+    if "overloaded" in table and table["overloaded"].astype(bool).any():
+        click.echo(f"warning: {int(table['overloaded'].astype(bool).sum())} of {len(table)} rows are overloaded "
+                   "(throughput under 90% of a keeping-up server's, or offered above the profile's sustainable rate): "
+                   "their latencies grow with the trace's length", err=True)
 
 
 def _write_csv(table, output: str) -> None:
@@ -98,6 +109,7 @@ def _compare_sweep(path: str, baseline: str, metrics: list[str], output: str | N
     if fixed:
         click.echo("fixed: " + ", ".join(f"{k}={v}" for k, v in fixed.items()))
     click.echo(format_sweep_table(table, metrics))
+    _warn_overloaded(table)
     if table[[f"{m}_x" for m in metrics]].isna().all().all():
         click.echo(f"no ratios: baseline policy {baseline!r} is not in the sweep (--baseline)")
     else:
@@ -120,6 +132,7 @@ def plot(directory, out_dir, slo_s, slo_stat, max_gantt_requests) -> None:
     """Write the plots that DIRECTORY (a run or sweep directory) supports, as PNGs in OUT_DIR."""
     if slo_s is not None and not slo_s > 0:
         raise click.BadParameter(f"must be > 0, got {slo_s}", param_hint="--slo-s")
+    output_dir(out_dir, "-o")
     try:
         plan = plan_plots(directory, slo_s, slo_stat, max_gantt_requests)
         written = write_plots(plan, out_dir, lambda jobs: tqdm(jobs, desc="plots", unit="plot", leave=False))

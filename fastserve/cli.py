@@ -9,6 +9,9 @@ import click
 @click.version_option(package_name="fastserve")
 def main() -> None:
     """fastserve: FastServe's skip-join MLFQ and proactive KV swapping, simulated and live."""
+    from fastserve.warning_lines import install
+
+    install()  # warnings as one line each, without Python's source lines
 
 
 # Subcommands register themselves here, one import each (keep this list sorted).

@@ -9,6 +9,7 @@ vllm-fcfs (paged, recompute on pressure) shows what paging alone buys.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -33,8 +34,9 @@ def _simulate_all(trace, cost, run_dir: Path, config: dict, spans: bool) -> None
     from policy import SchedulerConfig
     from sim import SimConfig, simulate
 
-    writer = RunWriter(run_dir, config)
-    sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens)
+    sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens,
+                            max_seq_tokens=cost.profile.model.max_position_embeddings)
+    writer = RunWriter(run_dir, {**config, "policies": {p: dataclasses.asdict(sched) for p in DEMO_POLICIES}})
     for policy in DEMO_POLICIES:
         r = simulate(trace, cost, policy, sched, SimConfig(record_iterations=True, record_spans=spans))
         writer.add(requests_frame(r.log, policy, r.swap), r.iterations, r.spans)
@@ -58,6 +60,7 @@ def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed,
     from analysis.load import load_run
     from analysis.plot_dir import plan_plots, write_plots
     from analysis.run_metrics import run_metrics
+    from fastserve.outputs import output_dir
     from fastserve.rundir import write_sim_run
     from sim.sweep import run_sweep
     from sim.sweep_config import SweepConfig
@@ -70,7 +73,7 @@ def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed,
         trace, report = _synth(num_requests, rate, cv, seed)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out, "-o")
     traces.save(trace, out / "trace.csv")
     click.echo(f"trace: {num_requests:,} ShareGPT-like requests, Gamma arrivals at {rate:g} req/s, CV {cv:g} "
                f"({report}) -> {out / 'trace.csv'}", err=True)

@@ -18,7 +18,8 @@ SWAP_CHOICE = click.Choice(list(SWAP_MODES))
 _FLAGS = [
     ("--max-batch", "max_batch_size", int, "Most jobs in one iteration's batch [16]."),
     ("--max-prefill-tokens", "max_prefill_tokens", int, "Prefill-token budget per iteration [2048]."),
-    ("--max-seq-tokens", "max_seq_tokens", int, "Model context limit; longer requests are rejected and counted [2048]."),
+    ("--max-seq-tokens", "max_seq_tokens", int, "Context limit; longer requests are rejected and counted; at most "
+                                                 "the model's context [the model's context, from the profile]."),
     ("--device-kv-tokens", "device_kv_tokens", int, "Device KV capacity in tokens [from the profile]."),
     ("--host-kv-tokens", "host_kv_tokens", int, "Host (swap) KV capacity in tokens [from the profile]."),
     ("--block-size", "block_size_tokens", int, "KV block size in tokens [1]."),
@@ -52,6 +53,18 @@ def scheduler_config(options: dict, swap: str | None, device_kv_tokens: int, hos
     except ValueError as e:
         flag = next((f for f, d, _, _ in _FLAGS if str(e).startswith(d)), None)
         raise click.BadParameter(str(e), param_hint=flag) from None
+
+
+def with_model_context(options: dict, context_tokens: int, model: str) -> dict:
+    """`options` with max_seq_tokens defaulting to the model's context; a larger value is a
+    one-line error: no engine can serve past the positions the model was trained for."""
+    given = options.get("max_seq_tokens")
+    if given is None:
+        return {**options, "max_seq_tokens": context_tokens}
+    if given > context_tokens:
+        raise click.BadParameter(f"{given} exceeds {model}'s context of {context_tokens} tokens",
+                                 param_hint="--max-seq-tokens")
+    return options
 
 
 def config_dict(cfg: SchedulerConfig) -> dict:

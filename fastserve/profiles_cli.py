@@ -6,6 +6,7 @@ import shlex
 
 import click
 
+from fastserve.outputs import output_file
 from profiles.capacity import DEFAULT_HOST_KV_GIB_PER_GPU, MemoryConfig
 from profiles.hardware import GIB, HARDWARE
 from profiles.models import MODELS
@@ -48,14 +49,29 @@ def summary_rows(p) -> list[tuple[str, str]]:
                             f"context {p.decode.tokens[0]}..{p.decode.tokens[-1]} tokens")]
     top = p.prefill.tokens[-1]
     for n in sorted({min(n, top) for n in (128, 512, 2048)}):
-        rows.append((f"prefill 1 x {n}", f"{cm.prefill_s(n) * 1e3:.3f} ms"))
+        rows.append((f"prefill 1 x {n}", _ms(cm, lambda n=n: cm.prefill_s(n))))
     ctx = min(1024, p.decode.tokens[-1])
     for b in (1, 16, 64):
-        rows.append((f"decode {b} x ctx {ctx}", f"{cm.iteration_s((), (ctx,) * b) * 1e3:.3f} ms"))
-    rows.append(("swap 1024 tokens", f"out {cm.swap_s(1024, 'out') * 1e3:.3f} ms, in {cm.swap_s(1024, 'in') * 1e3:.3f} ms"))
+        rows.append((f"decode {b} x ctx {ctx}", _ms(cm, lambda b=b: cm.iteration_s((), (ctx,) * b))))
+    rows.append(("swap 1024 tokens", f"out {_ms(cm, lambda: cm.swap_s(1024, 'out'))}, "
+                                     f"in {_ms(cm, lambda: cm.swap_s(1024, 'in'))}"))
     if p.pp > 1:
-        rows.append(("send/recv 2048 tokens", f"{cm.pp_send_recv_s(2048) * 1e3:.3f} ms per stage boundary"))
+        rows.append(("send/recv 2048 tokens", f"{_ms(cm, lambda: cm.pp_send_recv_s(2048))} per stage boundary"))
     return rows + measured_rows(p)
+
+
+def _ms(cm, lookup) -> str:
+    """A cost in ms, marked when it lies outside the measured grid (no Python warning: the
+    mark is the one line that says so)."""
+    import warnings
+
+    from profiles.cost import ExtrapolationWarning
+
+    before = cm.num_extrapolations
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExtrapolationWarning)
+        value_s = lookup()
+    return f"{value_s * 1e3:.3f} ms" + (" (extrapolated past the measured grid)" if cm.num_extrapolations > before else "")
 
 
 def measured_rows(p) -> list[tuple[str, str]]:
@@ -119,6 +135,7 @@ def roofline_cmd(model: str, gpu: str, tp: int, pp: int, host_kv_gb: float | Non
     """Derive a profile from the roofline model (FLOPs, bytes, calibrated efficiencies)."""
     from profiles.roofline import roofline_profile
     from profiles.store import save_profile
+    output_file(output, "-o")
     args = ["fastserve", "profiles", "roofline", "--model", model, "--gpu", gpu, "--tp", str(tp), "--pp", str(pp)]
     host_gib = DEFAULT_HOST_KV_GIB_PER_GPU if host_kv_gb is None else host_kv_gb
     if host_kv_gb is not None:
@@ -142,6 +159,7 @@ def plot_cmd(profile: str, output: str) -> None:
     """Plot PROFILE's prefill and decode latency surfaces and its swap curves."""
     from profiles.plot import plot_profile
     from profiles.store import load_profile
+    output_file(output, "-o")
     try:
         p = load_profile(profile)
     except ValueError as e:

@@ -1,7 +1,9 @@
 """Run directories: the one result format both engines write (DESIGN.md, "Results").
 
 `RunWriter` rewrites the files atomically (temp file, then rename) after every policy, so an
-interrupted run keeps every policy that finished. Layout:
+interrupted run keeps every policy that finished. It creates the directory and writes
+config.json with the first policy's results, so a run that fails before any result leaves no
+half-written directory. Layout:
   requests.parquet   one row per request and policy
   summary.csv        one row per (policy, swap)
   config.json        resolved configuration, seed, package versions, git SHA
@@ -64,24 +66,38 @@ def _atomic_write(path: Path, write) -> None:
 
 class RunWriter:
     def __init__(self, run_dir: str | os.PathLike, config: dict) -> None:
+        """`config["sustainable_rps"]`, when present, is the profile's estimated sustainable
+        rate (`profiles.sustainable`): summary.csv then marks runs offered more as overloaded."""
         self.dir = Path(run_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.sustainable_rps = config.get("sustainable_rps")
         self.config = {**config, **environment()}
         self._requests: list[pd.DataFrame] = []
         self._iterations: list[pd.DataFrame] = []
         self._spans: list[pd.DataFrame] = []
-        _atomic_write(self.dir / "config.json", lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        """Every policy's requests so far, one frame."""
+        return pd.concat(self._requests, ignore_index=True)
 
     def add(self, requests: pd.DataFrame, iterations: pd.DataFrame | None = None,
-            spans: pd.DataFrame | None = None) -> pd.DataFrame:
-        """Add one policy's results and rewrite the directory. Returns the summary so far."""
+            spans: pd.DataFrame | None = None, run_stats: dict | None = None) -> pd.DataFrame:
+        """Add one policy's results and rewrite the directory. Returns the summary so far.
+        `run_stats` (e.g. num_extrapolations) go to config.json under "runs", by policy."""
+        if not self._requests:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        if run_stats is not None and len(requests):
+            self.config.setdefault("runs", {})[str(requests["policy"].iloc[0])] = run_stats
+        if not self._requests or run_stats is not None:
+            _atomic_write(self.dir / "config.json",
+                          lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
         self._requests.append(requests)
         if iterations is not None:
             self._iterations.append(iterations)
         if spans is not None:
             self._spans.append(spans)
-        all_requests = pd.concat(self._requests, ignore_index=True)
-        summary = summarize(all_requests)
+        all_requests = self.requests
+        summary = summarize(all_requests, self.sustainable_rps)
         _atomic_write(self.dir / "requests.parquet", lambda p: all_requests.to_parquet(p, index=False))
         _atomic_write(self.dir / "summary.csv", lambda p: summary.to_csv(p, index=False))
         if self._iterations:
@@ -96,4 +112,5 @@ class RunWriter:
 def write_sim_run(run_dir: str | os.PathLike, config: dict, result) -> pd.DataFrame:
     """One simulation result as a run directory (the sweep's cell writer)."""
     writer = RunWriter(run_dir, config)
-    return writer.add(requests_frame(result.log, result.policy, result.swap), result.iterations, result.spans)
+    return writer.add(requests_frame(result.log, result.policy, result.swap), result.iterations, result.spans,
+                      run_stats={"num_extrapolations": result.stats.get("num_extrapolations", 0)})

@@ -19,6 +19,9 @@ from pathlib import Path
 
 import click
 
+from fastserve.load_report import sustainable_rps, warn_offered, warn_results
+from fastserve.outputs import output_file, overwrite_option
+from fastserve.outputs import run_dir as prepare_run_dir
 from fastserve.policy_options import (
     POLICY_CHOICE,
     SWAP_CHOICE,
@@ -28,6 +31,7 @@ from fastserve.policy_options import (
 )
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.tables import print_summary
+from fastserve.trace_options import load_trace, trace_load_options
 
 CPU_DEFAULT_DEVICE_KV_TOKENS = 65_536  # a CPU profile's "device" is all of RAM; keep pools small
 THREADS_HELP = ("torch intra-op threads on CPU [1: tiny models gain nothing from more, and spinning "
@@ -41,8 +45,8 @@ def _set_threads(threads: int | None, device: str) -> None:
         torch.set_num_threads(threads or 1)
 
 
-def _model_config(model: str, checkpoint: str | None, device: str, dtype: str, seed: int):
-    from executor.serve import ModelConfig, load_model
+def _check_model(model: str, checkpoint: str | None) -> None:
+    """A catalog model (any label with --checkpoint), or a one-line error blaming --model."""
     from profiles.models import get_model
 
     if checkpoint is None:
@@ -50,6 +54,12 @@ def _model_config(model: str, checkpoint: str | None, device: str, dtype: str, s
             get_model(model)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--model") from None
+
+
+def _model_config(model: str, checkpoint: str | None, device: str, dtype: str, seed: int):
+    from executor.serve import ModelConfig, load_model
+
+    _check_model(model, checkpoint)
     try:
         return load_model(ModelConfig(model, checkpoint, device, dtype, seed))
     except ValueError as e:
@@ -162,6 +172,7 @@ def _policy_configs(policies, options: dict, swap, cost, device: str, max_positi
 
 @click.command("serve")
 @click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
+@trace_load_options
 @click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt, llama-2-7b) built with random weights; a label with --checkpoint.")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None, help="Local transformers checkpoint directory to load instead (never downloaded).")
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to run; repeat for several [fcfs and skip-join-mlfq].")
@@ -177,12 +188,12 @@ def _policy_configs(policies, options: dict, swap, cost, device: str, max_positi
 @click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
 @click.option("--timeline/--no-timeline", default=True, show_default=True, help="Write iterations.parquet (one row per iteration).")
 @click.option("--spans/--no-spans", default=False, show_default=True, help="Write spans.parquet (running/swap spans for Gantt charts).")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (new or empty; see --overwrite).")
+@overwrite_option
 @policy_options
-def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, pp, dist_timeout_s,
-          threads, timeline, spans, run_dir, **options):
+def serve(trace, sort, arrivals, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, pp, dist_timeout_s,
+          threads, timeline, spans, run_dir, overwrite, **options):
     """Serve a trace with a real model, policy by policy, into one run directory."""
-    import traces
     from executor.engine import EngineConfig
     from executor.serve import LiveServer
 
@@ -190,10 +201,9 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
     twice = sorted({p for p in policies if policies.count(p) > 1})
     if twice:
         raise click.BadParameter(f"{twice[0]} given twice (each policy runs once per run directory)", param_hint="--policy")
-    try:
-        tr = traces.resolve(trace, seed=seed)
-    except (ValueError, OSError) as e:
-        raise click.BadParameter(str(e), param_hint="--trace") from None
+    prepare_run_dir(run_dir, "-o", overwrite)
+    _check_model(model, checkpoint)
+    tr = load_trace(trace, seed, sort=sort, arrivals=arrivals)
     try:
         engine_config = EngineConfig(time_scale=time_scale, seed=seed, record_iterations=timeline,
                                      record_spans=spans, progress=True)
@@ -228,7 +238,9 @@ def serve(trace, model, checkpoint, policies, swap, profile, time_scale, seed, d
 def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -> None:
     """Run every policy on `server` (a LiveServer or a DistributedServer) into `run_dir`;
     `record` goes into config.json."""
-    writer = RunWriter(run_dir, {
+    sustainable = sustainable_rps(cost, tr, next(iter(cfgs.values())))
+    warn_offered(tr, sustainable, record["profile"])
+    writer = RunWriter(run_dir, {"sustainable_rps": sustainable,
         **record, "dtype": str(server.model.dtype), "kv_bytes_per_token": server.layout.bytes_per_token,
         "policies": {p: config_dict(c) for p, c in cfgs.items()},
     })
@@ -255,6 +267,8 @@ def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -
                 failures.extend([f"policies not run: {', '.join(rest)}"] if rest else [])
                 break
     print_summary(summary)
+    if summary is not None:
+        warn_results(writer.requests, summary)
     click.echo(f"wrote {run_dir}/", err=True)
     if interrupted:
         click.echo("interrupted: finished requests were written, the rest marked unfinished", err=True)
@@ -292,6 +306,7 @@ def profile(model, checkpoint, device, dtype, tp, pp, dist_timeout_s, threads, b
              for param in ctx.command.params
              if param.name != "out_path" and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT]
     command = " ".join(["fastserve profile", *given, "-o", shlex.quote(out_path)])
+    output_file(out_path, "-o")
     grid = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
                 context_tokens=(16, 64), swap_tokens=(16, 64)) if quick else {}
     try:

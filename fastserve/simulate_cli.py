@@ -4,29 +4,31 @@ from __future__ import annotations
 
 import click
 
+from fastserve.load_report import sustainable_rps, warn_offered, warn_results
+from fastserve.outputs import overwrite_option
+from fastserve.outputs import run_dir as prepare_run_dir
 from fastserve.policy_options import (
     POLICY_CHOICE,
     SWAP_CHOICE,
     config_dict,
     policy_options,
     scheduler_config,
+    with_model_context,
 )
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.tables import print_summary
+from fastserve.trace_options import load_trace, trace_load_options
 
 TIMELINE_MAX_REQUESTS = 20_000  # per-iteration records cost memory: on by default for small traces
 SPANS_MAX_REQUESTS = 500  # Gantt charts are only readable for small traces
 
 
-def load_inputs(trace: str, trace_format: str | None, profile: str | None, seed: int):
+def load_inputs(trace: str, trace_format: str | None, profile: str | None, seed: int, sort: bool = False,
+                arrivals: str | None = None):
     """Resolve the trace and the profile's cost model, with one-line errors."""
     import profiles
-    import traces
 
-    try:
-        tr = traces.resolve(trace, seed=seed) if trace_format is None else traces.load(trace, fmt=trace_format, seed=seed)
-    except (ValueError, OSError) as e:
-        raise click.BadParameter(str(e), param_hint="--trace") from None
+    tr = load_trace(trace, seed, trace_format, sort, arrivals)
     try:
         prof = profiles.load_profile(profile or profiles.DEFAULT_PROFILE)
         cost = profiles.cost_model(prof)
@@ -48,6 +50,7 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 @click.command("simulate")
 @click.option("--trace", "trace", required=True, help="Trace file (CSV/JSONL/Parquet, Azure, Mooncake, ...), a bundled sample (sample:NAME) or a synthetic spec (synth:num_requests=..,rate=..,cv=..,lengths=..).")
 @click.option("--trace-format", default=None, help="Force the trace format instead of detecting it from the columns.")
+@trace_load_options
 @click.option("--profile", default=None, help="Profile name (see `fastserve profiles list`) or JSON file [bundled OPT-13B on A100-80GB].")
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to simulate; repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs and SRPT].")
@@ -59,14 +62,16 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 @click.option("--no-skip", is_flag=True, help="Step every iteration instead of skipping runs of identical decode iterations (same results, slower).")
 @click.option("--timeline/--no-timeline", default=None, help=f"Record per-iteration rows (iterations.parquet) [on up to {TIMELINE_MAX_REQUESTS:,} requests].")
 @click.option("--spans/--no-spans", default=None, help=f"Record per-request running/swap spans for Gantt charts (spans.parquet) [on up to {SPANS_MAX_REQUESTS} requests].")
-@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write.")
+@click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (new or empty; see --overwrite).")
+@overwrite_option
 @policy_options
-def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
-                 timeline, spans, run_dir, **options):
+def simulate_cmd(trace, trace_format, sort, arrivals, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
+                 timeline, spans, run_dir, overwrite, **options):
     """Simulate POLICIES on a trace and write requests.parquet, summary.csv and config.json."""
     from sim import SimConfig, simulate
 
-    tr, prof, cost = load_inputs(trace, trace_format, profile, seed)
+    prepare_run_dir(run_dir, "-o", overwrite)
+    tr, prof, cost = load_inputs(trace, trace_format, profile, seed, sort, arrivals)
     profile_name = profile or "default"
     check_parallelism(cost, tp, pp, profile_name)
     policies = policies or ("fcfs", "skip-join-mlfq")
@@ -80,24 +85,32 @@ def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatc
         )
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--replicas") from None
+    options = with_model_context(options, prof.model.max_position_embeddings, prof.model.name)
     cfgs = {p: scheduler_config(options, swap, options.get("device_kv_tokens") or cost.device_kv_tokens,
                                 options.get("host_kv_tokens") or cost.host_kv_tokens) for p in policies}
+    sustainable = sustainable_rps(cost, tr, next(iter(cfgs.values())), replicas)
+    warn_offered(tr, sustainable, profile_name)
     writer = RunWriter(run_dir, {
         "engine": "sim", "trace": trace, "num_requests": num_requests, "profile": profile_name,
         "kv_bytes_per_token": cost.kv_bytes_per_token, "tp": cost.tp, "pp": cost.pp, "seed": seed,
         "sim": {"replicas": replicas, "dispatcher": dispatcher, "skip": not no_skip},
-        "policies": {p: config_dict(c) for p, c in cfgs.items()},
+        "policies": {p: config_dict(c) for p, c in cfgs.items()}, "sustainable_rps": sustainable,
     })
     summary = None
     for policy in policies:
         try:
             result = simulate(tr, cost, policy, cfgs[policy], sim_config)
         except ValueError as e:
-            raise click.ClickException(f"{policy}: {e}") from None
-        summary = writer.add(requests_frame(result.log, policy, result.swap), result.iterations, result.spans)
+            raise click.ClickException(str(e) if str(e).startswith(f"{policy}:") else f"{policy}: {e}") from None
+        requests = requests_frame(result.log, policy, result.swap)
+        summary = writer.add(requests, result.iterations, result.spans,
+                             run_stats={"num_extrapolations": result.stats["num_extrapolations"]})
         s = result.stats
         click.echo(f"{policy:>15} ({result.swap}): {s['finished']:,} finished, {s['rejected']:,} rejected, "
                    f"{s['unfinished']:,} unfinished; {s['num_decisions']:,} decisions, "
-                   f"{s['num_skipped_iterations']:,} iterations skipped, {s['wall_s']:.1f} s wall", err=True)
+                   f"{s['num_skipped_iterations']:,} iterations skipped, {s['wall_s']:.1f} s wall"
+                   + (f"; {s['num_extrapolations']:,} cost lookups extrapolated past the profile's grid"
+                      if s["num_extrapolations"] else ""), err=True)
     print_summary(summary)
+    warn_results(writer.requests, summary)
     click.echo(f"wrote {run_dir}/", err=True)

@@ -15,6 +15,7 @@ import click
 from tqdm import tqdm
 
 import traces
+from fastserve.outputs import output_file
 from traces.stats import format_stats
 
 FORMAT_CHOICE = click.Choice(sorted(traces.FORMATS))
@@ -158,6 +159,7 @@ def synth(
         raise click.UsageError("give exactly one of --rate (with optional --cv) or --arrivals")
     if arrivals is not None and cv != 1.0:
         raise click.UsageError("--cv goes with --rate, not with --arrivals")
+    output_file(output_path, "-o")
     with _one_line_errors():
         steps = _steps(["synthesize", "write"])
         arrival_spec = traces.parse_arrivals(arrivals) if arrivals else traces.from_rate(rate, cv)
@@ -187,6 +189,8 @@ def stats(trace_spec, fmt, sort, arrivals, seed, plot_path) -> None:
 
     FILE is a trace file, sample:NAME or a synth:... spec.
     """
+    if plot_path:
+        output_file(plot_path, "--plot")
     with _one_line_errors():
         loaded = traces.resolve(trace_spec, seed=seed, fmt=fmt, sort=sort, arrivals=arrivals)
         click.echo(format_stats(loaded.stats(), f"trace: {loaded.source}"))
@@ -229,6 +233,7 @@ def convert(
     """
     if time_scale is not None and rescale_rate is not None:
         raise click.UsageError("give at most one of --time-scale and --rescale-rate")
+    output_file(output_path, "OUT")
     with _one_line_errors():
         steps = _steps(["read", "transform", "write"])
         result = traces.resolve(input_spec, seed=seed, fmt=fmt, sort=sort, arrivals=arrivals)

@@ -262,24 +262,32 @@ class TableCostModel:
         g = self.profile.decode
         which = "longest" if self._decode_max else "mean"
         self._outside(f"decode of {num_decodes} jobs at {which} context {context:.1f} tokens",
-                      g.tokens, g.batch_sizes, count)
+                      _beyond(num_decodes, g.batch_sizes, "batch") or _beyond(context, g.tokens, "context tokens"),
+                      count)
 
     def _outside_prefill(self, num_prefills: int, mean_prompt: float) -> None:
         g = self.profile.prefill
         self._outside(f"prefill of {num_prefills} prompts of mean {mean_prompt:.1f} tokens",
-                      g.tokens, g.batch_sizes)
+                      _beyond(num_prefills, g.batch_sizes, "batch") or _beyond(mean_prompt, g.tokens, "prompt tokens"))
 
-    def _outside(self, what: str, axis, batch_axis=None, count: int = 1) -> None:
+    def _outside(self, what: str, beyond, count: int = 1) -> None:
+        """Count an extrapolated lookup; warn on the first. `beyond` names the axis that was
+        left (a sequence means a byte curve; a string is `_beyond`'s text)."""
         self.num_extrapolations += count
         if self._warned:
             return
         self._warned = True
-        span = f"tokens {axis[0]}..{axis[-1]}" if batch_axis else f"bytes {axis[0]}..{axis[-1]}"
-        if batch_axis:
-            span += f", batch {batch_axis[0]}..{batch_axis[-1]}"
-        warnings.warn(f"profile {self.name}: {what} is outside the grid ({span}); extrapolating. "
-                      f"Warned once; cost_model.num_extrapolations counts them all.",
-                      ExtrapolationWarning, stacklevel=3)
+        if not isinstance(beyond, str):
+            beyond = f"the measured bytes are {beyond[0]}..{beyond[-1]}"
+        warnings.warn(f"profile {self.name}: {what}: {beyond}; extrapolating (warned once; the run counts "
+                      "every extrapolated lookup)", ExtrapolationWarning, stacklevel=3)
+
+
+def _beyond(value: float, axis, name: str) -> str:
+    """'the measured batch is 1..8' when `value` lies outside `axis`, else ''."""
+    if axis[0] <= value <= axis[-1]:
+        return ""
+    return f"the measured {name} {'is' if name == 'batch' else 'are'} {axis[0]}..{axis[-1]}"
 
 
 _PHI = 0.6180339887498949  # the golden ratio's fraction: frac(k * _PHI) is equidistributed

@@ -112,6 +112,7 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
     for_policy = getattr(cost, "for_policy", None)
     if for_policy is not None:  # a measured profile's engine overhead for this policy (profiles/cost.py)
         cost = for_policy(policy)
+    extrapolated_before = getattr(cost, "num_extrapolations", 0)
     env = simpy.Environment()
     log = RequestLog()
     cluster = Cluster(env, trace, cost, policy, sched_config, config, log)
@@ -130,6 +131,8 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
         "num_decisions": sum(r.num_decisions for r in cluster.replicas),
         "num_skipped_iterations": sum(r.num_skipped_iterations for r in cluster.replicas),
         "end_s": to_s(env.now),
+        # cost lookups outside the profile's measured grids (profiles/cost.py): priced by extrapolation
+        "num_extrapolations": getattr(cost, "num_extrapolations", 0) - extrapolated_before,
         **log.counts(),
     }
     return SimResult(policy, swap, log, iterations, spans, stats)

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import traceback
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -28,6 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from policy import SchedulerConfig
+from profiles.sustainable import sustainable_rate_rps
 from sim.cluster import SimResult, simulate
 from sim.config import SimConfig
 from sim.sweep_config import SCHEDULER_GRID_KEYS, SweepConfig
@@ -50,6 +52,11 @@ def build_cell(cell: dict, sweep: dict):
     sched_fields.update({k: cell[k] for k in SCHEDULER_GRID_KEYS if k in cell})
     sched_fields.setdefault("device_kv_tokens", cost.device_kv_tokens)
     sched_fields.setdefault("host_kv_tokens", cost.host_kv_tokens)
+    model = cost.profile.model  # the context limit defaults to the model's, as in `fastserve simulate`
+    sched_fields.setdefault("max_seq_tokens", model.max_position_embeddings)
+    if sched_fields["max_seq_tokens"] > model.max_position_embeddings:
+        raise ValueError(f"max_seq_tokens = {sched_fields['max_seq_tokens']} exceeds {model.name}'s context of "
+                         f"{model.max_position_embeddings} tokens")
     sched = SchedulerConfig(**sched_fields, max_batch_size=cell["max_batch"],
                             swap=None if cell["swap"] == "default" else cell["swap"])
     if sweep["trace"] == "synth":
@@ -73,7 +80,9 @@ def run_cell(cell: dict, sweep: dict) -> dict:
         return {"cell": cell, "result": result, "config": {
             "engine": "sim", "cell": cell, "sweep": sweep, "scheduler": dataclasses.asdict(sched),
             "sim": dataclasses.asdict(sim), "kv_bytes_per_token": cost.kv_bytes_per_token,
-            "num_requests": len(trace.arrival_s)}}
+            "num_requests": len(trace.arrival_s),
+            "sustainable_rps": sustainable_rate_rps(cost, trace.prompt_tokens, trace.output_tokens,
+                                                    sched.max_batch_size, sched.device_kv_tokens, sim.num_replicas)}}
     except Exception as e:  # noqa: BLE001 - a failing cell is data, not a crash
         return {"cell": cell, "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
 
@@ -129,14 +138,37 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, write_cell: CellWriter, 
             for cell in todo:
                 finish(run_cell(cell, sweep))
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = [pool.submit(run_cell, cell, sweep) for cell in todo]
-                for fut in as_completed(futures):
-                    finish(fut.result())
+            _run_local(todo, sweep, finish, workers)
     finally:
         bar.close()
         _write_summary(out, cells, status)
     return _cells_frame(cells, status)
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver alone decides what Ctrl-C stops
+
+
+def _run_local(todo: list[dict], sweep: dict, finish, workers: int) -> None:
+    """Cells on local processes. Ctrl-C (KeyboardInterrupt in the driver) stops at once: queued
+    cells are cancelled and running ones killed, since a cell is kept only when it finishes;
+    every cell that finished before was already written by `finish`."""
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+    try:
+        futures = [pool.submit(run_cell, cell, sweep) for cell in todo]
+        for fut in as_completed(futures):
+            finish(fut.result())
+    except BaseException:
+        # concurrent.futures has no public way to stop running work before Python 3.14's
+        # terminate_workers(); waiting for it is what made Ctrl-C take as long as the sweep.
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.join()
+        raise
+    pool.shutdown()
 
 
 def _run_ray(todo: list[dict], sweep: dict, finish, address: str, workers: int) -> None:

@@ -49,10 +49,16 @@ def _read_jsonl(path: Path, source: str) -> pd.DataFrame:
         # Find the offending line for the message; this per-line loop runs only on bad input.
         with open(path, encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
+                text = line.rstrip("\r\n")
+                if not text.strip():
+                    continue
                 try:
-                    json.loads(line)
+                    json.loads(text)
+                except json.JSONDecodeError as err:  # its own "line 1 column C" would be a second numbering
+                    raise TraceError(f"{source}: line {number}, character {err.pos + 1}: invalid JSON "
+                                     f"({err.msg})") from None
                 except ValueError as err:
-                    raise TraceError(f"{source}: row {number}: invalid JSON ({err})") from None
+                    raise TraceError(f"{source}: line {number}: invalid JSON ({err})") from None
         raise TraceError(f"{source}: cannot parse as JSONL") from None
 
 
@@ -96,7 +102,7 @@ def _open(path: str | Path, fmt: str | None) -> tuple[pd.DataFrame, Format, str]
 def _arrival_seconds(frame: pd.DataFrame, fmt: Format, source: str) -> np.ndarray:
     column = fmt.arrival_column
     if fmt.time_unit != "datetime":
-        arrival_s = as_arrivals(frame[column], source, column)
+        arrival_s = as_arrivals(frame[column], source, column, 1e-3 if fmt.time_unit == "ms" else 1.0)
         return arrival_s / 1000.0 if fmt.time_unit == "ms" else arrival_s
     stamps = pd.to_datetime(frame[column], format="ISO8601", errors="coerce")
     bad = np.flatnonzero(stamps.isna().to_numpy())

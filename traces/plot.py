@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.ticker import LogLocator, MaxNLocator  # noqa: E402
 
 from traces.trace import Trace  # noqa: E402
 
@@ -22,6 +23,14 @@ NUM_RATE_BINS = 60
 
 def plot_trace(trace: Trace, path: str | Path) -> None:
     """Write a PNG with three panels: prompt lengths, output lengths, arrivals per second."""
+    fig = trace_figure(trace)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def trace_figure(trace: Trace):
+    """The figure `plot_trace` saves."""
     if len(trace) == 0:
         raise ValueError(f"{trace.source}: cannot plot an empty trace")
     sns.set_theme(style="whitegrid")
@@ -34,6 +43,8 @@ def plot_trace(trace: Trace, path: str | Path) -> None:
         sns.histplot(
             x=tokens, bins=50, ax=ax, log_scale=bool(tokens.max() > 20 * np.median(tokens))
         )
+        # long-tailed lengths put many decades on the axis: a few labels, so they never collide
+        ax.xaxis.set_major_locator(LogLocator(numticks=5) if ax.get_xscale() == "log" else MaxNLocator(5))
         ax.set(
             xlabel=label,
             ylabel="requests",
@@ -58,6 +69,4 @@ def plot_trace(trace: Trace, path: str | Path) -> None:
         title=f"rate {stats['rate_rps']:.3g} req/s, inter-arrival CV {stats['interarrival_cv']:.3g}",
     )
     fig.suptitle(trace.source, fontsize=9)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    return fig

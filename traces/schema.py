@@ -23,6 +23,11 @@ OUTPUT_TOKENS = "output_tokens"
 REQUEST_ID = "request_id"
 REQUIRED_COLUMNS = (ARRIVAL_S, PROMPT_TOKENS, OUTPUT_TOKENS)
 COLUMNS = (*REQUIRED_COLUMNS, REQUEST_ID)
+# Ranges checked at load, so that a unit mistake or a corrupt value is named with its row and
+# column instead of overflowing later (the simulator's clock is int64 microseconds).
+MAX_ARRIVAL_S = 1e9  # about 32 years
+MAX_TOKENS = 100_000_000  # beyond any model's context
+MAX_EXACT_INT = 2**53  # float64 holds every integer up to here
 
 
 def where(source: str, index: int, column: str) -> str:
@@ -64,6 +69,9 @@ def as_int(values: pd.Series | np.ndarray, source: str, column: str) -> np.ndarr
     if pd.api.types.is_integer_dtype(series) and not series.hasnans:
         return series.to_numpy(dtype=np.int64)  # exact even above 2**53
     numbers = as_float(series, source, column)
+    bad = _first(np.abs(numbers) > MAX_EXACT_INT)
+    if bad is not None:
+        raise TraceError(f"{where(source, bad, column)}: {float(numbers[bad])!r} is too large for an integer column")
     bad = _first(numbers != np.floor(numbers))
     if bad is not None:
         raise TraceError(
@@ -80,17 +88,26 @@ def as_tokens(values: pd.Series | np.ndarray, source: str, column: str) -> np.nd
         raise TraceError(
             f"{where(source, bad, column)}: must be a positive integer, got {tokens[bad]}"
         )
+    bad = _first(tokens > MAX_TOKENS)
+    if bad is not None:
+        raise TraceError(f"{where(source, bad, column)}: {tokens[bad]:,} tokens is more than any model's context "
+                         f"(at most {MAX_TOKENS:,})")
     return tokens
 
 
-def as_arrivals(values: pd.Series | np.ndarray, source: str, column: str) -> np.ndarray:
-    """An arrival-time column in seconds: float64 and >= 0 (order is checked separately)."""
+def as_arrivals(values: pd.Series | np.ndarray, source: str, column: str, unit_s: float = 1.0) -> np.ndarray:
+    """An arrival-time column in its unit (`unit_s` seconds each): float64, >= 0 and at most
+    MAX_ARRIVAL_S once in seconds (order is checked separately)."""
     arrival_s = as_float(values, source, column)
     bad = _first(arrival_s < 0)
     if bad is not None:
         raise TraceError(
             f"{where(source, bad, column)}: arrival time must be >= 0, got {float(arrival_s[bad])!r}"
         )
+    bad = _first(arrival_s * unit_s > MAX_ARRIVAL_S)
+    if bad is not None:
+        raise TraceError(f"{where(source, bad, column)}: arrival time {float(arrival_s[bad])!r} is more than "
+                         f"{MAX_ARRIVAL_S:g} s (about 32 years) from the trace start; is the column in another unit?")
     return arrival_s
 
 
@@ -103,7 +120,7 @@ def first_unsorted(arrival_s: np.ndarray) -> int | None:
 def unsorted_message(arrival_s: np.ndarray, index: int, source: str, column: str) -> str:
     return (
         f"{where(source, index, column)}: arrivals are not sorted ({float(arrival_s[index])!r} comes after "
-        f"{float(arrival_s[index - 1])!r} in row {index}); pass sort=True (CLI: --sort) to sort them"
+        f"{float(arrival_s[index - 1])!r} in the row above); pass sort=True (CLI: --sort) to sort them"
     )
 
 

@@ -2,7 +2,8 @@
 
 One panel per policy (and swap mode), stacked with a shared time axis, one row per request
 in arrival order (earliest on top). Segments come from `analysis.gantt.gantt_segments`.
-Swaps are drawn as thin bars over the preempted gap they overlap. Only the first
+Swaps are drawn as thin bars over the preempted gap they overlap, at least MIN_SWAP_WIDTH of
+the chart's time span wide (a few-ms copy in a chart of a minute would be invisible). Only the first
 `max_requests` requests (by arrival) that were not rejected are drawn; a panel's title says
 how many there were and how many were rejected (they never ran, so they have no bars and
 no row), so a cut is never silent. One legend below
@@ -26,6 +27,12 @@ STYLE = {  # kind: (colour, bar height, hatch, legend text)
     "swap_in": ("#264653", 0.25, "", "swap in"),
 }
 MAX_TICK_LABELS = 60
+MIN_SWAP_WIDTH = 0.004  # of the chart's time span
+
+
+def _time_span_s(requests: pd.DataFrame, spans: pd.DataFrame) -> float:
+    times = pd.concat([requests["arrival_s"], requests["finish_s"], spans["end_s"]]).dropna()
+    return float(times.max() - times.min()) if len(times) else 0.0
 
 
 def plot_gantt(requests: pd.DataFrame, spans: pd.DataFrame, max_requests: int = 40,
@@ -46,12 +53,16 @@ def plot_gantt(requests: pd.DataFrame, spans: pd.DataFrame, max_requests: int = 
         same = (spans["policy"] == policy) & (spans["swap"].isna() if pd.isna(swap) else spans["swap"] == swap)
         segments = gantt_segments(shown, spans[same & spans["request_id"].isin(shown["request_id"])])
         row_of = {rid: i for i, rid in enumerate(shown["request_id"])}
+        min_width_s = MIN_SWAP_WIDTH * _time_span_s(reqs, spans)
         for kind in KINDS:
             seg = segments[segments["kind"] == kind]
             if seg.empty:
                 continue
             color, height, hatch, text = STYLE[kind]
-            ax.barh([row_of[r] for r in seg["request_id"]], seg["end_s"] - seg["start_s"], left=seg["start_s"],
+            width_s = seg["end_s"] - seg["start_s"]
+            if kind in ("swap_out", "swap_in"):  # milliseconds in a chart of minutes: widened to be seen
+                width_s = width_s.clip(lower=min_width_s)
+            ax.barh([row_of[r] for r in seg["request_id"]], width_s, left=seg["start_s"],
                     height=height, color=color, hatch=hatch, edgecolor="white" if not hatch else "#c0392b",
                     linewidth=0.3, label=text, zorder=3 if height < 0.5 else 2)
         if len(shown) <= MAX_TICK_LABELS:

@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 import pandas as pd
+from matplotlib import transforms
 from matplotlib.figure import Figure
 
 from analysis.load import SCHEDULER_PARAM_COLUMNS
@@ -27,6 +28,7 @@ X_LABELS = {"rate": "Arrival rate (req/s)", "cv": "Burstiness: inter-arrival CV"
             **{name: f"Scheduler {name}" for name in SCHEDULER_PARAM_COLUMNS}}
 X_TITLES = {"rate": "arrival rate", "cv": "burstiness (CV)", **{name: name for name in SCHEDULER_PARAM_COLUMNS}}
 LOG_SPAN_RATIO = 100.0
+STAR_STACK_PT = 12.0  # stars of equal throughput at SLO are stacked this far apart, upwards
 
 
 def _panels(stat: str) -> list[tuple[str, str]]:
@@ -91,11 +93,15 @@ def plot_vs(summary: pd.DataFrame, x: str, slo_s: float | None = None, stat: str
 def _mark_throughput(ax, summary: pd.DataFrame, slo_s: float, stat: str, keys: list[str],
                      palette: dict) -> None:
     at_slo = throughput_at_slo(summary, slo_s, stat)
+    seen: dict[float, int] = {}  # policies with the same throughput at SLO: stack their stars
     for _, row in at_slo.iterrows():
         rate = row["throughput_at_slo_rps"]
         if not math.isfinite(rate):
             continue
         line = label(row, keys)
         bound = "≥ " if row["slo_bracket"] == "at_least" else ""
+        stacked = seen.get(round(rate, 9), 0)
+        seen[round(rate, 9)] = stacked + 1
+        offset = transforms.offset_copy(ax.transData, fig=ax.figure, y=STAR_STACK_PT * stacked, units="points")
         ax.scatter([rate], [slo_s], marker="*", s=180, color=palette[line], edgecolor="black", zorder=5,
-                   label=f"{line}: {bound}{rate:.3g} req/s at SLO")
+                   transform=offset, label=f"{line}: {bound}{rate:.3g} req/s at SLO")

@@ -25,6 +25,10 @@ SERIES_NAMES = {
 }
 
 
+KV_NOTE = ("device KV is sampled when each batch is planned: it may count room that swap-outs still in flight\n"
+           "are vacating (the batch waits for them), so it can pass the capacity briefly")
+
+
 def _draw(ax, series: pd.DataFrame, columns: list[str], ylabel: str, empty_note: str) -> None:
     if not columns:
         ax.text(0.5, 0.5, empty_note, transform=ax.transAxes, ha="center", va="center")
@@ -41,8 +45,9 @@ def _draw(ax, series: pd.DataFrame, columns: list[str], ylabel: str, empty_note:
 
 
 def plot_timeline(iterations: pd.DataFrame, arrivals_s, title: str = "Run timeline",
-                  num_bins: int = 200) -> Figure:
-    """`iterations`: one policy's rows (all replicas); `arrivals_s`: its requests' arrivals."""
+                  num_bins: int = 200, device_capacity_blocks: int | None = None) -> Figure:
+    """`iterations`: one policy's rows (all replicas); `arrivals_s`: its requests' arrivals;
+    `device_capacity_blocks`: the device KV of all replicas, drawn as a line when known."""
     tl = timeline(iterations, arrivals_s, num_bins)
     s = tl.series
     fig, axes = new_figure(4, 1, width_in=10.0, height_in=10.0, sharex=True)
@@ -55,6 +60,12 @@ def plot_timeline(iterations: pd.DataFrame, arrivals_s, title: str = "Run timeli
                            fontsize="small", loc="left")
     _draw(ax_kv, s, [c for c in ("device_kv_blocks_used", "host_kv_blocks_used") if c in s],
           "KV blocks used", "no KV columns in iterations.parquet")
+    if device_capacity_blocks is not None and "device_kv_blocks_used" in s:
+        ax_kv.axhline(device_capacity_blocks, color="black", linestyle="--", linewidth=0.8, label="device capacity")
+        ax_kv.legend(loc="best", fontsize="small")
+        # The gauge is sampled when a batch is planned: planning may already place KV into
+        # blocks that in-flight swap-outs are vacating, and the batch waits until they land.
+        ax_kv.set_title(KV_NOTE, fontsize="small", loc="left")
     _draw(ax_swap, s, [c for c in ("swap_out_tokens_per_s", "swap_in_tokens_per_s") if c in s],
           "Swap traffic (tokens/s)", "no swap columns: this run does not swap")
     ax_swap.set_xlabel("Time since trace start (s)")

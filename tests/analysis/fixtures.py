@@ -111,7 +111,7 @@ def sweep_summary() -> pd.DataFrame:
             for seed, delta in ((0, -0.05), (1, 0.05)):
                 value = p95 + delta
                 rows.append({
-                    "policy": policy, "swap": SWAP_OF[policy], "num_requests": 100,
+                    "policy": policy, "swap": SWAP_OF[policy], "num_finished": 100,
                     "jct_mean_s": 10 * value, "jct_p99_s": 30 * value,
                     "norm_latency_mean_s": value / 2, "norm_latency_p95_s": value,
                     "throughput_rps": rate, "rate": rate, "cv": cv, "lengths": "sharegpt",

@@ -27,9 +27,13 @@ def test_ratio_lines_and_table_text(run_dir):
     assert ratio_lines(table, m) == ["skip-join-mlfq vs fcfs: mean JCT 0.38x, p99 JCT 0.50x"]
     lines = format_table(table, m).splitlines()
     assert lines[0].split() == ["fcfs", "skip-join-mlfq"]  # policies side by side
-    assert [line.split()[0] for line in lines[2:]] == ["num_requests", "num_rejected", "num_unfinished", "jct_mean_s", "jct_p99_s"]
-    assert lines[5].split() == ["jct_mean_s", "5.333", "(base)", "2", "(0.38x)"]
-    assert lines[6].split() == ["jct_p99_s", "7.94", "(base)", "3.94", "(0.50x)"]
+    assert [line.split()[0] for line in lines[2:]] == ["num_offered", "num_finished", "num_rejected", "num_unfinished",
+                                                       "overloaded", "jct_mean_s", "jct_p99_s"]
+    assert [line.split() for line in lines[2:7]] == [
+        ["num_offered", "5", "5"], ["num_finished", "3", "4"], ["num_rejected", "1", "0"], ["num_unfinished", "1", "1"],
+        ["overloaded", "YES", "YES"]]
+    assert lines[7].split() == ["jct_mean_s", "5.333", "(base)", "2", "(0.38x)"]
+    assert lines[8].split() == ["jct_p99_s", "7.94", "(base)", "3.94", "(0.50x)"]
 
 
 def test_several_runs_are_labelled_by_name(run_dir, tmp_path):

@@ -97,3 +97,13 @@ def test_find_config_value(tmp_path):
     with pytest.raises(InputError, match="kv_bytes_per_token has several values"):
         find_config_value(config, "kv_bytes_per_token")
     assert json.dumps(config)  # plain JSON data, as config.json holds
+
+
+def test_an_older_summary_counts_finished_requests_as_num_requests(run_dir):
+    path = run_dir / "summary.csv"
+    summary = pd.read_csv(path)
+    legacy = summary.drop(columns=["num_offered"]).rename(columns={"num_finished": "num_requests"})
+    legacy.to_csv(path, index=False)
+    loaded = load_run(run_dir).summary
+    assert loaded["num_finished"].tolist() == summary["num_finished"].tolist() == [3, 4]
+    assert "num_requests" not in loaded

@@ -27,7 +27,7 @@ def test_derived_columns_per_request():
 def test_summary_fcfs_by_hand():
     row = summarize(requests_frame("fcfs", "recompute", FCFS_ROWS)).iloc[0]
     # finished JCTs 5, 3, 8 -> sorted 3, 5, 8
-    assert (row["num_requests"], row["num_rejected"], row["num_unfinished"]) == (3, 1, 1)
+    assert (row["num_finished"], row["num_rejected"], row["num_unfinished"]) == (3, 1, 1)
     assert row["jct_mean_s"] == pytest.approx(16 / 3)
     assert row["jct_p50_s"] == pytest.approx(5.0)
     assert row["jct_p90_s"] == pytest.approx(7.4)  # position 1.8: 5 + 0.8 * 3
@@ -44,7 +44,7 @@ def test_summary_fcfs_by_hand():
 def test_summary_skip_join_by_hand():
     row = summarize(requests_frame("skip-join-mlfq", "proactive", SJ_ROWS)).iloc[0]
     # finished JCTs 2, 1.5, 4, 0.5 -> sorted 0.5, 1.5, 2, 4
-    assert (row["num_requests"], row["num_rejected"], row["num_unfinished"]) == (4, 0, 1)
+    assert (row["num_finished"], row["num_rejected"], row["num_unfinished"]) == (4, 0, 1)
     assert row["jct_mean_s"] == pytest.approx(2.0)
     assert row["jct_p50_s"] == pytest.approx(1.75)
     assert row["jct_p90_s"] == pytest.approx(3.4)
@@ -61,7 +61,7 @@ def test_missing_swap_keeps_its_own_group():
     df["swap"] = [None, None, "x", "x", "x"]
     summary = summarize(df)
     assert len(summary) == 2
-    assert summary["num_requests"].sum() + summary["num_rejected"].sum() + summary["num_unfinished"].sum() == 5
+    assert summary["num_finished"].sum() + summary["num_rejected"].sum() + summary["num_unfinished"].sum() == 5
 
 
 def test_run_dir_summary_matches(run_dir):

@@ -36,7 +36,7 @@ def test_without_the_baseline_there_are_no_ratios_and_constants_are_listed():
 
 
 def test_unknown_metric_lists_the_numeric_columns():
-    with pytest.raises(ValueError, match=r"unknown metric\(s\) nope_s; available: num_requests, jct_mean_s"):
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) nope_s; available: num_finished, jct_mean_s"):
         sweep_table(sweep_summary(), ["nope_s"])
 
 

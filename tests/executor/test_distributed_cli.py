@@ -51,7 +51,7 @@ def test_serve_with_spawned_workers(tmp_path, trace, shape):
                                                   "--time-scale", "0.05", *shape))
     assert result.exit_code == 0, result.output
     summary = pd.read_csv(out / "summary.csv")
-    assert list(summary["policy"]) == ["skip-join-mlfq", "fcfs"] and list(summary["num_requests"]) == [24, 24]
+    assert list(summary["policy"]) == ["skip-join-mlfq", "fcfs"] and list(summary["num_finished"]) == [24, 24]
     requests = pd.read_parquet(out / "requests.parquet")
     assert (requests["status"] == "finished").all()
     assert (requests["generated_tokens"] == requests["output_tokens"]).all()

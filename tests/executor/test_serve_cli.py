@@ -29,7 +29,7 @@ def test_serve_writes_one_summary_row_per_policy(tmp_path, small_trace):
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary["policy"]) == ["skip-join-mlfq", "fcfs"]
     assert list(summary["swap"]) == ["proactive", "recompute"]
-    assert list(summary["num_requests"]) == [5, 5] and list(summary["num_rejected"]) == [1, 1]
+    assert list(summary["num_finished"]) == [5, 5] and list(summary["num_rejected"]) == [1, 1]
     requests = pd.read_parquet(out / "requests.parquet")
     assert len(requests) == 12 and set(requests["status"]) == {"finished", "rejected"}
     rejected = requests[requests["status"] == "rejected"]

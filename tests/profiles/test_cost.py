@@ -90,9 +90,11 @@ def test_mixed_batch_counts_the_weight_read_once():
 
 def test_extrapolation_warns_once_and_counts_every_lookup():
     cm = profiles.cost_model(small_profile())
-    with pytest.warns(ExtrapolationWarning, match=r"decode of 2 jobs at mean context 2000.0 tokens is outside the grid "
-                                                  r"\(tokens 1..1000, batch 1..8\); extrapolating"):
+    with pytest.warns(ExtrapolationWarning) as caught:
         past_end = cm.iteration_s([], [2000, 2000])
+    assert str(caught[0].message) == ("profile tiny-llama_cpu_tp1: decode of 2 jobs at mean context 2000.0 tokens: the measured "
+                                      "context tokens are 1..1000; extrapolating (warned once; the run counts every "
+                                      "extrapolated lookup)")
     assert past_end == pytest.approx(0.030 + (0.030 - 0.012) / 900 * 1000)  # the last segment's slope continues
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a second warning would raise
@@ -100,6 +102,14 @@ def test_extrapolation_warns_once_and_counts_every_lookup():
         assert cm.iteration_s([1000], []) > 0.060  # prompt past 256 tokens
         cm.decode_iterations_s([999], 3)  # 999, 1000 inside; 1001 outside
     assert cm.num_extrapolations == 4
+
+
+def test_the_warning_names_the_axis_that_was_left():
+    cm = profiles.cost_model(small_profile())
+    with pytest.warns(ExtrapolationWarning) as caught:
+        cm.iteration_s([36] * 10, [])  # prompts inside the grid, batch 10 past it
+    assert str(caught[0].message).startswith("profile tiny-llama_cpu_tp1: prefill of 10 prompts of mean 36.0 tokens: "
+                                             "the measured batch is 1..")
 
 
 def test_extrapolation_holds_below_the_grid_and_never_falls_past_it():

@@ -11,7 +11,7 @@ from fastserve.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY_COLUMNS = [
-    "policy", "swap", "num_requests", "jct_mean_s", "jct_p50_s", "jct_p90_s", "jct_p95_s", "jct_p99_s",
+    "policy", "swap", "num_offered", "num_finished", "num_rejected", "num_unfinished", "jct_mean_s", "jct_p50_s", "jct_p90_s", "jct_p95_s", "jct_p99_s",
     "ttft_mean_s", "ttft_p99_s", "tpot_mean_s", "norm_latency_mean_s", "norm_latency_p95_s", "throughput_rps",
 ]
 REQUEST_COLUMNS = [
@@ -33,7 +33,7 @@ def test_bundled_sample_writes_a_run_directory(tmp_path):
     summary = pd.read_csv(out / "summary.csv")
     assert list(summary.policy) == ["fcfs", "skip-join-mlfq"]
     assert set(SUMMARY_COLUMNS) <= set(summary.columns)
-    assert (summary.num_requests == 1000).all()
+    assert (summary.num_finished == 1000).all()
     requests = pd.read_parquet(out / "requests.parquet")
     assert set(REQUEST_COLUMNS) <= set(requests.columns) and len(requests) == 2000
     assert (out / "config.json").exists() and (out / "iterations.parquet").exists()

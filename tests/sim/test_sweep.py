@@ -36,7 +36,7 @@ def test_grid_runs_every_cell_and_resume_skips_them(tmp_path):
     assert len(summary) == 12
     assert sorted(summary.policy.unique()) == ["fcfs", "skip-join-mlfq"]
     assert sorted(summary.rate.unique()) == [0.5, 1.0, 2.0]
-    assert (summary.num_requests == 40).all()
+    assert (summary.num_finished == 40).all()
     again = run_sweep(small(), tmp_path, writer, workers=1, progress=False)
     assert writer.calls == 12  # nothing re-run
     assert (again.status == "done").all()

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import traces
 from traces import Trace
+from traces.schema import MAX_TOKENS
 
 EXTENSIONS = ("csv", "jsonl", "parquet")
 
@@ -26,7 +27,7 @@ def any_trace(draw):
             )
         )
     )
-    tokens = st.lists(st.integers(1, 2**40), min_size=n, max_size=n)
+    tokens = st.lists(st.integers(1, MAX_TOKENS), min_size=n, max_size=n)
     ids = draw(st.lists(st.integers(-(2**62), 2**62), min_size=n, max_size=n, unique=True))
     return Trace(np.array(arrival_s), np.array(draw(tokens)), np.array(draw(tokens)), np.array(ids))
 

@@ -35,7 +35,7 @@ def error_of(path, **kwargs) -> str:
         ("0,3,4\ninf,3,4\n", ": row 2, column 'arrival_s': value inf is not finite"),
         (
             "0,3,4\n2,3,4\n1,3,4\n",
-            ": row 3, column 'arrival_s': arrivals are not sorted (1.0 comes after 2.0 in row 2); "
+            ": row 3, column 'arrival_s': arrivals are not sorted (1.0 comes after 2.0 in the row above); "
             "pass sort=True (CLI: --sort) to sort them",
         ),
     ],
@@ -114,7 +114,7 @@ def test_invalid_json_line(write):
     path = write(
         "mc.jsonl", '{"timestamp": 0, "input_length": 1, "output_length": 1}\n{"timestamp": 5,\n'
     )
-    assert error_of(path).startswith(": row 2: invalid JSON")
+    assert error_of(path) == ": line 2, character 17: invalid JSON (Expecting property name enclosed in double quotes)"
 
 
 def test_sort_true_sorts_stably_and_warns(write):
