@@ -11,8 +11,6 @@ from fastserve.policy_options import (
     policy_options,
     scheduler_config,
 )
-from fastserve.rundir import RunWriter, requests_frame
-from fastserve.tables import print_summary
 
 TIMELINE_MAX_REQUESTS = 20_000  # per-iteration records cost memory: on by default for small traces
 SPANS_MAX_REQUESTS = 500  # Gantt charts are only readable for small traces
@@ -64,6 +62,9 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
                  timeline, spans, run_dir, **options):
     """Simulate POLICIES on a trace and write requests.parquet, summary.csv and config.json."""
+    # pandas: imported inside the command (fastserve/cli.py)
+    from fastserve.rundir import RunWriter, requests_frame
+    from fastserve.tables import print_summary
     from sim import SimConfig, simulate
 
     tr, prof, cost = load_inputs(trace, trace_format, profile, seed)
