@@ -283,7 +283,8 @@ class Scheduler(KVPlacement, PlanHorizon):
         # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
         if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in)):
             plan.wait_for.extend(self._swapping_out.values())
-        plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
+        if self._swapping_in:  # a batch job may still be on its way in (reactive mode)
+            plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
         plan.prefill_ids = frozenset(prefill_ids)
         self._in_flight.update(batch_ids)
         return plan
