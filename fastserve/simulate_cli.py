@@ -15,8 +15,6 @@ from fastserve.policy_options import (
     scheduler_config,
     with_model_context,
 )
-from fastserve.rundir import RunWriter, requests_frame
-from fastserve.tables import print_summary
 from fastserve.trace_options import load_trace, trace_load_options
 
 TIMELINE_MAX_REQUESTS = 20_000  # per-iteration records cost memory: on by default for small traces
@@ -68,6 +66,9 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 def simulate_cmd(trace, trace_format, sort, arrivals, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
                  timeline, spans, run_dir, overwrite, **options):
     """Simulate POLICIES on a trace and write requests.parquet, summary.csv and config.json."""
+    # pandas: imported inside the command (fastserve/cli.py)
+    from fastserve.rundir import RunWriter, requests_frame
+    from fastserve.tables import print_summary
     from sim import SimConfig, simulate
 
     prepare_run_dir(run_dir, "-o", overwrite)

@@ -53,15 +53,27 @@ class PlanHorizon:
             # Every job holds exactly its context and grows one token per iteration.
             lo = min(max_i, room // len(batch))
         else:
-            def growth(i: int) -> int:
-                return sum(
-                    max(0, kv.blocks_for(self._target_tokens(j.context_tokens + i)) - j.device_blocks)
-                    for j in batch
-                )
-
-            # Each job needs a new block at least every block_size iterations (or none, under
-            # a reservation), which bounds the search.
+            # A job holding d blocks at context c has slack s = d * block - c free slots, and
+            # needs ceil((i - s) / block) new blocks after i more tokens (none while i <= s).
+            # One pass counts the jobs per slack; each growth(i) then costs the number of
+            # distinct slacks (at most block, in practice), not the batch size.
             block = kv.capacity.block_size_tokens
+            slack_counts: dict[int, int] = {}
+            for j in batch:
+                s = j.device_blocks * block - j.prompt_tokens - j.generated_tokens
+                slack_counts[s] = slack_counts.get(s, 0) + 1
+            slacks = sorted(slack_counts.items())
+
+            def growth(i: int) -> int:
+                total = 0
+                for s, count in slacks:
+                    if i <= s:
+                        break
+                    total += count * -((s - i) // block)
+                return total
+
+            # Each job needs a new block at least every block_size iterations, which bounds
+            # the search.
             lo, hi = 0, min(max_i, block * (room // len(batch) + 2))
             if growth(hi) <= room:
                 lo = hi

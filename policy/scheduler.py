@@ -123,6 +123,11 @@ class Scheduler(KVPlacement, PlanHorizon):
     def _on_served_batch(self, jobs: list[Job], elapsed_us: int, iteration_ends_us: Sequence[int] | None) -> None:
         """After the batch ran one or more iterations (batch order; finished jobs included, and
         they take nothing from their last iteration: a step-by-step run retires them first)."""
+        if type(self)._on_served is Scheduler._on_served:  # nothing to call per job
+            for job in jobs:
+                if job.generated_tokens < job.output_tokens:
+                    job.attained_us += elapsed_us
+            return
         for job in jobs:
             if not job.finished:
                 job.attained_us += elapsed_us
@@ -297,7 +302,8 @@ class Scheduler(KVPlacement, PlanHorizon):
         # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
         if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in)):
             plan.wait_for.extend(self._swapping_out.values())
-        plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
+        if self._swapping_in:  # a batch job may still be on its way in (reactive mode)
+            plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
         plan.prefill_ids = frozenset(prefill_ids)
         self._in_flight.update(batch_ids)
         return plan
@@ -308,6 +314,7 @@ class Scheduler(KVPlacement, PlanHorizon):
         cfg, kv = self.config, self.kv
         max_batch, max_prefill_tokens = cfg.max_batch_size, cfg.max_prefill_tokens
         reserve_tokens = cfg.max_seq_tokens if self.reserve_max_seq else 0
+        block_tokens = kv.capacity.block_size_tokens
         proactive = defer_compute = self._defer_compute
         in_flight, batch = self._in_flight, plan.batch
         batch_ids: set[int] = set()
@@ -328,9 +335,11 @@ class Scheduler(KVPlacement, PlanHorizon):
                 if job.id in in_flight or job.id in evicted:
                     continue
                 target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
-                # the hot path: growth in place from free blocks (with swap-outs in flight,
-                # proactive mode checks that compute does not need their blocks)
-                if not (defer_compute and kv.releasing_blocks) and kv.try_grow(job, target):
+                # the hot path: its KV already holds the next token, or it grows in place from
+                # free blocks (with swap-outs in flight, proactive mode checks that compute does
+                # not need their blocks)
+                if job.device_blocks * block_tokens >= target or (
+                        not (defer_compute and kv.releasing_blocks) and kv.try_grow(job, target)):
                     outcome = SECURED
                 else:
                     outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
@@ -415,21 +424,25 @@ class Scheduler(KVPlacement, PlanHorizon):
             raise ValueError(f"advance: {n} iterations need {n} iteration_ends_us")
         elapsed_us = to_us(elapsed_s)
         finished: list[Job] = []
-        for job in plan.batch:
-            self._in_flight.discard(job.id)
+        in_flight, running, prefill_ids, kv = self._in_flight, self._running, plan.prefill_ids, self.kv
+        for job in plan.batch:  # the hot loop of every decision: Job properties inlined
+            job_id = job.id
+            in_flight.discard(job_id)
             if n > 1:  # the allocations the skipped schedule() calls would have made
-                self.kv.grow(job, self._target_tokens(job.context_tokens + n - 1))
-            was_prefill = job.id in plan.prefill_ids
-            job.generated_tokens += n
-            job.kv_tokens = job.context_tokens - 1
+                kv.grow(job, self._target_tokens(job.prompt_tokens + job.generated_tokens + n - 1))
+            generated = job.generated_tokens = job.generated_tokens + n
+            job.kv_tokens = job.prompt_tokens + generated - 1
             job.last_run_s = now_s
-            if was_prefill and job.generated_tokens == 1:
-                job.first_token_s = now_s
-            self._running[job.id] = job
-            if job.finished:
+            running[job_id] = job
+            if job_id in prefill_ids:
+                if generated == 1:
+                    job.first_token_s = now_s
+                if generated >= job.output_tokens:
+                    finished.append(job)
+                else:
+                    self._place(job)  # fresh -> started queue
+            elif generated >= job.output_tokens:
                 finished.append(job)
-            elif was_prefill:
-                self._place(job)  # fresh -> started queue
         # Service is charged before finishing, so that a job finishing on the last of several
         # iterations still goes through the demotions of the earlier ones.
         self._on_served_batch(plan.batch, elapsed_us, iteration_ends_us if n > 1 else None)

@@ -237,7 +237,7 @@ class TableCostModel:
         else:
             totals = int(sum(decode_context_tokens)) + num_decodes * steps
             context = totals / num_decodes  # float64, correctly rounded like Python's int / int
-        values, num_outside = self._decode.many(num_decodes, context)
+        values, num_outside = self._decode.many_increasing(num_decodes, context)  # contexts only grow
         scale = self.forward_scale_at(num_decodes) if self._scale_curve else self._scale
         values = values * scale  # as in iteration_s: one IEEE multiply per element
         if num_outside:

@@ -124,3 +124,34 @@ class Table2D:
             f0, f1 = self._row_many(k - 1, j, t), self._row_many(k, j, t)
             f = f1 + w * np.maximum(f1 - f0, 0.0)
         return f, (x.size if out_b else num_out)
+
+    def many_increasing(self, batch: float, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """`many` for nondecreasing `x` (a decode run's contexts). When all of x lies inside
+        the grid in one segment, which is the common case, the segment's values are Python
+        floats and the fancy indexing goes: the same operations on the same values, so the
+        same bits."""
+        ax = self.x
+        if not x.size:
+            return self.many(batch, x)
+        first_x, last_x = float(x[0]), float(x[-1])
+        if first_x < ax.first or last_x > ax.last:
+            return self.many(batch, x)
+        j = bisect_right(ax._points, first_x) - 1
+        if j != bisect_right(ax._points, last_x) - 1:
+            return self.many(batch, x)
+        t = (x - ax._points[j]) / ax._widths[j]
+        k, w, out_b = self.batch.locate_scalar(batch)
+        rows = self._rows
+        if k < self._last_row:
+            f0, f1 = _row_segment(rows[k], j, t), _row_segment(rows[k + 1], j, t)
+            f = np.minimum(np.maximum(f0 + w * (f1 - f0), np.minimum(f0, f1)), np.maximum(f0, f1))
+        else:
+            f0, f1 = _row_segment(rows[k - 1], j, t), _row_segment(rows[k], j, t)
+            f = f1 + w * np.maximum(f1 - f0, 0.0)
+        return f, (x.size if out_b else 0)
+
+
+def _row_segment(row: tuple[list, list, list, list], j: int, t: np.ndarray) -> np.ndarray:
+    """`Table2D._row_many` within segment j of one row."""
+    v, dv, lo, hi = row
+    return np.minimum(np.maximum(v[j] + t * dv[j], lo[j]), hi[j])

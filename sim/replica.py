@@ -165,18 +165,23 @@ class Replica:
                 yield env.timeout(plan_us)
             start_us = env.now
             level_counts = sched.level_counts() if self.iterations is not None else None
-            decode_context = plan.decode_context_tokens  # computed once per decision
-            if self._noisy is not None:
-                step_us = duration_us(self._noisy(plan.prefill_tokens, decode_context, self.num_iterations))
+            # computed once per decision
+            if plan.prefill_ids:
+                prefill_tokens, decode_context = plan.prefill_tokens, plan.decode_context_tokens
             else:
-                step_us = duration_us(cost.iteration_s(plan.prefill_tokens, decode_context))
+                prefill_tokens, decode_context = [], [j.prompt_tokens + j.generated_tokens for j in plan.batch]
+            if self._noisy is not None:
+                step_us = duration_us(self._noisy(prefill_tokens, decode_context, self.num_iterations))
+            else:
+                step_us = duration_us(cost.iteration_s(prefill_tokens, decode_context))
             n, total_us, ends_us = 1, step_us, None
             if self.config.skip and plan.is_pure_decode and not self.transfers:
                 n, total_us, ends_us = self._skippable(plan, step_us, decode_context)
             self.num_iterations += n
             yield env.timeout(total_us)
             now_s = to_s(env.now)
-            self._record(plan, start_us, n, level_counts)
+            if self.spans is not None or self.iterations is not None:
+                self._record(plan, start_us, n, level_counts, sum(prefill_tokens), sum(decode_context))
             if n == 1:
                 finished = sched.on_iteration_done(plan, now_s, to_s(total_us))
             else:
@@ -203,7 +208,7 @@ class Replica:
         """How many iterations of `plan` can run back to back, their total duration, and each
         one's end relative to the first's start (microseconds)."""
         now_us = self.env.now
-        limit = min(min(j.remaining_tokens for j in plan.batch), self.config.max_skip_iterations)
+        limit = min(min([j.output_tokens - j.generated_tokens for j in plan.batch]), self.config.max_skip_iterations)
         next_arrival_us = self.cluster.next_arrival_us
         if next_arrival_us < math.inf:
             # Iterations only lengthen as contexts grow: this bounds the work, not the result.
@@ -273,7 +278,7 @@ class Replica:
             if k < len(stages) - 1:
                 yield env.timeout(send_us)
         self._batches_in_flight -= 1
-        self._record(plan, start_us, 1, level_counts)
+        self._record(plan, start_us, 1, level_counts, sum(plan.prefill_tokens), sum(plan.decode_context_tokens))
         for job in self.scheduler.on_iteration_done(plan, to_s(env.now), to_s(env.now - start_us)):
             self._finish(job)
         self.notify()
@@ -283,7 +288,8 @@ class Replica:
         self.log.record(job, job.id, self.index)
         self.cluster.on_finish(job)
 
-    def _record(self, plan: Plan, start_us: int, n: int, level_counts: list[int] | None) -> None:
+    def _record(self, plan: Plan, start_us: int, n: int, level_counts: list[int] | None,
+                prefill_tokens: int, decode_context_tokens: int) -> None:
         start_s, end_s = to_s(start_us), to_s(self.env.now)
         if self.spans is not None:
             for job in plan.batch:
@@ -294,8 +300,8 @@ class Replica:
         self.iterations.add({
             "replica": self.index, "start_s": start_s, "end_s": end_s, "num_iterations": n,
             "batch_size": len(plan.batch), "num_prefills": len(plan.prefill_ids),
-            "prefill_tokens": sum(plan.prefill_tokens),
-            "decode_context_tokens": sum(plan.decode_context_tokens),
+            "prefill_tokens": prefill_tokens,
+            "decode_context_tokens": decode_context_tokens,
             "device_kv_blocks_used": kv.device_used_blocks + kv.releasing_blocks,
             "host_kv_blocks_used": kv.host_used_blocks,
             "swap_out_tokens": sum(j.kv_tokens for j in plan.swap_out),

@@ -121,7 +121,7 @@ def test_plot_errors_are_one_line(runner, tmp_path):
 
 def test_commands_are_registered():
     from fastserve.cli import main
-    assert {"compare", "plot"} <= set(main.commands)
+    assert {"compare", "plot"} <= set(main.list_commands(None))
 
 
 def test_unwritable_outputs_are_one_line_errors(runner, run_dir, tmp_path):

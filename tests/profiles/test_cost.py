@@ -161,3 +161,16 @@ def test_decode_iterations_bit_identical_to_iteration_s(ctx, k, which):
     one_by_one = np.array([cm.iteration_s([], [c + i for c in ctx]) for i in range(k)], dtype=np.float64)
     assert many.dtype == np.float64 and many.shape == (k,)
     assert many.tobytes() == one_by_one.tobytes()
+
+
+@settings(max_examples=200, deadline=None)
+@given(xs=st.lists(st.floats(-100.0, 5000.0, allow_nan=False), min_size=1, max_size=50),
+       batch=st.floats(0.5, 80.0, allow_nan=False))
+def test_many_increasing_is_many_bit_for_bit(xs, batch):
+    # one segment (the fast path) or several, inside or outside the grid
+    g = BUNDLED.decode
+    table = Table2D(g.batch_sizes, g.tokens, g.latency_s)
+    x = np.array(sorted(xs), dtype=np.float64)
+    fast, fast_out = table.many_increasing(batch, x)
+    slow, slow_out = table.many(batch, x)
+    assert fast.tobytes() == slow.tobytes() and fast_out == slow_out
