@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "simulate": ("fastserve.simulate_cli:simulate_cmd",
         "Simulate POLICIES on a trace and write requests.parquet, summary.csv and config.json."),
     "sweep": ("fastserve.sweep_cli:sweep_cmd",
-        "Run every cell of CONFIG_FILE's grid (see sim/sweep_config.py for the format)."),
+        "Run every cell of CONFIG_FILE's grid: a TOML file with [sweep], [grid], [scheduler] and [sim] sections."),
     "trace": ("fastserve.trace_cli:trace",
         "Workload traces: synthesize, inspect and convert."),
     "validate": ("fastserve.validate_cli:validate_cmd",
