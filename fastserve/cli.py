@@ -13,6 +13,8 @@ def main() -> None:
 
 # Subcommands register themselves here, one import each (keep this list sorted).
 from fastserve.analysis_cli import compare, plot  # noqa: E402, I001
+from fastserve.bench_cli import bench_cmd  # noqa: E402, I001
+main.add_command(bench_cmd)
 main.add_command(compare)
 main.add_command(plot)
 from fastserve.trace_cli import trace  # noqa: E402, I001

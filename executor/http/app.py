@@ -88,8 +88,9 @@ class TokenStream(StreamingResponse):
 
 
 class FrontEnd:
-    def __init__(self, arrivals: OnlineArrivals, limits: Limits, codec) -> None:
+    def __init__(self, arrivals: OnlineArrivals, limits: Limits, codec, info: dict | None = None) -> None:
         self.arrivals, self.limits, self.codec = arrivals, limits, codec
+        self.info = info or {}  # more fields for /v1/models (the policy and swap mode)
         self.created = int(time.time())
 
     def app(self) -> Starlette:
@@ -110,6 +111,7 @@ class FrontEnd:
         return JSONResponse({"object": "list", "data": [{
             "id": lim.model, "object": "model", "created": self.created, "owned_by": "fastserve",
             "max_model_len": lim.max_seq_tokens, "vocab_size": lim.vocab_size, "tokenizer": self.codec.name,
+            **self.info,
         }]})
 
     async def completions(self, request: Request) -> Response:

@@ -67,7 +67,8 @@ class HttpServer:
             return checker.reject_reason(Job(id=-1, arrival_s=0.0, prompt_tokens=prompt_tokens, output_tokens=max_tokens))
 
         limits = Limits(model_name, live.model.config.vocab_size, config.max_seq_tokens, reject_reason)
-        self.app = FrontEnd(self.arrivals, limits, codec).app()
+        info = {"policy": policy, "swap": checker.swap_mode}
+        self.app = FrontEnd(self.arrivals, limits, codec, info).app()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
