@@ -50,6 +50,11 @@ class OnlineArrivals(Arrivals):
     def stopped(self) -> str | None:
         return self._stopped
 
+    @property
+    def num_open(self) -> int:
+        """Requests submitted that have not ended yet."""
+        return len(self._sinks)
+
     # -- other threads -------------------------------------------------------------------------
     def submit(self, prompt_ids: list[int], max_tokens: int, sink: Sink) -> int:
         """Queue a request; returns its id. Raises `RunStopped` once the run is stopping."""

@@ -104,7 +104,7 @@ class FrontEnd:
     async def health(self, request: Request) -> Response:
         if self.arrivals.stopped is not None:
             return JSONResponse({"status": "stopping", "reason": self.arrivals.stopped}, status_code=503)
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "num_open_requests": self.arrivals.num_open})
 
     async def models(self, request: Request) -> Response:
         lim = self.limits
