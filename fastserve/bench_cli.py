@@ -19,9 +19,6 @@ import signal
 
 import click
 
-from fastserve.rundir import RunWriter, requests_frame
-from fastserve.tables import print_summary
-
 DEFAULT_VOCAB_SIZE = 256  # prompt ids below it are valid for any real model
 
 
@@ -37,7 +34,7 @@ def _trace(trace: str, seed: int, rate: float | None, cv: float | None, time_sca
         tr = tr.head(num_requests) if num_requests is not None else tr
         if rate is not None:
             arrivals = traces.from_rate(rate, 1.0 if cv is None else cv).generate(len(tr), np.random.default_rng(seed))
-            frame = tr.frame().assign(arrival_s=arrivals)
+            frame = tr.frame.assign(arrival_s=arrivals)
             tr = traces.Trace.from_frame(frame, f"{tr.source} at rate {rate:g}")
         if time_scale != 1.0:
             tr = tr.scale_time(time_scale)
@@ -69,6 +66,8 @@ def bench_cmd(endpoint, trace, rate, cv, time_scale, num_requests, model, vocab_
     from tqdm import tqdm
 
     from client import ReplayConfig, outcomes_for, replay, server_info
+    from fastserve.rundir import RunWriter, requests_frame
+    from fastserve.tables import print_summary
     from policy import RequestLog
 
     if not (time_scale > 0):
