@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,7 +150,9 @@ async def replay(cfg: ReplayConfig, outcomes: list[Outcome], done: Callable[[Out
     """Send every outcome's job at its arrival time (seconds from now), filling the outcomes in
     place; `done` is called as each ends. Cancelled (Ctrl-C), it still ends every outcome."""
     limits = httpx.Limits(max_connections=None, max_keepalive_connections=None)
-    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(cfg.timeout_s)) as http:
+    # Nagle off: a request's body must not wait for the ACK of its headers
+    transport = httpx.AsyncHTTPTransport(limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)])
+    async with httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(cfg.timeout_s)) as http:
         t0 = time.perf_counter()
         tasks = [asyncio.ensure_future(_send_at(http, cfg, o, t0, done)) for o in outcomes]
         try:

@@ -70,7 +70,10 @@ class HttpServer:
         info = {"policy": policy, "swap": checker.swap_mode}
         self.app = FrontEnd(self.arrivals, limits, codec, info).app()
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not the default 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets
+        # that say they are TCP, and with Nagle on, a keep-alive client's delayed ACK holds each
+        # response's body behind its headers for ~40 ms.
+        self.sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self.sock.bind((host, port))
