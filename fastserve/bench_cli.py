@@ -60,23 +60,41 @@ def _trace(trace: str, seed: int, rate: float | None, cv: float | None, time_sca
 def bench_cmd(endpoint, trace, rate, cv, time_scale, num_requests, model, vocab_size, ignore_eos, seed, timeout_s,
               label, run_dir):
     """Replay a trace against an OpenAI-compatible server; measure TTFT, token times and JCT."""
+    if not (time_scale > 0):
+        raise click.BadParameter(f"must be > 0, got {time_scale}", param_hint="--time-scale")
+    tr = _trace(trace, seed, rate, cv, time_scale, num_requests)
+    info = server_model(endpoint)
+    config = {"trace": trace, "rate": rate, "cv": cv, "time_scale": time_scale}
+    if run_bench(endpoint, info, tr, run_dir, config, model, vocab_size, ignore_eos, seed, timeout_s, label):
+        click.echo("interrupted: finished requests were written, the rest marked unfinished", err=True)
+        raise SystemExit(130)
+
+
+def server_model(endpoint: str) -> dict:
+    """The server's first model in /v1/models; a one-line error when it cannot be asked."""
+    from client import server_info
+
+    try:
+        return server_info(endpoint)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+
+
+def run_bench(endpoint: str, info: dict, tr, run_dir, config: dict, model: str | None = None,
+              vocab_size: int | None = None, ignore_eos: bool = True, seed: int = 0, timeout_s: float = 600.0,
+              label: str | None = None) -> bool:
+    """Replay `tr` against `endpoint` into `run_dir` (with `config` in config.json) and print
+    the summary; returns whether Ctrl-C or SIGTERM cut it short."""
     import asyncio
 
     import pandas as pd
     from tqdm import tqdm
 
-    from client import ReplayConfig, outcomes_for, replay, server_info
+    from client import ReplayConfig, outcomes_for, replay
     from fastserve.rundir import RunWriter, requests_frame
     from fastserve.tables import print_summary
     from policy import RequestLog
 
-    if not (time_scale > 0):
-        raise click.BadParameter(f"must be > 0, got {time_scale}", param_hint="--time-scale")
-    tr = _trace(trace, seed, rate, cv, time_scale, num_requests)
-    try:
-        info = server_info(endpoint)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
     model = model or str(info.get("id"))
     vocab = vocab_size or int(info.get("vocab_size") or DEFAULT_VOCAB_SIZE)
     label = label or str(info.get("policy") or "server")
@@ -86,9 +104,8 @@ def bench_cmd(endpoint, trace, rate, cv, time_scale, num_requests, model, vocab_
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--timeout-s") from None
     writer = RunWriter(run_dir, {
-        "engine": "bench", "endpoint": endpoint, "trace": trace, "num_requests": len(tr), "model": model,
-        "vocab_size": vocab, "rate": rate, "cv": cv, "time_scale": time_scale, "seed": seed, "ignore_eos": ignore_eos,
-        "timeout_s": timeout_s, "server": info,
+        "engine": "bench", "endpoint": endpoint, **config, "num_requests": len(tr), "model": model,
+        "vocab_size": vocab, "seed": seed, "ignore_eos": ignore_eos, "timeout_s": timeout_s, "server": info,
     })
     outcomes = outcomes_for(list(tr.jobs()))
     bar = tqdm(total=len(outcomes), desc=f"bench {label}", unit="req")
@@ -119,6 +136,4 @@ def bench_cmd(endpoint, trace, rate, cv, time_scale, num_requests, model, vocab_
         click.echo(f"  e.g. {reason}", err=True)
     print_summary(summary)
     click.echo(f"wrote {run_dir}/", err=True)
-    if interrupted:
-        click.echo("interrupted: finished requests were written, the rest marked unfinished", err=True)
-        raise SystemExit(130)
+    return interrupted

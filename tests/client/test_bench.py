@@ -105,3 +105,25 @@ def test_rate_and_cv_replace_the_arrivals_with_seeded_ones():
     assert tr.frame["arrival_s"].tolist() == expected.tolist()
     original = resolve(TRACE).head(20).frame
     assert tr.frame["prompt_tokens"].tolist() == original["prompt_tokens"].tolist()
+
+
+def test_validate_endpoint_compares_a_bench_run_with_a_simulation(server, tmp_path):
+    out = tmp_path / "v"
+    res = CliRunner().invoke(main, ["validate", "--endpoint", server.url, "--trace",
+                                    "synth:num_requests=6,rate=20,lengths=fixed:prompt=16,output=8",
+                                    "--profile", "tiny-llama_cpu_tp1", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out / "validation.csv")
+    measured = pd.read_csv(out / "bench" / "summary.csv").iloc[0]
+    simulated = pd.read_csv(out / "sim" / "summary.csv").iloc[0]
+    assert table["policy"].tolist() == ["skip-join-mlfq"] * 4
+    assert table["metric"].tolist() == ["jct_mean_s", "jct_p50_s", "jct_p99_s", "ttft_mean_s"]
+    for row in table.itertuples():
+        assert (row.measured, row.simulated) == (measured[row.metric], simulated[row.metric])
+        assert row.rel_error == pytest.approx(row.simulated / row.measured - 1)
+    assert measured["num_requests"] == simulated["num_requests"] == 6
+
+
+def test_validate_endpoint_needs_a_profile(server, tmp_path):
+    res = CliRunner().invoke(main, ["validate", "--endpoint", server.url, "--trace", TRACE, "-o", str(tmp_path / "v")])
+    assert res.exit_code == 2 and "--endpoint needs --profile" in res.output
