@@ -37,9 +37,9 @@ CPython's occasional full collection otherwise walks all of them from inside an 
 no serving engine should pay it mid-batch); objects made during the run are still collected
 as usual, and the young-generation collections (~0.1 ms, rare) remain.
 
-Stopping: Ctrl-C, the source's `RunStopped`, or an error (a failing request, a KV mismatch, a stalled policy) ends the run
-cleanly: finished requests keep their rows, every other request is recorded "unfinished" with
-the reason, and the KV store is emptied for the next policy. `RunResult.error` says what happened.
+Stopping: Ctrl-C, the source's `RunStopped`, or an error (a failing request, a KV mismatch, a
+stalled policy) ends the run cleanly: finished requests keep their rows, every other request
+is recorded "unfinished" with the reason, and the KV store is emptied for the next policy. `RunResult.error` says what happened.
 Distributed (executor/distributed): the policy and the plan -> segments/swaps translation stay
 on rank 0; every call on `self.store`, `self.swapper` and `self.runner` is a per-rank operation
 that the other ranks replay (each rank's store holds its shard); pp > 1 uses `PipelineEngine`.

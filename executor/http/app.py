@@ -22,7 +22,7 @@ import json
 import time
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
@@ -124,6 +124,8 @@ class FrontEnd:
         try:
             try:
                 body = json.loads(await request.body())
+            except ClientDisconnect:  # gone before its body arrived: nothing was submitted
+                return Response(status_code=CLIENT_CLOSED_STATUS)
             except (json.JSONDecodeError, UnicodeDecodeError) as e:
                 raise ApiError(f"the request body is not valid JSON: {e}") from None
             req = parse(body, chat, self.limits, self.codec)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import socket
+import sys
 import threading
 import time
 
@@ -29,6 +30,11 @@ from executor.online import OnlineArrivals
 from policy import Job, make_scheduler
 
 START_TIMEOUT_S = 30.0
+# While the engine thread computes, the event loop gets the GIL only when the engine is made to
+# let go of it, every switch interval: CPython's default 5 ms would delay each token's chunk
+# (and each arriving request) by up to that much. The engine pays for a handoff only when
+# the loop actually waits for the GIL.
+SWITCH_INTERVAL_S = 0.0005
 STOP_TIMEOUT_S = 30.0  # the engine stops at its next check: one plan plus OnlineArrivals.wait_s
 
 
@@ -88,6 +94,7 @@ class HttpServer:
         self.error: BaseException | None = None
         self._engine = threading.Thread(target=self._run_engine, name="fastserve-engine", daemon=True)
         self._loop: threading.Thread | None = None
+        self._switch_interval_s = sys.getswitchinterval()
 
     @property
     def url(self) -> str:
@@ -103,9 +110,14 @@ class HttpServer:
             self.arrivals.stop("the engine stopped" if self.error is None else f"the engine failed: {self.error}")
             self._uvicorn.should_exit = True
 
+    def _start_engine(self) -> None:
+        self._switch_interval_s = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
+        self._engine.start()
+
     def serve(self):
         """Serve in this thread until SIGINT/SIGTERM or the engine stops; returns (RunResult, swap)."""
-        self._engine.start()
+        self._start_engine()
         try:
             self._uvicorn.run(sockets=[self.sock])
         finally:
@@ -116,7 +128,7 @@ class HttpServer:
 
     def start(self) -> None:
         """Serve from background threads (tests); returns once the socket accepts requests."""
-        self._engine.start()
+        self._start_engine()
         self._loop = threading.Thread(target=self._uvicorn.run, kwargs={"sockets": [self.sock]},
                                       name="fastserve-http", daemon=True)
         self._loop.start()
@@ -137,6 +149,7 @@ class HttpServer:
         return self._outcome()
 
     def _outcome(self):
+        sys.setswitchinterval(self._switch_interval_s)
         if self._engine.is_alive():
             raise RuntimeError(f"the engine did not stop within {STOP_TIMEOUT_S} s")
         if self.error is not None:
