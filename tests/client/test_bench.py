@@ -8,6 +8,7 @@ client minus server is >= 0 (the loopback overhead; benchmarks/http_overhead.py 
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 import numpy as np
@@ -127,3 +128,29 @@ def test_validate_endpoint_compares_a_bench_run_with_a_simulation(server, tmp_pa
 def test_validate_endpoint_needs_a_profile(server, tmp_path):
     res = CliRunner().invoke(main, ["validate", "--endpoint", server.url, "--trace", TRACE, "-o", str(tmp_path / "v")])
     assert res.exit_code == 2 and "--endpoint needs --profile" in res.output
+
+
+def test_a_stopped_replay_keeps_what_finished_and_ends_every_request(server):
+    from client import ReplayConfig, outcomes_for, replay
+    from traces import Trace
+
+    # two requests now, two at 60 s: the replay is stopped (as Ctrl-C does) once two have ended
+    outcomes = outcomes_for(list(Trace([0.0, 0.0, 60.0, 60.0], [5, 6, 7, 8], [3, 4, 5, 6]).jobs()))
+    cfg = ReplayConfig(server.url, "tiny-llama", 256)
+
+    async def stopped_after_two() -> None:
+        task, ended = asyncio.current_task(), []
+
+        def done(outcome) -> None:
+            ended.append(outcome)
+            if len(ended) == 2:
+                task.cancel()
+
+        await replay(cfg, outcomes, done)
+
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(stopped_after_two())
+    assert [(o.status, o.reason) for o in outcomes] == [("finished", ""), ("finished", "")] + \
+        [("unfinished", "not sent: the replay stopped first")] * 2
+    assert [o.job.generated_tokens for o in outcomes] == [3, 4, 0, 0]
+    assert [len(o.token_times_s) for o in outcomes] == [3, 4, 0, 0]
