@@ -19,10 +19,16 @@ the store grows the jobs' blocks as they fill, ahead of the policy's count until
 Transfers report `on_swap_done` when they land: at once on CPU (synchronous copies), when their
 CUDA event fires otherwise (polled every iteration, or waited for in steps 3 and 5).
 
-Time: engine time is wall seconds since the run started; a request arrives at
+Requests come from an `executor.arrivals.Arrivals` source: a trace (`run(jobs, ...)`), or an
+online source that other threads feed (`executor.online`, the HTTP front end), which also
+listens for the tokens and may cancel a request between plans (`Scheduler.abort` frees its KV;
+a job in a copy waits for the copy to land). The engine reports each token after its
+iteration's end time is taken, and each request's end exactly once.
+
+Time: engine time is wall seconds since the run started; a trace request arrives at
 `arrival_s * time_scale` (so 0.1 replays a trace ten times faster). Requests are recorded in
-engine time. Prompt token ids are synthesized per request from a seeded generator
-(`prompt_token_ids`), since traces carry lengths only.
+engine time. Prompt token ids come with an online request, or are synthesized per request
+from a seeded generator (`traces.prompts.prompt_token_ids`), since traces carry lengths only.
 
 Garbage collection: a run freezes the objects that exist when it starts (`gc.freeze()`: the
 model, torch, transformers and the imports, ~400k objects) and unfreezes them when it ends.
@@ -31,9 +37,9 @@ CPython's occasional full collection otherwise walks all of them from inside an 
 no serving engine should pay it mid-batch); objects made during the run are still collected
 as usual, and the young-generation collections (~0.1 ms, rare) remain.
 
-Stopping: Ctrl-C or an error (a failing request, a KV mismatch, a stalled policy) ends the run
-cleanly: finished requests keep their rows, every other request is recorded "unfinished" with
-the reason, and the KV store is emptied for the next policy. `RunResult.error` says what happened.
+Stopping: Ctrl-C, the source's `RunStopped`, or an error (a failing request, a KV mismatch, a
+stalled policy) ends the run cleanly: finished requests keep their rows, every other request
+is recorded "unfinished" with the reason, and the KV store is emptied for the next policy. `RunResult.error` says what happened.
 Distributed (executor/distributed): the policy and the plan -> segments/swaps translation stay
 on rank 0; every call on `self.store`, `self.swapper` and `self.runner` is a per-rank operation
 that the other ranks replay (each rank's store holds its shard); pp > 1 uses `PipelineEngine`.
@@ -43,18 +49,19 @@ from __future__ import annotations
 
 import gc
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from executor.arrivals import Arrivals, Request, RunStopped, TraceArrivals
 from executor.kv_store import KVStore
 from executor.records import SpanLog, frame, live_iteration_log
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper, Transfer
 from policy import Job, KVLocation, Plan, RequestLog, Scheduler, to_us
+from traces.prompts import prompt_token_ids
 
 
 class EngineError(RuntimeError):
@@ -88,12 +95,6 @@ class RunResult:
     num_plans: int = 0  # schedule() calls; fewer than iterations when plans were reused
 
 
-def prompt_token_ids(request_id: int, num_tokens: int, vocab_size: int, seed: int) -> list[int]:
-    """Deterministic per request and independent of arrival order or policy."""
-    rng = np.random.default_rng([seed, request_id])
-    return rng.integers(0, vocab_size, num_tokens).tolist()
-
-
 class Engine:
     def __init__(self, runner: ModelRunner, store: KVStore, config: EngineConfig | None = None) -> None:
         self.runner = runner
@@ -102,8 +103,9 @@ class Engine:
         self.config = config or EngineConfig()
         self.vocab_size = runner.model.config.vocab_size
 
-    def run(self, jobs: list[Job], scheduler: Scheduler, policy: str, swap: str) -> RunResult:
-        """Serve `jobs` (trace times; copied, so the caller's stay fresh) with `scheduler` to the end."""
+    def run(self, jobs: list[Job] | Arrivals, scheduler: Scheduler, policy: str, swap: str) -> RunResult:
+        """Serve `jobs` (trace times; copied, so the caller's stay fresh), or the requests of an
+        `Arrivals` source, with `scheduler` to the end."""
         cfg = self.config
         self.store.check_capacity(scheduler.kv.capacity)
         if scheduler.config.max_seq_tokens > self.store.max_blocks_per_seq * self.store.block_size:
@@ -117,31 +119,32 @@ class Engine:
         self._iterations = live_iteration_log(len(scheduler.level_counts())) if cfg.record_iterations else None
         self._spans = SpanLog() if cfg.record_spans else None
         self._tokens: dict[int, list[int]] = {}  # prompt ids, then generated ids
-        self._prompt_tokens = {j.id: j.prompt_tokens for j in jobs}
+        self._prompt_tokens: dict[int, int] = {}
         self._transfers: dict[int, Transfer] = {}
         self._last_batch: set[int] = set()
         self._num_plans = 0
         self._admit_s = 0.0  # time spent admitting requests since the last recorded iteration
-        pending = deque(sorted(
-            (Job(id=j.id, arrival_s=j.arrival_s * cfg.time_scale, prompt_tokens=j.prompt_tokens,
-                 output_tokens=j.output_tokens) for j in jobs),
-            key=lambda j: j.arrival_s,
-        ))
-        self._bar = tqdm(total=len(pending), desc=f"serve {policy}", unit="req", disable=not cfg.progress)
+        self._cancelling: set[int] = set()  # cancelled while in a running batch or a copy
+        arrivals = jobs if isinstance(jobs, Arrivals) else TraceArrivals(jobs, cfg.time_scale)
+        self._arrivals = arrivals
+        total = arrivals.num_requests if isinstance(arrivals, TraceArrivals) else None
+        self._bar = tqdm(total=total, desc=f"serve {policy}", unit="req", disable=not cfg.progress)
         gc.freeze()  # no full collection over the model and imports mid-run (module docstring)
-        self._t0 = time.perf_counter()
+        self._t0 = arrivals.start()
         error, interrupted = None, False
         try:
-            self._loop(pending)
+            self._loop(arrivals)
         except KeyboardInterrupt:
             error, interrupted = "interrupted (Ctrl-C)", True
+        except RunStopped as exc:
+            error, interrupted = str(exc), True
         except Exception as exc:  # noqa: BLE001 - any failure stops the run cleanly, with its reason
             error = f"{type(exc).__name__}: {exc}"
         finally:
             gc.unfreeze()
             self._bar.close()
         if error is not None:
-            self._record_unfinished(pending, error)
+            self._record_unfinished(arrivals, error)
         self._reset()
         outputs = {jid: toks[self._prompt_tokens[jid]:] for jid, toks in self._tokens.items()}
         return RunResult(
@@ -155,42 +158,75 @@ class Engine:
     def _now(self) -> float:
         return time.perf_counter() - self._t0
 
-    def _loop(self, pending: deque[Job]) -> None:
+    def _loop(self, arrivals: Arrivals) -> None:
         sched = self._scheduler
-        while pending or not sched.idle:
+        while arrivals.more() or not sched.idle:
             now = self._now()
-            while pending and pending[0].arrival_s <= now:
-                self._admit(pending.popleft(), now)
+            self._take_arrivals(now)
             self._poll_transfers()
             if sched.idle:
-                if pending:
-                    time.sleep(max(0.0, pending[0].arrival_s - self._now()))
+                arrivals.wait()
                 continue
             plan = sched.schedule(now)
             self._num_plans += 1
             if not (plan.batch or plan.swap_out or plan.swap_in or plan.recompute):
-                self._wait_for_something(pending, sched)
+                self._wait_for_something(sched)
                 continue
-            self._execute(plan, now, pending)
+            self._execute(plan, now)
             if self.config.check_invariants:
                 self.store.audit(sched.jobs.values())
 
-    def _admit(self, job: Job, now: float) -> None:
+    def _take_arrivals(self, now: float) -> None:
+        """Admit what arrived by `now`, then let go of the requests whose clients left."""
+        for request in self._arrivals.take(now):
+            self._admit(request, now)
+        self._cancelling.update(self._arrivals.cancelled())
+        for job_id in list(self._cancelling):
+            self._cancel(job_id)
+
+    def _admit(self, request: Request, now: float) -> None:
         began_s = time.perf_counter()
+        job = request.job
         reason = self._scheduler.reject_reason(job)
         if reason is not None:
             self._log.record(job, job.id, self.config.replica, "rejected", reason)
+            self._arrivals.on_done(job, "rejected", reason)
             self._bar.update(1)
         else:
-            self._tokens[job.id] = prompt_token_ids(job.id, job.prompt_tokens, self.vocab_size, self.config.seed)
+            prompt = request.prompt_ids
+            self._tokens[job.id] = list(prompt) if prompt is not None else prompt_token_ids(
+                job.id, job.prompt_tokens, self.vocab_size, self.config.seed)
+            self._prompt_tokens[job.id] = job.prompt_tokens
             self._scheduler.add(job, now)
         self._admit_s += time.perf_counter() - began_s
 
-    def _wait_for_something(self, pending: deque[Job], sched: Scheduler) -> None:
+    def _cancel(self, job_id: int) -> None:
+        """Abort a request whose client left, freeing its KV; one in a copy waits for the copy
+        to land, one in a running micro-batch (pipeline) until it lands."""
+        sched = self._scheduler
+        job = sched.jobs.get(job_id)
+        if job is None:  # finished, rejected or never admitted here
+            self._cancelling.discard(job_id)
+            return
+        if job.id in self._transfers:
+            self._complete(self._transfers[job.id], wait=True)
+        if not sched.can_abort(job):
+            return
+        had_kv = job.kv is not KVLocation.NONE
+        sched.abort(job)
+        if had_kv:
+            self.store.drop(job.id)
+        self._cancelling.discard(job_id)
+        reason = "client disconnected"
+        self._log.record(job, job.id, self.config.replica, "unfinished", reason)
+        self._arrivals.on_done(job, "unfinished", reason)
+        self._bar.update(1)
+
+    def _wait_for_something(self, sched: Scheduler) -> None:
         if self._transfers:
             self._complete(next(iter(self._transfers.values())), wait=True)
-        elif pending:
-            time.sleep(max(0.0, pending[0].arrival_s - self._now()))
+        elif self._arrivals.more():
+            self._arrivals.wait()
         else:
             raise EngineError(
                 f"policy {sched.name} scheduled nothing while {len(sched.jobs)} requests wait and no "
@@ -198,7 +234,7 @@ class Engine:
             )
 
     # -- one plan ------------------------------------------------------------------------------
-    def _execute(self, plan: Plan, start_s: float, pending: deque[Job]) -> None:
+    def _execute(self, plan: Plan, start_s: float) -> None:
         sched = self._scheduler
         horizon = sched.horizon(plan, start_s) if self.config.skip and plan.is_pure_decode else None
         level_counts = sched.level_counts() if self._iterations is not None else []
@@ -217,7 +253,7 @@ class Engine:
             # its iteration and time bounds, before any job's last token, arrival or landed copy.
             limit = min(horizon.max_iterations, min(j.remaining_tokens for j in plan.batch))
             while (num_iterations < limit and end_s - served_from_s < horizon.deadline_s
-                   and not (pending and pending[0].arrival_s <= end_s) and not self._landed()):
+                   and not self._arrivals.due_by(end_s) and not self._landed()):
                 end_s = self._iterate(plan, end_s, level_counts, num_queued, (0, 0, 0, 0))
                 num_iterations += 1
                 ends_us.append(to_us(end_s - served_from_s))
@@ -258,6 +294,7 @@ class Engine:
         for job in self._scheduler.advance(plan, end_s, num_iterations, elapsed_s, ends_us):
             self.store.drop(job.id)
             self._log.record(job, job.id, self.config.replica)
+            self._arrivals.on_done(job, "finished")
             self._bar.update(1)
 
     def _iterate(self, plan: Plan, start_s: float, level_counts: list[int], num_queued: int,
@@ -285,6 +322,8 @@ class Engine:
         for job, token in zip(plan.batch, next_tokens, strict=True):
             self._tokens[job.id].append(token)
         end_s = self._now()
+        for job, token in zip(plan.batch, next_tokens, strict=True):  # after end_s: see the docstring
+            self._arrivals.on_token(job.id, token)
         if self._spans is not None:  # a job that ran the iteration before keeps its span going
             for job in plan.batch:
                 self._spans.running(self.config.replica, job.id, start_s, end_s, job.id in self._last_batch)
@@ -332,11 +371,13 @@ class Engine:
             self._spans.transfer(self.config.replica, job.id, f"swap_{transfer.direction}", start, now)
 
     # -- stopping ------------------------------------------------------------------------------
-    def _record_unfinished(self, pending: deque[Job], reason: str) -> None:
+    def _record_unfinished(self, arrivals: Arrivals, reason: str) -> None:
         for job in list(self._scheduler.jobs.values()):
             self._log.record(job, job.id, self.config.replica, "unfinished", f"run stopped: {reason}")
-        for job in pending:
+            arrivals.on_done(job, "unfinished", f"run stopped: {reason}")
+        for job in arrivals.left():
             self._log.record(job, job.id, self.config.replica, "unfinished", f"not yet arrived; run stopped: {reason}")
+            arrivals.on_done(job, "unfinished", f"not yet arrived; run stopped: {reason}")
 
     def _reset(self) -> None:
         for transfer in self._transfers.values():

@@ -116,9 +116,13 @@ class KVStore:
             self.table[kv.row, start:start + len(blocks)] = torch.tensor(blocks, dtype=torch.int64)
 
     def drop(self, job_id: int) -> None:
-        """Free the job's device KV without copying (recompute, or the job finished)."""
-        kv = self._state(job_id, KVLocation.DEVICE)
-        self._release_device(job_id, kv)
+        """Free the job's KV without copying: on the device (recompute, or the job finished), or
+        on the host (an aborted request)."""
+        kv = self._state(job_id, KVLocation.DEVICE, KVLocation.HOST)
+        if kv.where is KVLocation.DEVICE:
+            self._release_device(job_id, kv)
+        else:
+            self.host_alloc.free(kv.host_blocks, f"job {job_id}")
         del self.jobs[job_id]
 
     def _release_device(self, job_id: int, kv: JobKV) -> None:

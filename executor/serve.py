@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from executor.arrivals import Arrivals
 from executor.engine import Engine, EngineConfig, RunResult
 from executor.kv_store import KVStore
 from executor.models import build_model, config_from_spec, kv_layout, max_context_tokens
@@ -66,8 +67,10 @@ class LiveServer:
         return fit_config(config, self.max_seq_tokens, max_seq_given)
 
     def run(self, jobs, policy: str, config: SchedulerConfig, cost=None) -> tuple[RunResult, str]:
-        """Serve fresh `jobs` with one policy; returns the result and the swap mode used."""
+        """Serve fresh `jobs` (or an `Arrivals` source's requests) with one policy; returns the
+        result and the swap mode used."""
         scheduler = make_scheduler(policy, config, cost)
         store = KVStore(self.layout, scheduler.kv.capacity, config.max_seq_tokens, self.model.device)
         engine = Engine(ModelRunner(self.model, store), store, self.engine_config)
-        return engine.run(list(jobs), scheduler, policy, scheduler.swap_mode), scheduler.swap_mode
+        jobs = jobs if isinstance(jobs, Arrivals) else list(jobs)
+        return engine.run(jobs, scheduler, policy, scheduler.swap_mode), scheduler.swap_mode

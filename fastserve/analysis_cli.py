@@ -65,6 +65,7 @@ def compare(run_dirs, baseline, metrics, ttft_slo_s, tpot_slo_s, output) -> None
         return
     try:
         frames = [run_metrics(load_run(p), ttft_slo_s, tpot_slo_s) for p in run_dirs]
+        baseline = _default_baseline(frames, baseline)
         table = compare_runs(list(zip(_run_names(run_dirs), frames, strict=True)), baseline, list(metrics))
     except ValueError as exc:  # InputError included: it names the file
         raise click.ClickException(str(exc)) from None
@@ -85,6 +86,18 @@ def _warn_overloaded(table) -> None:
         click.echo(f"warning: {int(table['overloaded'].astype(bool).sum())} of {len(table)} rows are overloaded "
                    "(throughput under 90% of a keeping-up server's, or offered above the profile's sustainable rate): "
                    "their latencies grow with the trace's length", err=True)
+
+
+def _default_baseline(frames, baseline: str) -> str:
+    """Without --baseline, runs that lack fcfs (a `fastserve bench` or `serve --http` run holds the
+    one policy it measured) compare against their first policy, said on stderr."""
+    ctx = click.get_current_context()
+    given = ctx.get_parameter_source("baseline") is not click.core.ParameterSource.DEFAULT
+    if given or any((f["policy"] == baseline).any() for f in frames) or frames[0].empty:
+        return baseline
+    first = str(frames[0]["policy"].iloc[0])
+    click.echo(f"note: no {baseline} row in these runs; ratios are to {first} (choose with --baseline)", err=True)
+    return first
 
 
 def _write_csv(table, output: str) -> None:

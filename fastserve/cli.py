@@ -24,6 +24,8 @@ import click
 
 # name -> ("module:attribute", the command's one-line summary); keep it sorted by name.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": ("fastserve.bench_cli:bench_cmd",
+        "Replay a trace against an OpenAI-compatible server; measure TTFT, token times and JCT."),
     "compare": ("fastserve.analysis_cli:compare",
         "Compare policies side by side across RUN_DIR..., with ratios to a baseline policy."),
     "demo": ("fastserve.demo_cli:demo_cmd",

@@ -9,6 +9,7 @@ half-written directory. Layout:
   config.json        resolved configuration, seed, package versions, git SHA
   iterations.parquet optional, one row per iteration (timeline plots)
   spans.parquet      optional, per-request running/swap spans (Gantt charts, small traces)
+  tokens.parquet     optional, `fastserve bench`: when each token reached the client
 """
 
 from __future__ import annotations
@@ -107,6 +108,10 @@ class RunWriter:
             frame = pd.concat(self._spans, ignore_index=True)
             _atomic_write(self.dir / "spans.parquet", lambda p: frame.to_parquet(p, index=False))
         return summary
+
+    def add_table(self, name: str, frame: pd.DataFrame) -> None:
+        """Write one more table, `<name>.parquet` (replaced atomically)."""
+        _atomic_write(self.dir / f"{name}.parquet", lambda p: frame.to_parquet(p, index=False))
 
 
 def write_sim_run(run_dir: str | os.PathLike, config: dict, result) -> pd.DataFrame:

@@ -1,9 +1,11 @@
-"""`fastserve serve` (live executor over a trace) and `fastserve profile` (measure a model).
+"""`fastserve serve` (live executor over a trace, or behind HTTP) and `fastserve profile` (measure a model).
 
 Both build the model the same way: a catalog architecture with seeded random weights, or a
 local checkpoint (`--checkpoint`, never downloaded). `serve` runs each policy in turn over the
 whole trace into one run directory, rewritten after every policy, and prints the summary.
 Ctrl-C keeps what finished (the rest is recorded "unfinished") and exits with status 130.
+`--http [HOST:]PORT` serves one policy behind an OpenAI-compatible API instead
+(fastserve/http_serve.py, executor/http) and writes the run directory when stopped.
 
 `--tp T --pp P` (T x P > 1) runs a distributed replica (executor/distributed): this process is
 rank 0 and spawns T x P - 1 local workers on loopback, or, under `torchrun --nproc-per-node
@@ -98,6 +100,8 @@ def _capacities(options: dict, cost, device: str) -> tuple[int, int]:
     return device_kv or cost.device_kv_tokens, host_kv if host_kv is not None else cost.host_kv_tokens
 
 
+HTTP_HELP = ("Serve an OpenAI-compatible API on [HOST:]PORT (loopback if no host; port 0: any free port) "
+             "instead of replaying --trace, until Ctrl-C or SIGTERM; then write the run directory.")
 TP_HELP = "Tensor parallelism: ranks that split every layer's heads and MLP columns."
 PP_HELP = "Pipeline parallelism: stages that split the layers, with pp micro-batches in flight."
 DIST_TIMEOUT_HELP = ("With --tp/--pp: seconds a collective, transfer or worker start may take before "
@@ -171,8 +175,9 @@ def _policy_configs(policies, options: dict, swap, cost, device: str, max_positi
 
 
 @click.command("serve")
-@click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
+@click.option("--trace", "trace", default=None, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...); or --http.")
 @trace_load_options
+@click.option("--http", "http", default=None, metavar="[HOST:]PORT", help=HTTP_HELP)
 @click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt, llama-2-7b) built with random weights; a label with --checkpoint.")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None, help="Local transformers checkpoint directory to load instead (never downloaded).")
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to run; repeat for several [fcfs and skip-join-mlfq].")
@@ -191,19 +196,22 @@ def _policy_configs(policies, options: dict, swap, cost, device: str, max_positi
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Run directory to write (new or empty; see --overwrite).")
 @overwrite_option
 @policy_options
-def serve(trace, sort, arrivals, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, pp, dist_timeout_s,
-          threads, timeline, spans, run_dir, overwrite, **options):
+def serve(trace, sort, arrivals, http, model, checkpoint, policies, swap, profile, time_scale, seed, device, dtype, tp, pp,
+          dist_timeout_s, threads, timeline, spans, run_dir, overwrite, **options):
     """Serve a trace with a real model, policy by policy, into one run directory."""
     from executor.engine import EngineConfig
     from executor.serve import LiveServer
 
-    policies = policies or ("fcfs", "skip-join-mlfq")
+    if (trace is None) == (http is None):
+        raise click.UsageError("give --trace (replay a trace) or --http [HOST:]PORT (serve requests), one of them")
+    policies = policies or (("skip-join-mlfq",) if http else ("fcfs", "skip-join-mlfq"))
+    address = _http_address(http, policies)
     twice = sorted({p for p in policies if policies.count(p) > 1})
     if twice:
         raise click.BadParameter(f"{twice[0]} given twice (each policy runs once per run directory)", param_hint="--policy")
     prepare_run_dir(run_dir, "-o", overwrite)
     _check_model(model, checkpoint)
-    tr = load_trace(trace, seed, sort=sort, arrivals=arrivals)
+    tr = load_trace(trace, seed, sort=sort, arrivals=arrivals) if trace is not None else None
     try:
         engine_config = EngineConfig(time_scale=time_scale, seed=seed, record_iterations=timeline,
                                      record_spans=spans, progress=True)
@@ -211,13 +219,13 @@ def serve(trace, sort, arrivals, model, checkpoint, policies, swap, profile, tim
         raise click.BadParameter(str(e), param_hint="--time-scale") from None
     cost, profile_name = _cost(profile, model, device, policies, tp, pp)
     _set_threads(threads, device)
-    record = {"engine": "live", "trace": trace, "num_requests": len(tr), "model": model, "checkpoint": checkpoint,
+    record = {"engine": "live", "trace": trace, "http": http, "num_requests": len(tr) if tr else None, "model": model, "checkpoint": checkpoint,
               "device": device, "threads": threads, "profile": profile_name, "tp": tp, "pp": pp, "seed": seed,
               "time_scale": time_scale}
     if not _distributed(tp, pp):
         server = LiveServer(_model_config(model, checkpoint, device, dtype, seed), engine_config)
         cfgs = _policy_configs(policies, options, swap, cost, device, server.max_seq_tokens)
-        _serve(server, tr, policies, cfgs, cost, run_dir, record)
+        _serve_or_listen(server, tr, policies, cfgs, cost, run_dir, record, address)
         return
     from executor.distributed.launch import transformers_config
     from executor.distributed.server import DistributedServer
@@ -230,9 +238,31 @@ def serve(trace, sort, arrivals, model, checkpoint, policies, swap, profile, tim
         return
     server = DistributedServer(session, engine_config)
     try:
-        _serve(server, tr, policies, cfgs, cost, run_dir, {**record, "dist_timeout_s": dist_timeout_s})
+        _serve_or_listen(server, tr, policies, cfgs, cost, run_dir, {**record, "dist_timeout_s": dist_timeout_s}, address)
     finally:
         server.close()
+
+
+def _http_address(http: str | None, policies) -> tuple[str, int] | None:
+    if http is None:
+        return None
+    from fastserve.http_serve import parse_address
+
+    if len(policies) > 1:
+        raise click.BadParameter("--http serves one policy", param_hint="--policy")
+    try:
+        return parse_address(http)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--http") from None
+
+
+def _serve_or_listen(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict, address) -> None:
+    if address is None:
+        _serve(server, tr, policies, cfgs, cost, run_dir, record)
+        return
+    from fastserve.http_serve import serve_http
+
+    serve_http(server, policies[0], cfgs[policies[0]], cost, run_dir, record, address)
 
 
 def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -> None:

@@ -163,7 +163,8 @@ def _report(out: Path, cost, policies) -> None:
 
 
 @click.command("validate")
-@click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt) built with seeded random weights.")
+@click.option("--model", default=None, help="Catalog model (e.g. tiny-llama, tiny-opt) built with seeded random weights (required without --endpoint).")
+@click.option("--endpoint", default=None, help="Instead of the in-process executor: bench this OpenAI-compatible server (URL) and simulate it with --profile (fastserve/validate_endpoint.py).")
 @click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to validate; repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs].")
@@ -178,11 +179,19 @@ def _report(out: Path, cost, policies) -> None:
 @click.option("-o", "--out", "run_dir", required=True, type=click.Path(file_okay=False), help="Directory to write: live/, sim/, profile.json, validation.csv, validation.json, validation_cdf.png (new or empty; see --overwrite).")
 @overwrite_option
 @policy_options
-def validate_cmd(model, trace, policies, swap, sort, arrivals, profile, profile_budget_s, quick_profile, time_scale, seed, device,
-                 threads, run_dir, overwrite, **options):
+def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile, profile_budget_s, quick_profile, time_scale,
+                 seed, device, threads, run_dir, overwrite, **options):
     """Run the live executor and the simulator on one trace and report how far apart they are."""
     from executor.serve import LiveServer
 
+    if endpoint is not None:
+        from fastserve.validate_endpoint import validate_endpoint
+
+        prepare_run_dir(run_dir, "-o", overwrite)
+        validate_endpoint(endpoint, trace, policies, swap, profile, time_scale, seed, run_dir, options, VALIDATION_VIEW)
+        return
+    if model is None:
+        raise click.UsageError("give --model (validate the in-process executor) or --endpoint URL (a running server)")
     policies = policies or ("fcfs", "skip-join-mlfq")
     twice = sorted({p for p in policies if policies.count(p) > 1})
     if twice:

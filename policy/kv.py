@@ -143,6 +143,16 @@ class KVSpace:
         job.kv = KVLocation.NONE
         job.kv_tokens = 0
 
+    def release(self, job: Job) -> None:
+        """Free the job's KV wherever it lies, device or host (an aborted request)."""
+        if job.kv is KVLocation.HOST:
+            self.host_used_blocks -= job.host_blocks
+            job.host_blocks = 0
+            job.kv = KVLocation.NONE
+            job.kv_tokens = 0
+        else:
+            self.drop(job)
+
     # -- transfers -----------------------------------------------------------------------
     def can_swap_out(self, job: Job) -> bool:
         return job.kv is KVLocation.DEVICE and self.blocks_for(job.kv_tokens) <= self.host_free_blocks

@@ -457,10 +457,28 @@ class Scheduler(KVPlacement, PlanHorizon):
         job.num_swaps += 1
         self._track(job, old)
 
+    def can_abort(self, job: Job) -> bool:
+        """An unfinished job may leave now: it is in no batch still running and no copy of its
+        KV is in flight (engines wait for those first)."""
+        return (job.id in self.jobs and job.id not in self._in_flight
+                and job.kv is not _SWAPPING_IN and job.kv is not _SWAPPING_OUT)
+
+    def abort(self, job: Job) -> None:
+        """Remove an unfinished job (its client went away) and free its KV, device or host.
+        It gets no finish time; the engine records it as unfinished."""
+        if not self.can_abort(job):
+            raise ValueError(f"job {job.id}: cannot abort now (unknown, in a running batch or in transfer)")
+        old = job.kv
+        self.kv.release(job)
+        self._remove(job, old)
+
     def _finish(self, job: Job, now_s: float) -> None:
         job.finish_s = now_s
         old = job.kv
         self.kv.drop(job)
+        self._remove(job, old)
+
+    def _remove(self, job: Job, old: KVLocation) -> None:
         self._track(job, old)
         self._queue_of.pop(job.id).remove(job)
         del self.jobs[job.id]

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-OURS = ("policy", "profiles", "traces", "sim", "executor", "analysis", "fastserve")
+OURS = ("policy", "profiles", "traces", "sim", "executor", "analysis", "client", "fastserve")
 BLOCKED = ("torch", "simpy", "pandas")
 
 # Who may import whom (DESIGN.md, "Layout"); fastserve, the CLI, sits on top of everything.
@@ -29,7 +29,8 @@ ALLOWED = {
     "traces": {"policy"},
     "sim": {"policy", "profiles", "traces"},
     "executor": {"policy", "profiles", "traces"},
-    "analysis": set(OURS) - {"sim", "executor", "fastserve", "analysis"},
+    "analysis": set(OURS) - {"sim", "executor", "fastserve", "analysis", "client"},
+    "client": {"policy", "traces"},
     "fastserve": set(OURS),
 }
 

@@ -25,14 +25,14 @@ its own running span per job (spans are not merged), so spans show which jobs we
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections import deque
 from dataclasses import dataclass
 
+from executor.arrivals import Arrivals
 from executor.distributed.driver import PipelineRunner
 from executor.engine import Engine, EngineConfig
 from executor.runner import Segment
-from policy import Job, Plan
+from policy import Plan
 
 
 @dataclass
@@ -51,16 +51,14 @@ class PipelineEngine(Engine):
         self.depth = runner.depth
         self._launched: deque[_Launched] = deque()
 
-    def _loop(self, pending: deque[Job]) -> None:
+    def _loop(self, arrivals: Arrivals) -> None:
         sched, launched = self._scheduler, self._launched
-        while pending or not sched.idle:
+        while arrivals.more() or not sched.idle:
             now = self._now()
-            while pending and pending[0].arrival_s <= now:
-                self._admit(pending.popleft(), now)
+            self._take_arrivals(now)  # a cancelled job in flight leaves when its micro-batch lands
             self._poll_transfers()
             if sched.idle:  # nothing in flight either: its jobs would still be the scheduler's
-                if pending:
-                    time.sleep(max(0.0, pending[0].arrival_s - self._now()))
+                arrivals.wait()
                 continue
             if len(launched) >= self.depth:
                 self._land(launched.popleft())
@@ -71,7 +69,7 @@ class PipelineEngine(Engine):
                 if launched:  # every schedulable job is in flight: wait for the oldest batch
                     self._land(launched.popleft())
                 else:
-                    self._wait_for_something(pending, sched)
+                    self._wait_for_something(sched)
                 continue
             self._launch(plan, now)
             if self.config.check_invariants:

@@ -13,6 +13,7 @@ any stopped run does, and further runs are refused.
 
 from __future__ import annotations
 
+from executor.arrivals import Arrivals
 from executor.distributed.comm import DistributedError
 from executor.distributed.driver import Driver, PipelineRunner, ReplicatedRunner
 from executor.distributed.launch import Session
@@ -45,9 +46,9 @@ class DistributedServer(LiveServer):
 
     def run(self, jobs, policy: str, config, cost=None) -> tuple[RunResult, str]:
         scheduler = make_scheduler(policy, config, cost)
-        return self.serve(list(jobs), scheduler, policy), scheduler.swap_mode
+        return self.serve(jobs if isinstance(jobs, Arrivals) else list(jobs), scheduler, policy), scheduler.swap_mode
 
-    def serve(self, jobs: list[Job], scheduler: Scheduler, policy: str) -> RunResult:
+    def serve(self, jobs: list[Job] | Arrivals, scheduler: Scheduler, policy: str) -> RunResult:
         """One run with a ready scheduler (tests pass their own)."""
         if self.failed is not None:
             raise DistributedError(f"the distributed replica is broken: {self.failed}")

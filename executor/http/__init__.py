@@ -1,0 +1,1 @@
+"""The live executor behind an OpenAI-compatible HTTP API (Starlette app, uvicorn server)."""
