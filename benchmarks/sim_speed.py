@@ -28,7 +28,7 @@ FILTERS = traces.Filters(max_prompt_tokens=1024, max_total_tokens=2048)
 
 
 def workload(num_requests: int, rate: float, seed: int = 0):
-    trace, _ = traces.synthesize_filtered(num_requests, f"poisson:rate={rate}", "sharegpt-like", seed, FILTERS)
+    trace, _ = traces.synthesize_filtered(num_requests, f"poisson:rate={rate}", "sharegpt-multiturn-like", seed, FILTERS)
     return trace
 
 
