@@ -48,6 +48,7 @@ def _summarize_group(g: pd.DataFrame) -> dict:
         "tpot_mean_s": done["tpot_s"].mean(),
         "norm_latency_mean_s": done["norm_latency_s"].mean(),
         "norm_latency_p95_s": done["norm_latency_s"].quantile(0.95),
+        "norm_latency_p99_s": done["norm_latency_s"].quantile(0.99),
         "throughput_rps": len(done) / span_s if span_s and span_s > 0 else np.nan,
         "num_preemptions": int(g["num_preemptions"].sum()),
         "num_swaps": int(g["num_swaps"].sum()),
