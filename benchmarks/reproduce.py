@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -37,6 +38,7 @@ import reproduce_regime
 from reproduce_common import (
     CONFIG_DIR,
     DOC_PATH,
+    QUICK_NUM_REQUESTS,
     REPO_ROOT,
     SYSTEM_LABELS,
     FigureData,
@@ -97,10 +99,19 @@ def missing_data(names: tuple[str, ...]) -> str | None:
     return None
 
 
-def prepare_traces(config: SweepConfig) -> None:
-    if config.trace in TRACE_COMMANDS and not (REPO_ROOT / config.trace).is_file():
-        cmd = [sys.executable, "-m", "fastserve", *TRACE_COMMANDS[config.trace][1]]
-        subprocess.run(cmd, check=True, cwd=REPO_ROOT, stdout=sys.stderr)
+def prepare_traces(config: SweepConfig, quick: bool) -> SweepConfig:
+    """Write the trace file `config` names (if derived from shared data and absent); with
+    --quick, a window of QUICK_NUM_REQUESTS requests instead, which the config then reads."""
+    if config.trace not in TRACE_COMMANDS:
+        return config
+    path, cmd = config.trace, list(TRACE_COMMANDS[config.trace][1])
+    if quick:
+        path = path.removesuffix(".csv") + f".quick{QUICK_NUM_REQUESTS}.csv"
+        cmd[cmd.index("--head") + 1] = str(QUICK_NUM_REQUESTS)
+        cmd[-1] = path
+    if not (REPO_ROOT / path).is_file():
+        subprocess.run([sys.executable, "-m", "fastserve", *cmd], check=True, cwd=REPO_ROOT, stdout=sys.stderr)
+    return replace(config, trace=path)
 
 
 def run_config(name: str, quick: bool, runs_dir: Path, workers: int, resume: bool):
@@ -108,7 +119,7 @@ def run_config(name: str, quick: bool, runs_dir: Path, workers: int, resume: boo
     config = SweepConfig.from_toml(CONFIG_DIR / f"{name}.toml")
     if not quick:
         regenerate_profiles(config)
-    prepare_traces(config)
+    config = prepare_traces(config, quick)
     frames, sweeps = [], expand(name, config, quick)
     for run in sweeps:
         out = runs_dir / run.subdir

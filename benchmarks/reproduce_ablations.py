@@ -101,7 +101,7 @@ def fig3a(data: FigureData) -> FigureReport:
           + f"\n\n![Fig 3a](reproduction/{image.name})\n\n"
           + "**Naive MLFQ's value / skip-join's: mean JCT / mean normalized latency** (> 1: skip-join is "
           "faster; † = a policy's throughput under 90% of the arrival rate)\n\n" + table)
-    return FigureReport(md, [image], claims)
+    return FigureReport(md, [image], claims, results)
 
 
 def _best(frame: pd.DataFrame, column: str) -> str:

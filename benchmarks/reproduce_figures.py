@@ -259,7 +259,7 @@ def fig2(data: FigureData) -> FigureReport:
                                f"up to {fmt(fc.loc[best, metric])}× (at {fmt(best[0])} req/s, CV {fmt(best[1])}); "
                                f"vs vllm-fcfs there: {fmt(vl.loc[best, metric])}×",
                                "Orca's worst-case reservation does not fit 40 GB and halves its batch; paged FCFS "
-                               f"(vllm-fcfs) recovers most of it, so most of the gain is paging, not the MLFQ"])
+                               "(vllm-fcfs) recovers most of it, so most of the gain is paging, not the MLFQ"])
             best = fc["norm_latency_p99_s"].idxmax()
             claims.append(["skip-join vs Orca (fcfs): p99 normalized latency", ORCA_SETUP, "(not reported for fig 2)",
                            f"up to {fmt(fc.loc[best, 'norm_latency_p99_s'])}× (at {fmt(best[0])} req/s, CV {fmt(best[1])})",

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 import traces
-
 from traces import (
     ALPACA_LIKE,
     FixedLengths,

@@ -84,8 +84,7 @@ def test_sharegpt_like_keeps_the_weak_correlation():
 
 def test_shipped_chat_parameters_are_reproduced_by_the_fit():
     from tests.traces.conftest import AZURE_CONV
-    from traces import chat_params
-    from traces import fit_chat
+    from traces import chat_params, fit_chat
 
     fitted = fit(need(AZURE_CONV), fmt="azure")
     assert (fitted["num_rows"], fitted["rho"]) == (chat_params.NUM_ROWS, chat_params.RHO)
