@@ -235,9 +235,11 @@ def fig3b(data: FigureData) -> FigureReport:
     claims.append(["swap stall / latency, proactive", setup, "< 5%",
                    f"at most {_percent(pro_ok['stall_latency_share'].max())} where it keeps up; "
                    f"at most {_percent(pro['stall_latency_share'].max())} including overload",
-                   "holds below the knee; past it promotions and offloads churn (the starvation issue)"])
+                   "holds below the knee; at and past it promotions and offloads churn (the starvation issue)"])
+    pro_jct = means[means["swap"] == "proactive"].set_index("rate")["jct_mean_s"]
+    means["jct_mean_vs_proactive"] = means["jct_mean_s"] / means["rate"].map(pro_jct)
     results = long_results(means, "per rate and swap mode", ["swap", "rate"],
-                           [m for m in metrics] + ["stall_latency_share"])
+                           [*metrics, "stall_latency_share", "jct_mean_vs_proactive"])
     table = md_table(rows, ["rate (req/s)", "swap", "mean JCT (s)", "p99 JCT (s)", "mean norm. latency", "p99 norm. latency",
                             "mean JCT × proactive's", "throughput (req/s)", "swaps / recomputes",
                             "swap stall / JCT (seed 0)"])
