@@ -66,6 +66,7 @@ def _summarize_group(g: pd.DataFrame, sustainable_rps: float | None) -> dict:
         "tpot_mean_s": done["tpot_s"].mean(),
         "norm_latency_mean_s": done["norm_latency_s"].mean(),
         "norm_latency_p95_s": done["norm_latency_s"].quantile(0.95),
+        "norm_latency_p99_s": done["norm_latency_s"].quantile(0.99),
         "throughput_rps": throughput_rps,
         "offered_rps": offered_rps,
         **({"sustainable_rps": sustainable_rps} if sustainable_rps is not None else {}),

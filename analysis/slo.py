@@ -27,7 +27,7 @@ import pandas as pd
 from analysis.metrics import SUMMARY_KEYS, add_derived
 from analysis.sweep import line_keys, mean_over_seeds, panel_keys
 
-NORM_LATENCY_COLUMNS = {"p95": "norm_latency_p95_s", "mean": "norm_latency_mean_s"}
+NORM_LATENCY_COLUMNS = {"p95": "norm_latency_p95_s", "p99": "norm_latency_p99_s", "mean": "norm_latency_mean_s"}
 
 
 def meets_slo(requests: pd.DataFrame, ttft_slo_s: float, tpot_slo_s: float) -> pd.Series:

@@ -1,6 +1,6 @@
 """Reproduce FastServe's evaluation in the simulator: one command regenerates every figure.
 
-    python benchmarks/reproduce.py                  # every figure (~10 min on 2 cores)
+    python benchmarks/reproduce.py                  # every figure (see docs/reproduction.md for the time)
     python benchmarks/reproduce.py --only fig1 --only fig3b
     python benchmarks/reproduce.py --quick --out /tmp/repro --runs /tmp/repro/runs   # seconds
 
@@ -12,8 +12,11 @@ rebuilt from each figure's latest `<fig>_claims.json`. Sweep directories go to R
 runs/reproduction/). Every run starts from scratch unless --resume: the sweeps' cell cache
 would otherwise keep results from an older policy. Fig 2's OPT-175B profile is regenerated
 first with the exact `fastserve profiles roofline` command recorded in its TOML (not in
---quick, which uses the committed file). The script works from the repository root, whatever
-the current directory, since configs name that profile by a repo-relative path.
+--quick, which uses the committed file), and fig5's Azure trace window is written from
+../shared/data (fig5 is skipped, saying so, when that data is absent). The script works from
+the repository root, whatever the current directory, since configs name those files by
+repo-relative paths. Each figure also writes `<fig>_results.csv`: the seed means its tables
+quote, which `tests/test_reproduction_prose.py` checks the hand-written prose against.
 """
 
 from __future__ import annotations
@@ -25,12 +28,24 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import reproduce_ablations
 import reproduce_figures
-from reproduce_common import CONFIG_DIR, DOC_PATH, REPO_ROOT, FigureData, expand, md_table, splice
+import reproduce_regime
+from reproduce_common import (
+    CONFIG_DIR,
+    DOC_PATH,
+    QUICK_NUM_REQUESTS,
+    REPO_ROOT,
+    SYSTEM_LABELS,
+    FigureData,
+    expand,
+    md_table,
+    splice,
+)
 
 from analysis.load import load_sweep
 from fastserve.rundir import environment, write_sim_run
@@ -39,18 +54,28 @@ from sim.sweep_config import SweepConfig
 
 # figure -> (the TOML stems it reads, the function that plots and tabulates them)
 FIGURES = {
-    "fig1": (("fig1_sharegpt", "fig1_alpaca"), reproduce_figures.fig1),
-    "fig2": (("fig2_opt175b",), reproduce_figures.fig2),
+    "fig1": (("fig1_chat", "fig1_chat_vllm", "fig1_multiturn"), reproduce_figures.fig1),
+    "fig2": (("fig2_opt175b_40gb", "fig2_opt175b_80gb"), reproduce_figures.fig2),
     "fig3a": (("fig3a_skip_join",), reproduce_ablations.fig3a),
-    "fig3b": (("fig3b_swap",), reproduce_ablations.fig3b),
+    "fig3b": (("fig3b_swap", "fig3b_swap_vllm"), reproduce_ablations.fig3b),
     "fig3c": (("fig3c_alpha", "fig3c_quantum"), reproduce_ablations.fig3c),
+    "fig4": (("fig4_tail_burst", "fig4_load_memory"), reproduce_regime.fig4),
+    "fig5": (("fig5_azure", "fig5_azure_vllm"), reproduce_figures.fig5),
 }
 # Profiles that a config names by path, and the command that derives each (run from REPO_ROOT).
 PROFILE_COMMANDS = {
-    "docs/reproduction/opt-175b_a100-80gb_tp8_pp2.json": [
-        "profiles", "roofline", "--model", "opt-175b", "--gpu", "a100-80gb", "--tp", "8", "--pp", "2",
-        "-o", "docs/reproduction/opt-175b_a100-80gb_tp8_pp2.json",
-    ],
+    f"docs/reproduction/opt-175b_{gpu}_tp8_pp2.json": [
+        "profiles", "roofline", "--model", "opt-175b", "--gpu", gpu, "--tp", "8", "--pp", "2",
+        "-o", f"docs/reproduction/opt-175b_{gpu}_tp8_pp2.json",
+    ] for gpu in ("a100-40gb", "a100-80gb")
+}
+# Trace files that a config names by path: (the shared data they need, the command writing them).
+AZURE_CONV = REPO_ROOT.parent / "shared" / "data" / "traces" / "azure_2023_conv.csv"
+TRACE_COMMANDS = {
+    "runs/traces/azure_2023_conv_1500.csv": (AZURE_CONV, [
+        "trace", "convert", str(AZURE_CONV), "--max-prompt-tokens", "1024", "--max-total-tokens", "2048",
+        "--head", "1500", "runs/traces/azure_2023_conv_1500.csv",
+    ]),
 }
 
 
@@ -65,11 +90,36 @@ def regenerate_profiles(config: SweepConfig) -> None:
             subprocess.run(cmd, check=True, cwd=REPO_ROOT, stdout=sys.stderr)
 
 
+def missing_data(names: tuple[str, ...]) -> str | None:
+    """Why a figure cannot run (its shared data is absent), or None."""
+    for name in names:
+        config = SweepConfig.from_toml(CONFIG_DIR / f"{name}.toml")
+        if config.trace in TRACE_COMMANDS and not TRACE_COMMANDS[config.trace][0].is_file():
+            return f"{TRACE_COMMANDS[config.trace][0]} is absent"
+    return None
+
+
+def prepare_traces(config: SweepConfig, quick: bool) -> SweepConfig:
+    """Write the trace file `config` names (if derived from shared data and absent); with
+    --quick, a window of QUICK_NUM_REQUESTS requests instead, which the config then reads."""
+    if config.trace not in TRACE_COMMANDS:
+        return config
+    path, cmd = config.trace, list(TRACE_COMMANDS[config.trace][1])
+    if quick:
+        path = path.removesuffix(".csv") + f".quick{QUICK_NUM_REQUESTS}.csv"
+        cmd[cmd.index("--head") + 1] = str(QUICK_NUM_REQUESTS)
+        cmd[-1] = path
+    if not (REPO_ROOT / path).is_file():
+        subprocess.run([sys.executable, "-m", "fastserve", *cmd], check=True, cwd=REPO_ROOT, stdout=sys.stderr)
+    return replace(config, trace=path)
+
+
 def run_config(name: str, quick: bool, runs_dir: Path, workers: int, resume: bool):
     """Run every sweep of one TOML; returns (its summary, its SweepRuns)."""
     config = SweepConfig.from_toml(CONFIG_DIR / f"{name}.toml")
     if not quick:
         regenerate_profiles(config)
+    config = prepare_traces(config, quick)
     frames, sweeps = [], expand(name, config, quick)
     for run in sweeps:
         out = runs_dir / run.subdir
@@ -82,13 +132,19 @@ def run_config(name: str, quick: bool, runs_dir: Path, workers: int, resume: boo
             errors = "; ".join(f"{r.cell_id}: {r.error}" for r in failed.head(2).itertuples())
             raise SystemExit(f"{out}: {len(failed)} of {len(cells)} cells did not finish (all in "
                              f"{out / 'cells.csv'}), e.g. {errors}")
-        frames.append(load_sweep(out).summary.assign(**run.variant))
+        summary = load_sweep(out).summary.assign(**run.variant)
+        if name in SYSTEM_LABELS:
+            summary["policy"] = SYSTEM_LABELS[name]
+        frames.append(summary)
     return pd.concat(frames, ignore_index=True), sweeps
 
 
-def write_report(fig: str, markdown: str, claims: list[list[str]], out_dir: Path, doc: Path | None) -> None:
+def write_report(fig: str, markdown: str, claims: list[list[str]], results: pd.DataFrame | None,
+                 out_dir: Path, doc: Path | None) -> None:
     # the fragment sits next to its images; the document one folder up links into reproduction/
     (out_dir / f"{fig}.md").write_text(markdown.replace("](reproduction/", "](") + "\n")
+    if results is not None:
+        results.to_csv(out_dir / f"{fig}_results.csv", index=False, float_format="%.6g")
     (out_dir / f"{fig}_claims.json").write_text(json.dumps(claims, indent=1, ensure_ascii=False) + "\n")
     if doc is not None:
         doc.write_text(splice(doc.read_text(), fig, markdown))
@@ -103,13 +159,19 @@ def write_summary(out_dir: Path, doc: Path | None) -> str:
             rows += [[fig, *row] for row in json.loads(path.read_text())]
         else:
             missing.append(fig)
-    markdown = md_table(rows, ["figure", "claim", "paper", "ours"])
+    markdown = md_table(rows, ["figure", "claim", "paper's setup", "paper", "ours", "why they differ"])
     if missing:
         markdown += f"\n\nNot yet generated in {out_dir}: {', '.join(missing)}."
     (out_dir / "summary.md").write_text(markdown + "\n")
     if doc is not None:
         doc.write_text(splice(doc.read_text(), "summary", markdown))
     return markdown
+
+
+def _cpu_s() -> float:
+    """CPU seconds of this process and its finished children (the sweep workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -135,10 +197,14 @@ def main(argv: list[str] | None = None) -> None:
     os.chdir(REPO_ROOT)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), _cpu_s()
     env = environment()
     for fig in args.only or list(FIGURES):
         names, report_fn = FIGURES[fig]
+        why_not = missing_data(names)
+        if why_not:
+            print(f"[{fig}] skipped: {why_not}; its block on the page is left as it was", file=sys.stderr)
+            continue
         fig_started = time.perf_counter()
         summaries, sweeps = {}, {}
         for name in names:
@@ -151,10 +217,11 @@ def main(argv: list[str] | None = None) -> None:
                  f"{(env['git_sha'] or 'unknown')[:10]}; configs: "
                  + ", ".join(f"`docs/reproduction/{n}.toml`" for n in names) + "._")
         markdown = stamp + "\n\n" + report.markdown
-        write_report(fig, markdown, report.claims, out_dir, doc)
+        write_report(fig, markdown, report.claims, report.results, out_dir, doc)
         print(f"\n## {fig}\n\n{markdown}\n", flush=True)
     print(f"\n## summary\n\n{write_summary(out_dir, doc)}\n", flush=True)
-    print(f"done in {time.perf_counter() - started:.0f} s: figures and tables in {out_dir}"
+    print(f"done in {time.perf_counter() - started:.0f} s ({_cpu_s() - cpu_started:.0f} CPU-s, workers "
+          f"included): figures and tables in {out_dir}"
           + (f", spliced into {doc}" if doc else ""), file=sys.stderr)
 
 

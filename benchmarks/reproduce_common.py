@@ -1,11 +1,12 @@
 """Shared pieces of `benchmarks/reproduce.py`: the sweep list, quick grids, tables and splicing.
 
 Invariants:
-- Every sweep that a figure reads is a TOML file under `docs/reproduction/`, run as written.
-  The only exception is a *variant*: the same TOML run once per value of one
-  `SchedulerConfig` field (the sweep grid has no key for scheduler fields); each variant's
-  resolved configuration is written to its own `sweep.json`, so every number still traces back
-  to a configuration on disk.
+- Every sweep that a figure reads is a TOML file under `docs/reproduction/`, run as written,
+  plus the scheduler settings of `POLICY_SETTINGS`, which no TOML may set (one place to change
+  them for the whole page). The exceptions are *variants*: the same TOML run once per value of
+  one scheduler field (`VARIANTS`), or once per workload with rates given relative to the
+  measured knee (`LOAD_RELATIVE`). Each variant's resolved configuration is written to its own
+  `sweep.json`, so every number still traces back to a configuration on disk.
 - `--quick` shrinks a grid (first and last value of each axis, one seed, a few requests) but
   keeps every policy and swap mode, so the quick run exercises every code path of the full one.
 - Generated markdown goes between `<!-- reproduce:NAME -->` and `<!-- /reproduce:NAME -->`
@@ -28,6 +29,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "docs" / "reproduction"
 DOC_PATH = REPO_ROOT / "docs" / "reproduction.md"
 SLO_S = 0.3  # normalized-latency SLO, s/token (the paper's)
+
+# The scheduler settings every sweep of the page runs with: the ONE place to change them.
+# These are the artifact's (q1 = 10 ms, x2 per level, 10 levels, alpha 3 s checked every 1,000
+# iterations). A TOML that sets one of these keys is an error; fig3c's variants override one.
+POLICY_SETTINGS: dict[str, object] = {
+    "base_quantum_s": 0.01,
+    "quantum_growth": 2.0,
+    "num_levels": 10,
+    "alpha_s": 3.0,
+    "starvation_check_iterations": 1000,
+}
 KEEPS_UP = 0.9  # a cell "keeps up" when its throughput is >= 90% of the arrival rate
 QUICK_NUM_REQUESTS = 30
 
@@ -36,6 +48,19 @@ VARIANTS: dict[str, tuple[str, tuple[float, ...]]] = {
     "fig3c_alpha": ("alpha_s", (0.1, 0.3, 1.0, 3.0, 10.0)),
     "fig3c_quantum": ("base_quantum_s", (0.0025, 0.005, 0.01, 0.02, 0.04, 0.08)),
 }
+
+
+# Sweeps whose policy column is relabelled, so that one policy run under two setups (vllm-fcfs
+# with FastServe's memory, and with vLLM's own caps in the artifact) are two lines.
+SYSTEM_LABELS: dict[str, str] = {
+    "fig1_chat_vllm": "vllm (artifact caps)",
+    "fig5_azure_vllm": "vllm (artifact caps)",
+}
+
+# Sweeps whose grid.rate is a LOAD: a share of the knee, measured per (lengths, device KV)
+# combination as the throughput of `KNEE_POLICY` when every request of the trace arrives at once.
+LOAD_RELATIVE = ("fig4_tail_burst", "fig4_load_memory")
+KNEE_POLICY = "vllm-fcfs"
 
 
 @dataclass(frozen=True)
@@ -48,10 +73,23 @@ class SweepRun:
     variant: dict  # {} or {scheduler field: value}
 
 
+def with_policy_settings(config: SweepConfig) -> SweepConfig:
+    """`config` with POLICY_SETTINGS in its [scheduler] (ValueError if the TOML sets one)."""
+    clash = sorted(set(POLICY_SETTINGS) & (set(config.scheduler) | set(config.grid)))
+    if clash:
+        raise ValueError(f"{config.source}: sets {', '.join(clash)}; the page's scheduler settings live in "
+                         f"benchmarks/reproduce_common.py POLICY_SETTINGS")
+    return replace(config, scheduler={**POLICY_SETTINGS, **config.scheduler})
+
+
 def expand(name: str, config: SweepConfig, quick: bool) -> list[SweepRun]:
-    """The sweeps that one TOML stands for: itself, or one per variant value."""
+    """The sweeps that one TOML stands for: itself, one per variant value, or one per workload
+    of a load-relative sweep."""
+    config = with_policy_settings(config)
     if quick:
         config = shrink(config)
+    if name in LOAD_RELATIVE:
+        return load_relative(name, config)
     if name not in VARIANTS:
         return [SweepRun(name, config, name, {})]
     key, values = VARIANTS[name]
@@ -62,6 +100,36 @@ def expand(name: str, config: SweepConfig, quick: bool) -> list[SweepRun]:
                  f"{name}/{key}={value:g}", {key: value})
         for value in values
     ]
+
+
+def knee_rps(config: SweepConfig, lengths: str, device_kv_tokens: int | None) -> float:
+    """Throughput of KNEE_POLICY on the sweep's trace size with every request at t = 0."""
+    from sim.cluster import simulate
+    from sim.sweep import build_cell
+
+    cell = {"policy": KNEE_POLICY, "swap": "default", "rate": 1e6, "cv": 1.0, "lengths": lengths,
+            "profile": config.grid["profile"][0], "replicas": 1, "tp": None, "pp": None,
+            "max_batch": config.grid.get("max_batch", [16])[0], "seed": config.seeds[0]}
+    scheduler = dict(config.scheduler)
+    if device_kv_tokens is not None:
+        scheduler["device_kv_tokens"] = device_kv_tokens
+    trace, cost, sched, sim = build_cell(cell, {**config.to_dict(), "scheduler": scheduler})
+    result = simulate(trace, cost, KNEE_POLICY, sched, sim)
+    return result.stats["finished"] / result.stats["end_s"]
+
+
+def load_relative(name: str, config: SweepConfig) -> list[SweepRun]:
+    """One sweep per (lengths, device_kv_tokens): grid.rate (loads) times that workload's knee."""
+    runs = []
+    for lengths in config.grid["lengths"]:
+        for kv in config.grid.get("device_kv_tokens", [None]):
+            knee = round(knee_rps(config, lengths, kv), 4)
+            grid = {**config.grid, "lengths": [lengths], "rate": [round(load * knee, 4) for load in config.grid["rate"]]}
+            if kv is not None:
+                grid["device_kv_tokens"] = [kv]
+            tag = f"{len(runs):02d}"
+            runs.append(SweepRun(name, replace(config, grid=grid), f"{name}/{tag}", {"knee_rps": knee}))
+    return runs
 
 
 def shrink(config: SweepConfig) -> SweepConfig:
@@ -129,4 +197,27 @@ class FigureData:
 class FigureReport:
     markdown: str
     images: list[Path]
-    claims: list[list[str]]  # [claim, paper, ours] rows, also gathered into the summary table
+    # [claim, paper's setup, paper, ours, why they differ] rows, gathered into the summary table
+    claims: list[list[str]]
+    results: pd.DataFrame | None = None  # the seed means the tables quote, written as <fig>_results.csv
+
+
+def long_results(frame: pd.DataFrame, table: str, ids: list[str], metrics: list[str]) -> pd.DataFrame:
+    """`frame` as rows of (table, the id columns joined as `key`, metric, value): one format
+    for every figure's `<fig>_results.csv`."""
+    rows = []
+    for _, r in frame.iterrows():
+        key = "; ".join(f"{c}={r[c]}" for c in ids)
+        rows += [{"table": table, "key": key, "metric": m, "value": float(r[m])} for m in metrics]
+    return pd.DataFrame(rows, columns=["table", "key", "metric", "value"])
+
+
+def seed_spread(summary: pd.DataFrame, keys: list[str], value) -> pd.DataFrame:
+    """Per combination of `keys`: min and max over seeds of `value(seed_frame)` (a float)."""
+    rows = []
+    for key, g in summary.groupby(keys, sort=True):
+        per_seed = [value(s) for _, s in g.groupby("seed")]
+        key = key if isinstance(key, tuple) else (key,)
+        rows.append({**dict(zip(keys, key, strict=True)), "min": np.nanmin(per_seed), "max": np.nanmax(per_seed),
+                     "num_seeds": len(per_seed)})
+    return pd.DataFrame(rows)

@@ -153,7 +153,7 @@ def prepare(tmp: Path, sizes: list[int], skip_size: int) -> dict:
     # issue 5's workload runs at 90% of skip-join MLFQ's saturated rate (all requests at once)
     cost = profiles.cost_model(profiles.load_profile(str(opt)))
     sharegpt = traces.Filters(max_prompt_tokens=1024, max_total_tokens=2048)
-    saturated, _ = traces.synthesize_filtered(2000, "poisson:rate=1e6", "sharegpt-like", 0, sharegpt)
+    saturated, _ = traces.synthesize_filtered(2000, "poisson:rate=1e6", "sharegpt-multiturn-like", 0, sharegpt)
     sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens,
                             max_batch_size=16, swap="proactive")
     r = run(saturated, cost, "skip-join-mlfq", sched, SimConfig())
@@ -271,7 +271,7 @@ def compare(new: Path, old: Path, tmp: Path, inputs: dict, help_reps: int, vidur
 
     # Event skipping, issue 5's batch-16 workload, new code only.
     size = inputs["skip_size"]
-    sg = poisson_trace(tmp, size, inputs["sharegpt_rate"], "sharegpt-like", inputs["sharegpt"], "sharegpt")
+    sg = poisson_trace(tmp, size, inputs["sharegpt_rate"], "sharegpt-multiturn-like", inputs["sharegpt"], "sharegpt")
     flags = ["--trace", str(sg), "--profile", str(inputs["opt"]), "--policy", "skip-join-mlfq", "--max-batch", "16"]
     skip, step = interleaved(1, lambda i: run_cli(new, ["simulate", *flags, "-o", str(runs / "skip")]),
                              lambda i: run_cli(new, ["simulate", *flags, "--no-skip", "-o", str(runs / "step")]))

@@ -34,7 +34,7 @@ def main() -> None:
     args = parser.parse_args()
 
     synth_s, trace = _best_s(
-        lambda: traces.synthesize(args.num_requests, "gamma:rate=4,cv=3", "sharegpt-like", 1), 1
+        lambda: traces.synthesize(args.num_requests, "gamma:rate=4,cv=3", "sharegpt-multiturn-like", 1), 1
     )
     print(
         f"synthesize {len(trace):,} requests: {synth_s:.2f} s ({len(trace) / synth_s / 1e6:.2f} M req/s)"

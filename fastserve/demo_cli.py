@@ -25,7 +25,7 @@ def _synth(num_requests: int, rate: float, cv: float, seed: int):
 
     filters = traces.Filters(max_prompt_tokens=1024, max_total_tokens=2048)
     arrivals = f"gamma:rate={rate},cv={cv}" if cv != 1 else f"poisson:rate={rate}"
-    trace, report = traces.synthesize_filtered(num_requests, arrivals, "sharegpt-like", seed, filters)
+    trace, report = traces.synthesize_filtered(num_requests, arrivals, "sharegpt-multiturn-like", seed, filters)
     return trace, report
 
 
@@ -92,7 +92,7 @@ def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed,
     if rates:
         sweep = SweepConfig(trace="synth", num_requests=min(num_requests, 500), seeds=(seed,),
                             grid={"policy": list(DEMO_POLICIES), "rate": rates, "cv": [cv],
-                                  "lengths": ["sharegpt-like"], "profile": [profile]})
+                                  "lengths": ["sharegpt-multiturn-like"], "profile": [profile]})
         run_sweep(sweep, out / "sweep", write_sim_run, workers=workers or os.cpu_count() or 1)
 
     written = []

@@ -128,7 +128,7 @@ def trace() -> None:
     required=True,
     help="Length spec: fixed:prompt=P,output=O, uniform:prompt=A-B,output=C-D, "
     "lognormal:prompt_mean=M,prompt_sigma=S,output_mean=M,output_sigma=S (M: mean token count; "
-    "S: std of its log), empirical:PATH (resample a length table), alpaca-like, sharegpt-like.",
+    "S: std of its log), empirical:PATH (resample a length table), alpaca-like, arxiv-like, chat-single-turn, sharegpt-multiturn-like (old name sharegpt-like: deprecated).",
 )
 @click.option(
     "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Random seed."

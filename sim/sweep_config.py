@@ -10,7 +10,7 @@
     swap = ["default"]       # "default" = the policy's own mode
     rate = [1.0, 2.0]        # requests/s
     cv = [1.0, 3.0]          # burstiness (Gamma arrivals), synthetic traces only
-    lengths = ["sharegpt-like"]
+    lengths = ["sharegpt-multiturn-like"]
     profile = ["opt-13b_a100-80gb_tp1"]
     replicas = [1]
     max_batch = [16]
@@ -39,7 +39,7 @@ from policy import POLICIES, SWAP_MODES, SchedulerConfig
 GRID_KEYS = ("policy", "swap", "rate", "cv", "lengths", "profile", "replicas", "tp", "pp", "max_batch")
 GRID_DEFAULTS = {
     "policy": ["fcfs", "skip-join-mlfq"], "swap": ["default"], "rate": [None], "cv": [1.0],
-    "lengths": ["sharegpt-like"], "profile": [None], "replicas": [1], "tp": [None], "pp": [None],
+    "lengths": ["sharegpt-multiturn-like"], "profile": [None], "replicas": [1], "tp": [None], "pp": [None],
     "max_batch": [16],
 }
 # SchedulerConfig fields that may also be grid axes (swap and max_batch are axes already).

@@ -44,39 +44,72 @@ def reproduce():
 
 
 def test_there_are_configs_and_each_is_read_by_a_figure(reproduce):
-    assert len(CONFIGS) == 7
+    assert len(CONFIGS) == 14
     assert sorted(p.stem for p in CONFIGS) == sorted(reproduce.config_names())
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
-def test_config_parses_and_its_profiles_and_lengths_resolve(path, monkeypatch):
+def test_config_parses_and_its_profiles_and_lengths_resolve(path, monkeypatch, reproduce):
     monkeypatch.chdir(REPO_ROOT)  # configs name generated profiles by repo-relative paths
     config = SweepConfig.from_toml(path)
+    if config.trace != "synth":  # a trace file the script derives from ../shared/data
+        source, command = reproduce.TRACE_COMMANDS[config.trace]
+        assert command[-1] == config.trace
+        if not source.is_file():
+            pytest.skip(f"{source} is absent (../shared/data beside the repo root)")
+        config = reproduce.prepare_traces(config, quick=True)
     assert config.grid["policy"]
     for name in config.grid["profile"]:
         cost = profiles.cost_model(profiles.load_profile(name))
         for key in ("tp", "pp"):
             assert config.grid.get(key, [getattr(cost, key)]) == [getattr(cost, key)], (name, key)
-    for spec in config.grid["lengths"]:
+    for spec in config.grid.get("lengths", []):
         traces.parse_lengths(spec)
     small = replace(config, num_requests=5)
     trace, _, sched, _ = build_cell(small.cells()[0], small.to_dict())
-    assert len(trace.arrival_s) == 5
+    assert len(trace.arrival_s) == (5 if config.trace == "synth" else 30)
     assert sched.max_batch_size == config.grid["max_batch"][0]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
 def test_variants_are_valid_scheduler_configs(path, reproduce):
-    from reproduce_common import VARIANTS, expand
+    from reproduce_common import LOAD_RELATIVE, POLICY_SETTINGS, VARIANTS, expand
 
-    runs = expand(path.stem, SweepConfig.from_toml(path), quick=False)
-    expected = len(VARIANTS[path.stem][1]) if path.stem in VARIANTS else 1
+    config = SweepConfig.from_toml(path)
+    # load-relative sweeps measure a knee per workload: the quick grid keeps this test short
+    quick = path.stem in LOAD_RELATIVE
+    runs = expand(path.stem, config, quick=quick)
+    if path.stem in VARIANTS:
+        expected = len(VARIANTS[path.stem][1])
+    elif quick:
+        # one sweep per workload left by the quick grid: 2 lengths, or 1 lengths x 2 KV sizes
+        expected = 2
+        for run in runs:
+            assert run.variant["knee_rps"] > 0
+            loads = config.grid["rate"]
+            loads = [loads[0], loads[-1]] if len(loads) > 2 else loads
+            assert run.config.grid["rate"] == [round(x * run.variant["knee_rps"], 4) for x in loads]
+    else:
+        expected = 1
     assert len(runs) == expected
     assert len({r.subdir for r in runs}) == expected
     for run in runs:
         SchedulerConfig(**run.config.scheduler)
         for key, value in run.variant.items():
-            assert run.config.scheduler[key] == value
+            if key != "knee_rps":
+                assert run.config.scheduler[key] == value
+        # the page's scheduler settings, from their one place (a variant overrides its own field)
+        for key, value in POLICY_SETTINGS.items():
+            assert run.config.scheduler[key] == run.variant.get(key, value), key
+
+
+def test_a_config_may_not_set_the_pages_scheduler_settings(reproduce):
+    from reproduce_common import expand
+
+    config = SweepConfig.from_toml(CONFIG_DIR / "fig3a_skip_join.toml")
+    bad = replace(config, scheduler={**config.scheduler, "alpha_s": 1.0})
+    with pytest.raises(ValueError, match="alpha_s; the page's scheduler settings live in"):
+        expand("fig3a_skip_join", bad, quick=True)
 
 
 def test_quick_shrinks_every_axis_but_policy_and_swap(reproduce):

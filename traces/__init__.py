@@ -28,8 +28,10 @@ from traces.formats import FORMATS
 from traces.io import load, load_lengths, save
 from traces.lengths import (
     ALPACA_LIKE,
+    CHAT_SINGLE_TURN,
     LENGTH_KINDS,
     SHAREGPT_LIKE,
+    SHAREGPT_MULTITURN_LIKE,
     EmpiricalLengths,
     FixedLengths,
     LengthSpec,
@@ -45,10 +47,12 @@ from traces.trace import Trace
 
 __all__ = [
     "ALPACA_LIKE",
+    "CHAT_SINGLE_TURN",
     "ARRIVAL_KINDS",
     "FORMATS",
     "LENGTH_KINDS",
     "SHAREGPT_LIKE",
+    "SHAREGPT_MULTITURN_LIKE",
     "ArrivalSpec",
     "ConstantArrivals",
     "EmpiricalLengths",

@@ -34,9 +34,9 @@ SHARED_PREFIX = "../shared/data/traces/"
 P_GRID = (0.001, 0.005, *(round(0.01 * k, 2) for k in range(1, 100)), 0.995, 0.999)
 
 
-def fit(path: str | Path) -> dict:
+def fit(path: str | Path, fmt: str = "lengths") -> dict:
     """The fitted numbers, rounded exactly as they are written into the module."""
-    prompt_tokens, output_tokens = load_lengths(path, fmt="lengths")
+    prompt_tokens, output_tokens = load_lengths(path, fmt=fmt)
     n = len(prompt_tokens)
     normal = NormalDist()
     z_end = -normal.inv_cdf(0.5 / n)

@@ -13,8 +13,12 @@ Spec strings:
   1, which moves the mean slightly when it is a few tokens.
 - `empirical:PATH`: resample (prompt, output) pairs, with replacement, from any trace or
   length table (e.g. ShareGPT's `num_prefill_tokens,num_decode_tokens`); read in `sample`.
-- `alpaca-like`: short prompts and outputs, see `ALPACA_LIKE`.
-- `sharegpt-like`: fitted to ShareGPT (Llama-2 tokens), see `traces/sharegpt_params.py`.
+- `alpaca-like`: short prompts and outputs, see `ALPACA_LIKE` (cited means, assumed spreads).
+- `chat-single-turn`: one real chat request each (prompt, reply), fitted to the Azure LLM
+  inference trace 2023, conversation service; see `traces/chat_params.py`.
+- `sharegpt-multiturn-like`: fitted to ShareGPT's multi-turn conversations (Llama-2 tokens;
+  the prompt holds the history), see `traces/sharegpt_params.py`. The old name
+  `sharegpt-like` is a deprecated alias: it parses to the same spec and warns once.
 - `arxiv-like`: long summarization prompts, see `ARXIV_LIKE`; use with `max_total_tokens=4096`.
 """
 
@@ -22,12 +26,13 @@ from __future__ import annotations
 
 import abc
 import math
+import sys
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
-from traces import sharegpt_params
+from traces import chat_params, sharegpt_params
 from traces.errors import SpecError
 from traces.io import load_lengths
 from traces.specs import format_number, parse_pairs, split_kind, to_float, to_int, to_int_range
@@ -219,9 +224,9 @@ class QuantileLengths(LengthSpec):
 
 
 # Alpaca (Taori et al. 2023) as tokenized for OPT in the vLLM paper (Kwon et al., SOSP'23,
-# Fig. 11): mean input 19.31 and mean output 58.45 tokens. The paper gives means and histograms,
-# not spreads: the sigmas below are OUR APPROXIMATION, chosen so that most prompts are under
-# ~60 tokens and most outputs under ~300 as in those histograms. Treat the shape as approximate.
+# Fig. 11): mean input 19.31 and mean output 58.45 tokens; those two numbers are cited. The
+# paper gives means and histograms, not spreads: the sigmas (0.6, 0.9) are ASSUMED, not taken
+# from any source, so results on alpaca-like lengths say nothing exact about Alpaca's tail.
 ALPACA_LIKE = LogNormalLengths(19.31, 0.6, 58.45, 0.9, name="alpaca-like")
 # arXiv summarization as Vidur (Agrawal et al., MLSys'24) processes it: its table of arXiv-
 # summarization request lengths (Llama-2 tokenizer) filtered to at most 4,096 tokens per request
@@ -232,16 +237,30 @@ ALPACA_LIKE = LogNormalLengths(19.31, 0.6, 58.45, 0.9, name="alpaca-like")
 # 85% do) the kept prompts average ~2,630 (median ~2,610, max ~4,060) and the outputs ~285
 # (median ~200, p99 ~1,200).
 ARXIV_LIKE = LogNormalLengths(2850.0, 0.28, 340.0, 0.95, name="arxiv-like")
-SHAREGPT_LIKE = QuantileLengths(
+SHAREGPT_MULTITURN_LIKE = QuantileLengths(
     sharegpt_params.Z_GRID,
     sharegpt_params.PROMPT_QUANTILES,
     sharegpt_params.OUTPUT_QUANTILES,
     sharegpt_params.RHO,
-    name="sharegpt-like",
+    name="sharegpt-multiturn-like",
+)
+SHAREGPT_LIKE = SHAREGPT_MULTITURN_LIKE  # the deprecated name's object
+CHAT_SINGLE_TURN = QuantileLengths(
+    chat_params.Z_GRID,
+    chat_params.PROMPT_QUANTILES,
+    chat_params.OUTPUT_QUANTILES,
+    chat_params.RHO,
+    name="chat-single-turn",
 )
 NAMED_LENGTHS: dict[str, LengthSpec] = {
-    "alpaca-like": ALPACA_LIKE, "arxiv-like": ARXIV_LIKE, "sharegpt-like": SHAREGPT_LIKE,
+    "alpaca-like": ALPACA_LIKE,
+    "arxiv-like": ARXIV_LIKE,
+    "chat-single-turn": CHAT_SINGLE_TURN,
+    "sharegpt-multiturn-like": SHAREGPT_MULTITURN_LIKE,
 }
+# Old names that still parse, each to its new name; a one-line warning on first use.
+DEPRECATED_LENGTHS = {"sharegpt-like": "sharegpt-multiturn-like"}
+_warned: set[str] = set()
 LENGTH_KINDS = ("fixed", "uniform", "lognormal", "empirical", *NAMED_LENGTHS)
 LENGTH_KEYS: dict[str, frozenset[str]] = {
     cls.kind: cls.keys for cls in (FixedLengths, UniformLengths, LogNormalLengths, EmpiricalLengths)
@@ -254,6 +273,13 @@ def parse_lengths(spec: str | LengthSpec) -> LengthSpec:
         return spec
     kind, rest = split_kind(spec, "lengths")
     what = f"lengths spec '{spec}'"
+    if kind in DEPRECATED_LENGTHS:
+        new = DEPRECATED_LENGTHS[kind]
+        if kind not in _warned:
+            _warned.add(kind)
+            print(f"warning: lengths '{kind}' is deprecated, use '{new}' (the same distribution: "
+                  f"multi-turn ShareGPT conversations)", file=sys.stderr)
+        kind = new
     if kind in NAMED_LENGTHS:
         parse_pairs(rest, what, ())  # a named distribution takes no keys
         return NAMED_LENGTHS[kind]

@@ -9,6 +9,7 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_TRACES = REPO_ROOT.parent / "shared" / "data" / "traces"
 AZURE_CODE = SHARED_TRACES / "azure_2023_code.csv"
+AZURE_CONV = SHARED_TRACES / "azure_2023_conv.csv"
 SHAREGPT_LENGTHS = SHARED_TRACES / "sharegpt_lengths_llama2.csv"
 
 

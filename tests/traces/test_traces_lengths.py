@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+import traces
 from traces import (
     ALPACA_LIKE,
     FixedLengths,
@@ -107,3 +108,27 @@ def test_bad_specs_name_the_key(spec, message):
     with pytest.raises(SpecError) as err:
         parse_lengths(spec)
     assert message in str(err.value)
+
+
+def test_sharegpt_like_is_a_deprecated_alias_of_the_multiturn_model(capsys):
+    from traces import lengths
+
+    lengths._warned.discard("sharegpt-like")
+    old = traces.parse_lengths("sharegpt-like")
+    again = traces.parse_lengths("sharegpt-like")
+    assert old is again is traces.parse_lengths("sharegpt-multiturn-like")
+    assert str(old) == "sharegpt-multiturn-like"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1  # one line, and only on first use
+    assert err.startswith("warning: lengths 'sharegpt-like' is deprecated, use 'sharegpt-multiturn-like'")
+
+
+def test_chat_single_turn_shipped_quantiles():
+    from traces import chat_params
+
+    spec = traces.parse_lengths("chat-single-turn")
+    assert str(spec) == "chat-single-turn"
+    assert chat_params.NUM_ROWS == 19_366
+    # ends of the tables are the trace's min and max (ContextTokens 2..14050, GeneratedTokens 7..1000)
+    assert (chat_params.PROMPT_QUANTILES[0], chat_params.PROMPT_QUANTILES[-1]) == (2.0, 14050.0)
+    assert (chat_params.OUTPUT_QUANTILES[0], chat_params.OUTPUT_QUANTILES[-1]) == (7.0, 1000.0)

@@ -80,3 +80,26 @@ def test_sharegpt_like_keeps_the_weak_correlation():
     assert np.corrcoef(trace.prompt_tokens, trace.output_tokens)[0, 1] == pytest.approx(
         real_corr, abs=0.02
     )
+
+
+def test_shipped_chat_parameters_are_reproduced_by_the_fit():
+    from tests.traces.conftest import AZURE_CONV
+    from traces import chat_params, fit_chat
+
+    fitted = fit(need(AZURE_CONV), fmt="azure")
+    assert (fitted["num_rows"], fitted["rho"]) == (chat_params.NUM_ROWS, chat_params.RHO)
+    assert tuple(fitted["prompt_quantiles"]) == chat_params.PROMPT_QUANTILES
+    assert tuple(fitted["output_quantiles"]) == chat_params.OUTPUT_QUANTILES
+    expected = fit_chat.render(fitted, SHARED_PREFIX + AZURE_CONV.name)
+    assert Path(chat_params.__file__).read_text(encoding="utf-8") == expected
+
+
+def test_chat_single_turn_matches_the_azure_chat_trace():
+    from tests.traces.conftest import AZURE_CONV
+
+    real_prompt, real_output = traces.load_lengths(need(AZURE_CONV))
+    synthetic = traces.synthesize(200_000, "poisson:rate=1", "chat-single-turn", seed=0)
+    for real, fake in ((real_prompt, synthetic.prompt_tokens), (real_output, synthetic.output_tokens)):
+        assert fake.mean() == pytest.approx(real.mean(), rel=0.02)
+        for q in (50, 90, 99):
+            assert np.percentile(fake, q) == pytest.approx(np.percentile(real, q), rel=0.03), q

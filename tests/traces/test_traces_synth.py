@@ -14,8 +14,9 @@ def test_synthesize_is_reproducible_and_numbers_requests():
     b = traces.synthesize(500, traces.GammaArrivals(4.0, 3.0), traces.SHAREGPT_LIKE, seed=1)
     assert a == b and len(a) == 500
     assert a.request_id.tolist() == list(range(500))
-    assert (
-        a.source == "synth:num_requests=500,arrivals=gamma:rate=4,cv=3,lengths=sharegpt-like,seed=1"
+    # the deprecated name parses to the renamed distribution, so the source says the new name
+    assert a.source == (
+        "synth:num_requests=500,arrivals=gamma:rate=4,cv=3,lengths=sharegpt-multiturn-like,seed=1"
     )
     assert a != traces.synthesize(500, "gamma:rate=4,cv=3", "sharegpt-like", seed=2)
 
