@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
+from policy.chunked import ChunkedBatching
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
 from policy.dispatch import ReplicaLoad
@@ -49,8 +50,9 @@ def _side(location: KVLocation) -> str | None:
     return _HOST_SIDE if location is _HOST or location is _SWAPPING_IN else _NO_SIDE
 
 
-class Scheduler(KVPlacement, PlanHorizon):
+class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
     name: ClassVar[str] = ""
+    default_chunked_prefill_tokens: ClassVar[int | None] = None  # a policy that always chunks
     default_swap: ClassVar[str] = "proactive"
     preemptive: ClassVar[bool] = True
     reserve_max_seq: ClassVar[bool] = False  # Orca: reserve the whole context at admission
@@ -91,6 +93,10 @@ class Scheduler(KVPlacement, PlanHorizon):
         self._may_drop_any = False  # set for a second walk when the first would stall
         self._room_bound: dict[bool, float] = {}  # per push-only flag: most room a job can get now
         self._next_seq = 0
+        # Chunked prefill (policy/chunked.py) forms batches its own way; everything else is shared.
+        self.chunk_budget_tokens = config.chunked_prefill_tokens or self.default_chunked_prefill_tokens
+        if self.chunk_budget_tokens is not None:
+            self._form_batch = self._form_chunked_batch
 
     # -- what a policy subclass provides -----------------------------------------------------
     def _join(self, job: Job, now_us: int) -> None:
@@ -355,8 +361,15 @@ class Scheduler(KVPlacement, PlanHorizon):
             raise ValueError(f"advance: {n} iterations need {n} iteration_ends_us")
         elapsed_us = to_us(elapsed_s)
         finished: list[Job] = []
+        chunks = plan.prefill_chunks
         for job in plan.batch:
             self._in_flight.discard(job.id)
+            if chunks and not plan.produces_token(job):  # a prefill chunk with more to come
+                job.kv_tokens += chunks[job.id][1]
+                job.last_run_s = now_s
+                self._running[job.id] = job
+                self._place(job)  # keeps its seq: the split job keeps its place
+                continue
             if n > 1:  # the allocations the skipped schedule() calls would have made
                 self.kv.grow(job, self._target_tokens(job.context_tokens + n - 1))
             was_prefill = job.id in plan.prefill_ids

@@ -30,7 +30,7 @@ def raises(msg: str):
 
 
 def test_registry_names_and_defaults():
-    assert list(POLICIES) == ["fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq", "srpt"]
+    assert list(POLICIES) == ["fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq", "srpt", "sarathi"]
     assert SWAP_MODES == ("proactive", "reactive", "recompute")
     cost = ToyCost()
     modes = {name: make_scheduler(name, None, cost).swap_mode for name in POLICIES}
