@@ -7,7 +7,8 @@ One iteration, in the order `policy.plan` prescribes:
   4. start every `plan.swap_in` copy, after every swap-out in flight has landed;
   5. wait for batch jobs still swapping in;
   6. give batch jobs the device blocks the policy counted, run the forward pass (prefill for
-     `plan.is_prefill(job)`, prompt plus tokens generated so far; decode otherwise);
+     `plan.is_prefill(job)`, prompt plus tokens generated so far, or the chunk `plan.chunk(job)`
+     of it over the KV of the earlier chunks; decode otherwise);
   7. append the sampled tokens; 8. `on_iteration_done`, and free the KV of finished jobs.
 Plan reuse (`EngineConfig.skip`, on by default): a pure-decode plan runs again, without a new
 `schedule`, while `scheduler.horizon(plan)` says the policy would decide the same (its iteration
@@ -272,9 +273,10 @@ class Engine:
             blocks = max(job.device_blocks, -(-len(tokens) // bs))
             if store.num_device_blocks(job.id) != blocks:  # grows once per block
                 store.grow(job.id, blocks)
-            if job.id in plan.prefill_ids:
-                segments.append(Segment(job.id, tokens, 0))
-                prefill_tokens += len(tokens)
+            if job.id in plan.prefill_ids:  # the whole context, or a chunk of it (chunked prefill)
+                start, take = plan.chunk(job)
+                segments.append(Segment(job.id, tokens[start:start + take], start))
+                prefill_tokens += take
             else:
                 segments.append(Segment(job.id, tokens[-1:], len(tokens) - 1))
                 decode_context_tokens += len(tokens)
@@ -283,7 +285,8 @@ class Engine:
         next_tokens = self.runner.step(segments)
         forward_s = time.perf_counter() - forward_start
         for job, token in zip(plan.batch, next_tokens, strict=True):
-            self._tokens[job.id].append(token)
+            if plan.produces_token(job):  # a chunk with more to come samples nothing
+                self._tokens[job.id].append(token)
         end_s = self._now()
         if self._spans is not None:  # a job that ran the iteration before keeps its span going
             for job in plan.batch:

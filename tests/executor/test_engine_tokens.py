@@ -72,6 +72,27 @@ def test_every_policy_generates_exact_tokens(model_name, swap, skip):
         assert totals["num_swaps"] >= 20
 
 
+@pytest.mark.parametrize("model_name,swap", [("tiny-llama", "proactive"), ("tiny-opt", "reactive"),
+                                              ("tiny-llama", "recompute")])
+def test_every_policy_generates_exact_tokens_with_chunked_prefill(model_name, swap):
+    """A 12-token budget splits most prompts into chunks, each attending to the KV of the chunks
+    before it (some of which was swapped out and back, or dropped and recomputed in chunks)."""
+    budget = 12
+    for policy in POLICIES:
+        result, store, expected = run(model_name, policy, swap, chunked_prefill_tokens=budget)
+        assert result.error is None, f"{policy}: {result.error}"
+        for rid, tokens in expected.items():
+            assert result.outputs[rid] == tokens, f"{policy}/{swap}: request {rid} diverged"
+        assert store.is_empty
+        it = result.iterations
+        num_decodes = it["batch_size"] - it["num_prefills"]
+        assert (it["prefill_tokens"] + num_decodes).max() <= budget
+        # prompts were split: more prefill rows than prefills, and each row's tokens within budget
+        assert (it["num_prefills"] > 0).sum() > 16 and it["prefill_tokens"].sum() >= sum(burst_trace().prompt_tokens)
+        if policy != "fcfs":
+            assert sum(result.log.ints["num_preemptions"]) > 0, f"{policy}/{swap} never preempted"
+
+
 def test_iteration_rows_describe_the_run():
     result, _, _ = run("tiny-llama", "skip-join-mlfq", "reactive")
     it = result.iterations

@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 from policy import KVLocation, Plan, SchedulerConfig, make_scheduler
 from tests.policy.policy_strategies import scenarios
-from tests.policy.policy_testkit import Engine, Scenario, ToyCost, expect, job, plan_ids
+from tests.policy.policy_testkit import Scenario, ToyCost, expect, job, plan_ids
+from tests.policy.test_policy_properties import CheckedEngine
 
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -139,7 +140,7 @@ def test_a_partly_prefilled_job_swaps_out_and_resumes_where_its_chunks_ended():
     sc = Scenario("vllm-fcfs", cfg, ((0, 0, 4, 20), (1, 0, 20, 2)))
     chunks: list[tuple[int, int]] = []
 
-    class Recording(ChunkedEngine):
+    class Recording(CheckedEngine):
         def on_plan(self, plan: Plan) -> None:
             super().on_plan(plan)
             if 1 in plan.prefill_chunks:
@@ -151,26 +152,6 @@ def test_a_partly_prefilled_job_swaps_out_and_resumes_where_its_chunks_ended():
     assert (j.num_swaps, j.num_recomputes, j.generated_tokens) == (2, 0, 2)
 
 
-class ChunkedEngine(Engine):
-    """Checks every chunked plan: batch size, the token budget, each chunk starting where the
-    KV ends and fitting in the job's blocks, and only decodes outside `prefill_ids`."""
-
-    def on_plan(self, plan: Plan) -> None:
-        s, cfg = self.sched, self.sched.config
-        batch_ids = [j.id for j in plan.batch]
-        assert len(batch_ids) == len(set(batch_ids)) <= cfg.max_batch_size
-        assert set(plan.prefill_chunks) == plan.prefill_ids <= set(batch_ids)
-        assert sum(plan.prefill_tokens) + len(plan.decode_context_tokens) <= s.chunk_budget_tokens
-        for j in plan.batch:
-            assert j.kv in (KVLocation.DEVICE, KVLocation.SWAPPING_IN)
-            if j.id in plan.prefill_ids:
-                start, take = plan.chunk(j)
-                assert j.in_prefill and start == j.kv_tokens and 1 <= take <= j.pending_tokens
-            else:
-                assert not j.in_prefill
-            assert j.device_blocks >= s.kv.blocks_for(j.context_tokens)
-
-
 def chunked(sc: Scenario, budget: int) -> Scenario:
     return Scenario(sc.policy, dataclasses.replace(sc.config, chunked_prefill_tokens=budget), sc.trace)
 
@@ -179,7 +160,7 @@ def chunked(sc: Scenario, budget: int) -> Scenario:
 @given(scenarios(), st.integers(1, 40))
 def test_every_policy_finishes_every_job_within_capacity_when_chunking(sc, budget):
     sc = chunked(sc, budget)
-    e = sc.run(engine_cls=ChunkedEngine)
+    e = sc.run(engine_cls=CheckedEngine)
     for j in e.jobs.values():
         assert j.generated_tokens == j.output_tokens
         assert j.arrival_s <= j.first_token_s <= j.finish_s
