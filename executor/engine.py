@@ -266,7 +266,7 @@ class Engine:
         """One forward pass of the plan's batch; returns when it ended (engine time)."""
         store, bs = self.store, self.store.block_size
         segments = []
-        prefill_tokens = decode_context_tokens = decode_max_context_tokens = 0
+        prefill_tokens = decode_context_tokens = decode_max_context_tokens = prefill_context_tokens = 0
         for job in plan.batch:
             tokens = self._tokens[job.id]
             # the policy's count, or (in a reused plan) the blocks this step writes into
@@ -277,6 +277,7 @@ class Engine:
                 start, take = plan.chunk(job)
                 segments.append(Segment(job.id, tokens[start:start + take], start))
                 prefill_tokens += take
+                prefill_context_tokens += start
             else:
                 segments.append(Segment(job.id, tokens[-1:], len(tokens) - 1))
                 decode_context_tokens += len(tokens)
@@ -302,6 +303,7 @@ class Engine:
                 "swap_out_tokens": swapped[0], "swap_in_tokens": swapped[1], "num_queued": num_queued,
                 "forward_s": forward_s, "admit_s": self._admit_s,
                 "num_swaps_out": swapped[2], "num_swaps_in": swapped[3],
+                "prefill_context_tokens": prefill_context_tokens,
             }, level_counts)
             self._admit_s = 0.0
         return end_s

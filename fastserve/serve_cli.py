@@ -293,7 +293,8 @@ def profile(model, checkpoint, device, dtype, tp, pp, dist_timeout_s, threads, b
              if param.name != "out_path" and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT]
     command = " ".join(["fastserve profile", *given, "-o", shlex.quote(out_path)])
     grid = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
-                context_tokens=(16, 64), swap_tokens=(16, 64)) if quick else {}
+                context_tokens=(16, 64), swap_tokens=(16, 64), chunk_tokens=(8, 32),
+                chunk_context_tokens=(0, 32)) if quick else {}
     try:
         cfg = ProfileConfig(warmups=warmups, max_repeats=repeats, budget_s=budget_s, block_size_tokens=block_size, **grid)
     except ValueError as e:

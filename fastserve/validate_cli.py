@@ -76,7 +76,8 @@ def _profile(model, name: str, path: str | None, block_size: int | None, budget_
 
     block = block_size or DEFAULT_BLOCK_SIZE
     grid = dict(prefill_batch_sizes=(1, 2, 4), prompt_tokens=(8, 32, 64), decode_batch_sizes=(1, 4, 16),
-                context_tokens=(8, 32, 64, 128), swap_tokens=(16, 64)) if quick else {}
+                context_tokens=(8, 32, 64, 128), swap_tokens=(16, 64), chunk_tokens=(8, 32),
+                chunk_context_tokens=(0, 32)) if quick else {}
     try:
         # more repetitions than `fastserve profile`'s default: medians of 21 shrug off the time
         # slices other processes take on a shared machine (the budget still caps them)

@@ -35,7 +35,7 @@ def test_registry_names_and_defaults():
     cost = ToyCost()
     modes = {name: make_scheduler(name, None, cost).swap_mode for name in POLICIES}
     assert modes == {"fcfs": "recompute", "vllm-fcfs": "recompute", "mlfq": "proactive",
-                     "skip-join-mlfq": "proactive", "srpt": "proactive"}
+                     "skip-join-mlfq": "proactive", "srpt": "proactive", "sarathi": "recompute"}
     assert make_scheduler("mlfq", SchedulerConfig(swap="reactive")).swap_mode == "reactive"
 
 
@@ -95,7 +95,7 @@ def test_kv_capacity_from_tokens_keeps_whole_blocks():
 
 
 def test_make_scheduler_errors():
-    with raises("unknown policy 'lifo'; choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt"):
+    with raises("unknown policy 'lifo'; choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt, sarathi"):
         make_scheduler("lifo")
     with raises("skip-join-mlfq needs a cost estimate (its prefill_s predicts the join level)"):
         make_scheduler("skip-join-mlfq", SchedulerConfig())
