@@ -107,6 +107,14 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
                else pd.Series(0, index=iterations.index))
     columns = [iterations[c].astype("int64").tolist() for c in ITERATION_INPUTS[:4]] + [longest.astype("int64").tolist()]
     predicted = np.array([cost.iteration_s(*batch_of(*row)) for row in zip(*columns, strict=True)], dtype=np.float64)
+    if "prefill_context_tokens" in iterations and (iterations["prefill_context_tokens"] > 0).any():
+        # chunked prefill: chunks after earlier chunks also attend to their KV (split evenly)
+        chunked = (iterations["prefill_context_tokens"] > 0).to_numpy()
+        for i in np.flatnonzero(chunked):
+            row = [c[i] for c in columns]
+            prompts, decodes = batch_of(*row)
+            context = split_evenly(int(iterations["prefill_context_tokens"].iloc[i]), len(prompts))
+            predicted[i] = cost.iteration_s(prompts, decodes, context)
     plan_overhead_s = getattr(cost, "plan_overhead_s", None)
     if plan_overhead_s is not None and arrival_s is not None:
         new_plan, admitted = plan_events(iterations["start_s"], iterations["end_s"], arrival_s)

@@ -14,8 +14,10 @@ rotary and learned position embeddings are exact. Per layer:
 2. decode tokens: the jobs' blocks are gathered from the pool, padded to the longest context
    (masked when contexts differ) and attended in one SDPA call; GQA folds the query heads of
    each KV head into the query-length axis ([B, kv_heads, group, dim]), so K/V are not repeated;
-3. each prefill segment attends causally over its own fresh K/V (a prefill always starts at
-   position 0: a recompute re-prefills prompt plus generated tokens), one SDPA call each.
+3. each prefill segment attends causally over its own fresh K/V, one SDPA call each. A segment
+   that starts at position s > 0 (a chunk of a chunked prefill) attends over its job's blocks
+   instead: positions [0, s + n), the earlier chunks' KV plus its own just written, with query i
+   (position s + i) seeing keys up to s + i.
 The output rows keep the packed order, as the model expects.
 """
 
@@ -45,6 +47,9 @@ class BatchLayout:
     decode_context_tokens: int  # longest decode context, new token included
     decode_mask: torch.Tensor | None  # [B, 1, 1, context] True = attend; None when all equal
     prefill_segments: tuple[tuple[int, int], ...]  # (start in packed sequence, length)
+    # per prefill segment: None from position 0, else (its job's blocks [ceil((s + n) / bs)],
+    # s + n, mask [n, s + n] True = attend) for a chunk after s tokens of KV
+    prefill_context: tuple[tuple[torch.Tensor, int, torch.Tensor] | None, ...] = ()
 
     def attend(self, layer: int, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                scale: float | None) -> torch.Tensor:
@@ -64,11 +69,20 @@ class BatchLayout:
             v = v_pool.index_select(0, self.decode_blocks).view(b, -1, num_kv_heads, head_dim)[:, :ctx].transpose(1, 2)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=self.decode_mask, scale=scale)
             parts.append(out.reshape(b, num_heads, head_dim))  # [B, H, D]
-        for start, n in self.prefill_segments:
+        contexts = self.prefill_context or (None,) * len(self.prefill_segments)
+        for (start, n), context in zip(self.prefill_segments, contexts, strict=True):
             s = slice(start, start + n)
-            out = F.scaled_dot_product_attention(
-                query[:, :, s], key[:, :, s], value[:, :, s], is_causal=True, scale=scale, enable_gqa=group > 1,
-            )
+            if context is None:
+                out = F.scaled_dot_product_attention(
+                    query[:, :, s], key[:, :, s], value[:, :, s], is_causal=True, scale=scale, enable_gqa=group > 1,
+                )
+            else:
+                blocks, length, mask = context
+                k = k_pool.index_select(0, blocks).view(-1, num_kv_heads, head_dim)[:length].transpose(0, 1)[None]
+                v = v_pool.index_select(0, blocks).view(-1, num_kv_heads, head_dim)[:length].transpose(0, 1)[None]
+                out = F.scaled_dot_product_attention(
+                    query[:, :, s], k, v, attn_mask=mask, scale=scale, enable_gqa=group > 1,
+                )  # [1, H, n, D] over the job's [1, H_kv, s + n, D]
             parts.append(out[0].transpose(0, 1))  # [n, H, D]
         out = parts[0] if len(parts) == 1 else torch.cat(parts)
         return out.unsqueeze(0)  # [1, T, H, D]

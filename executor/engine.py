@@ -7,7 +7,8 @@ One iteration, in the order `policy.plan` prescribes:
   4. start every `plan.swap_in` copy, after every swap-out in flight has landed;
   5. wait for batch jobs still swapping in;
   6. give batch jobs the device blocks the policy counted, run the forward pass (prefill for
-     `plan.is_prefill(job)`, prompt plus tokens generated so far; decode otherwise);
+     `plan.is_prefill(job)`, prompt plus tokens generated so far, or the chunk `plan.chunk(job)`
+     of it over the KV of the earlier chunks; decode otherwise);
   7. append the sampled tokens; 8. `on_iteration_done`, and free the KV of finished jobs.
 Plan reuse (`EngineConfig.skip`, on by default): a pure-decode plan runs again, without a new
 `schedule`, while `scheduler.horizon(plan)` says the policy would decide the same (its iteration
@@ -302,16 +303,18 @@ class Engine:
         """One forward pass of the plan's batch; returns when it ended (engine time)."""
         store, bs = self.store, self.store.block_size
         segments = []
-        prefill_tokens = decode_context_tokens = decode_max_context_tokens = 0
+        prefill_tokens = decode_context_tokens = decode_max_context_tokens = prefill_context_tokens = 0
         for job in plan.batch:
             tokens = self._tokens[job.id]
             # the policy's count, or (in a reused plan) the blocks this step writes into
             blocks = max(job.device_blocks, -(-len(tokens) // bs))
             if store.num_device_blocks(job.id) != blocks:  # grows once per block
                 store.grow(job.id, blocks)
-            if job.id in plan.prefill_ids:
-                segments.append(Segment(job.id, tokens, 0))
-                prefill_tokens += len(tokens)
+            if job.id in plan.prefill_ids:  # the whole context, or a chunk of it (chunked prefill)
+                start, take = plan.chunk(job)
+                segments.append(Segment(job.id, tokens[start:start + take], start))
+                prefill_tokens += take
+                prefill_context_tokens += start
             else:
                 segments.append(Segment(job.id, tokens[-1:], len(tokens) - 1))
                 decode_context_tokens += len(tokens)
@@ -320,7 +323,8 @@ class Engine:
         next_tokens = self.runner.step(segments)
         forward_s = time.perf_counter() - forward_start
         for job, token in zip(plan.batch, next_tokens, strict=True):
-            self._tokens[job.id].append(token)
+            if plan.produces_token(job):  # a chunk with more to come samples nothing
+                self._tokens[job.id].append(token)
         end_s = self._now()
         for job, token in zip(plan.batch, next_tokens, strict=True):  # after end_s: see the docstring
             self._arrivals.on_token(job.id, token)
@@ -338,6 +342,7 @@ class Engine:
                 "swap_out_tokens": swapped[0], "swap_in_tokens": swapped[1], "num_queued": num_queued,
                 "forward_s": forward_s, "admit_s": self._admit_s,
                 "num_swaps_out": swapped[2], "num_swaps_in": swapped[3],
+                "prefill_context_tokens": prefill_context_tokens,
             }, level_counts)
             self._admit_s = 0.0
         return end_s

@@ -2,6 +2,9 @@
 
 Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine makes:
 - prefill grid: one iteration prefilling `b` prompts of `n` tokens each;
+- prefill_context grid: one iteration prefilling one chunk of `n` tokens of a job whose first
+  `c` tokens' KV is already in the pool (chunked prefill: the chunk attends to it too); the
+  context is written by an untimed prefill first, and each timed step rewrites the same chunk;
 - decode grid: one decode iteration of `b` jobs whose longest context is `c` tokens (the KV of
   the first c - 1 tokens sits in the pool, the new token's is written by the step). One job is
   at c and the others at c - 1: the pooled attention pads every job to the longest context and
@@ -60,6 +63,8 @@ class ProfileConfig:
     decode_batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
     context_tokens: tuple[int, ...] = (2, 16, 64, 128, 256, 512, 1024)
     swap_tokens: tuple[int, ...] = (16, 64, 256, 1024, 4096)
+    chunk_tokens: tuple[int, ...] = (8, 32, 128)  # prefill_context grid: chunk lengths
+    chunk_context_tokens: tuple[int, ...] = (0, 64, 256, 1024)  # and KV before them (from 0)
     block_size_tokens: int = 16
     warmups: int = 2
     max_repeats: int = 7
@@ -73,6 +78,12 @@ class ProfileConfig:
             axis = getattr(self, name)
             if len(axis) < 2 or any(v <= 0 for v in axis) or list(axis) != sorted(set(axis)):
                 raise ValueError(f"{name} must hold at least 2 increasing positive integers, got {axis}")
+        ctx = self.chunk_context_tokens
+        if len(self.chunk_tokens) < 2 or any(v <= 0 for v in self.chunk_tokens) or \
+                list(self.chunk_tokens) != sorted(set(self.chunk_tokens)):
+            raise ValueError(f"chunk_tokens must hold at least 2 increasing positive integers, got {self.chunk_tokens}")
+        if len(ctx) < 2 or ctx[0] != 0 or list(ctx) != sorted(set(ctx)):
+            raise ValueError(f"chunk_context_tokens must hold at least 2 increasing integers from 0, got {ctx}")
         if self.block_size_tokens <= 0 or self.warmups < 0 or self.max_repeats < 1:
             raise ValueError("block_size_tokens and max_repeats must be positive, warmups >= 0")
         if not self.budget_s > 0:
@@ -86,14 +97,17 @@ class ProfileConfig:
 
         prompt = tuple(n for n in self.prompt_tokens if n <= max_tokens)
         context = tuple(c for c in self.context_tokens if c <= max_tokens)
-        if len(prompt) < 2 or len(context) < 2:
+        chunks = tuple(n for n in self.chunk_tokens if n <= max_tokens // 2)
+        chunk_context = tuple(c for c in self.chunk_context_tokens if chunks and c + chunks[-1] <= max_tokens)
+        if len(prompt) < 2 or len(context) < 2 or len(chunks) < 2 or len(chunk_context) < 2:
             raise ValueError(f"fewer than 2 grid points fit the model's {max_tokens}-token context")
         overhead = self.overhead
         if overhead is not None:
             # the runs batch up to b + ceil(b / 2) jobs: keep them on the decode grid
             fits = tuple(b for b in overhead.batch_sizes if b + (b + 1) // 2 <= self.decode_batch_sizes[-1])
             overhead = replace(overhead, block_size_tokens=self.block_size_tokens, batch_sizes=fits or (1,))
-        return replace(self, prompt_tokens=prompt, context_tokens=context, overhead=overhead)
+        return replace(self, prompt_tokens=prompt, context_tokens=context, chunk_tokens=chunks,
+                       chunk_context_tokens=chunk_context, overhead=overhead)
 
 
 class _Clock:
@@ -143,12 +157,15 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
         cfg.prefill_batch_sizes[-1] * blocks(cfg.prompt_tokens[-1]),
         cfg.decode_batch_sizes[-1] * blocks(cfg.context_tokens[-1]),
         blocks(cfg.swap_tokens[-1]),
+        blocks(cfg.chunk_tokens[-1] + cfg.chunk_context_tokens[-1]),
     )
     store = KVStore(layout, KVCapacity(pool_blocks, blocks(cfg.swap_tokens[-1]), bs),
-                    max(cfg.prompt_tokens[-1], cfg.context_tokens[-1], cfg.swap_tokens[-1]), device)
+                    max(cfg.prompt_tokens[-1], cfg.context_tokens[-1], cfg.swap_tokens[-1],
+                        cfg.chunk_tokens[-1] + cfg.chunk_context_tokens[-1]), device)
     runner, swapper, sync = ModelRunner(model, store), Swapper(store), _sync_for(device)
     num_points = (len(cfg.prefill_batch_sizes) * len(cfg.prompt_tokens)
                   + len(cfg.decode_batch_sizes) * len(cfg.context_tokens) + 2 * len(cfg.swap_tokens)
+                  + len(cfg.chunk_tokens) * len(cfg.chunk_context_tokens)
                   + (cfg.overhead.num_runs if cfg.overhead is not None else 0))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -169,6 +186,17 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
 
         prefill = tuple(tuple(iteration_s(b, n, True) for n in cfg.prompt_tokens) for b in cfg.prefill_batch_sizes)
         decode = tuple(tuple(iteration_s(b, c, False) for c in cfg.context_tokens) for b in cfg.decode_batch_sizes)
+
+        def chunk_s(n: int, c: int) -> float:
+            store.grow(0, blocks(c + n))
+            tokens = [i % vocab for i in range(c + n)]
+            if c:
+                runner.step([Segment(0, tokens[:c], 0)])  # the earlier chunks' KV, untimed
+            t = clock.median_s(lambda: runner.step([Segment(0, tokens[c:], c)]))
+            store.drop(0)
+            return t
+
+        chunked = tuple(tuple(chunk_s(n, c) for c in cfg.chunk_context_tokens) for n in cfg.chunk_tokens)
         out_s, in_s = [], []
         for tokens in cfg.swap_tokens:
             store.grow(0, blocks(tokens))
@@ -187,6 +215,7 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
             model=spec, hardware=_hardware(device, hardware_name), software=_software(), tp=1, pp=1,
             prefill=LatencyGrid(cfg.prefill_batch_sizes, cfg.prompt_tokens, prefill),
             decode=LatencyGrid(cfg.decode_batch_sizes, cfg.context_tokens, decode),
+            prefill_context=LatencyGrid(cfg.chunk_tokens, cfg.chunk_context_tokens, chunked),
             swap_out=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(out_s)),
             swap_in=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(in_s)),
             kv_bytes_per_token=layout.bytes_per_token, source="measured", generated_by=generated_by,

@@ -2,7 +2,8 @@
 
 A `Segment` is what one job feeds this iteration: a decode step is its newest token at position
 `context - 1`; a prefill is its whole context (prompt plus tokens generated before a recompute)
-from position 0. The runner packs the segments (decodes first; see `executor.attention`),
+from position 0, or with chunked prefill a chunk of it from position `start_pos`, attending to
+the KV its earlier chunks left in the pool (a one-token chunk is run as a decode: it is one). The runner packs the segments (decodes first; see `executor.attention`),
 builds the per-iteration `BatchLayout` once on the CPU (block tables -> pool slots), moves it to
 the device, runs the model, and keeps only each job's last-position logits
 (`logits_to_keep`), so a long prefill does not pay for a vocabulary-sized matmul per token.
@@ -33,8 +34,8 @@ class Segment:
     def __post_init__(self) -> None:
         if not self.token_ids:
             raise ValueError(f"job {self.job_id}: a segment needs at least one token")
-        if len(self.token_ids) > 1 and self.start_pos != 0:
-            raise ValueError(f"job {self.job_id}: a multi-token segment must be a prefill from position 0")
+        if self.start_pos < 0:
+            raise ValueError(f"job {self.job_id}: start_pos must be >= 0, got {self.start_pos}")
 
 
 class ModelRunner:
@@ -63,7 +64,8 @@ class ModelRunner:
         dec_pos_list = [s.start_pos for s in decodes]
         dec_pos = torch.tensor(dec_pos_list, dtype=torch.int64)
         lengths = [len(s.token_ids) for s in prefills]
-        positions = torch.cat([dec_pos, *(self._arange[:n] for n in lengths)]) if prefills else dec_pos
+        positions = torch.cat([dec_pos, *(self._arange[s.start_pos:s.start_pos + len(s.token_ids)] for s in prefills)]
+                              ) if prefills else dec_pos
         tok_rows = rows.repeat_interleave(torch.tensor([1] * len(decodes) + lengths)) if prefills else rows
         write_blocks = store.table[tok_rows, positions // bs if bs > 1 else positions]
         num_decode = len(decodes)
@@ -81,14 +83,25 @@ class ModelRunner:
         keep = self._arange[:num_decode] if not segs else torch.tensor(
             list(range(num_decode)) + [a + n - 1 for a, n in segs], dtype=torch.int64)
         dev = self.device
+        contexts = ()
+        if any(s.start_pos for s in prefills):  # chunks after earlier chunks: attend to the pool
+            contexts = tuple(None if not s.start_pos else self._chunk_context(s, row, dev)
+                             for s, row in zip(prefills, rows[num_decode:].tolist(), strict=True))
         layout = BatchLayout(
             store=store, write_blocks=write_blocks.to(dev), write_offsets=(positions % bs).to(dev),
             num_decode=num_decode, decode_blocks=None if decode_blocks is None else decode_blocks.to(dev),
             decode_context_tokens=context, decode_mask=None if mask is None else mask.to(dev),
-            prefill_segments=tuple(segs),
+            prefill_segments=tuple(segs), prefill_context=contexts,
         )
         input_ids = torch.tensor(ids, dtype=torch.int64)[None].to(dev)
         return layout, input_ids, positions[None].to(dev), keep.to(dev)
+
+    def _chunk_context(self, s: Segment, row: int, dev) -> tuple[torch.Tensor, int, torch.Tensor]:
+        """A chunk's job blocks over positions [0, start + n) and its causal mask [n, start + n]."""
+        length = s.start_pos + len(s.token_ids)
+        blocks = self.store.table[row, : -(-length // self.store.block_size)]
+        mask = self._arange[:length][None, :] <= self._arange[s.start_pos:length][:, None]
+        return blocks.to(dev), length, mask.to(dev)
 
     @torch.inference_mode()
     def step(self, segments: Sequence[Segment]) -> list[int]:

@@ -1,10 +1,11 @@
 """`fastserve demo`: the main job on a fresh machine, with no arguments.
 
-It synthesizes a bursty ShareGPT-like trace, simulates five policies on a bundled OPT-13B
+It synthesizes a bursty ShareGPT-like trace, simulates six policies on a bundled OPT-13B
 profile, sweeps the arrival rate, prints the comparison and writes plots. The default profile
 is the A100-40GB one: with only ~13.5k tokens of KV, Orca's per-request reservation of the whole
 context (2048 tokens) caps its batch at 6, which is the head-of-line blocking FastServe attacks;
-vllm-fcfs (paged, recompute on pressure) shows what paging alone buys.
+vllm-fcfs (paged, recompute on pressure) shows what paging alone buys, and sarathi (the same
+with chunked prefill) what splitting prompts adds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import click
 
-DEMO_POLICIES = ("fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq", "srpt")
+DEMO_POLICIES = ("fcfs", "vllm-fcfs", "sarathi", "mlfq", "skip-join-mlfq", "srpt")
 DEMO_METRICS = ("jct_mean_s", "jct_p99_s", "ttft_mean_s", "norm_latency_mean_s", "throughput_rps")
 
 
@@ -53,7 +54,7 @@ def _simulate_all(trace, cost, run_dir: Path, config: dict, spans: bool) -> None
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic traces.")
 @click.option("--workers", type=int, default=None, help="Parallel sweep cells [number of CPUs].")
 def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed, workers):
-    """Simulate fcfs, vllm-fcfs, mlfq, skip-join-mlfq and srpt on a bursty trace; print and plot."""
+    """Simulate fcfs, vllm-fcfs, sarathi, mlfq, skip-join-mlfq and srpt on a bursty trace; print and plot."""
     import profiles
     import traces
     from analysis.compare import compare, format_table, ratio_lines

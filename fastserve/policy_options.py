@@ -18,6 +18,7 @@ SWAP_CHOICE = click.Choice(list(SWAP_MODES))
 _FLAGS = [
     ("--max-batch", "max_batch_size", int, "Most jobs in one iteration's batch [16]."),
     ("--max-prefill-tokens", "max_prefill_tokens", int, "Prefill-token budget per iteration [2048]."),
+    ("--chunked-prefill-tokens", "chunked_prefill_tokens", int, "Chunked prefill: tokens per iteration, decodes and prefill chunks together [off; sarathi: 512]."),
     ("--max-seq-tokens", "max_seq_tokens", int, "Context limit; longer requests are rejected and counted; at most "
                                                  "the model's context [the model's context, from the profile]."),
     ("--device-kv-tokens", "device_kv_tokens", int, "Device KV capacity in tokens [from the profile]."),

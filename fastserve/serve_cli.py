@@ -338,7 +338,8 @@ def profile(model, checkpoint, device, dtype, tp, pp, dist_timeout_s, threads, b
     command = " ".join(["fastserve profile", *given, "-o", shlex.quote(out_path)])
     output_file(out_path, "-o")
     grid = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
-                context_tokens=(16, 64), swap_tokens=(16, 64)) if quick else {}
+                context_tokens=(16, 64), swap_tokens=(16, 64), chunk_tokens=(8, 32),
+                chunk_context_tokens=(0, 32)) if quick else {}
     try:
         cfg = ProfileConfig(warmups=warmups, max_repeats=repeats, budget_s=budget_s, block_size_tokens=block_size, **grid)
     except ValueError as e:

@@ -81,7 +81,8 @@ def _profile(model, name: str, path: str | None, block_size: int | None, budget_
     # prefill batches up to 16: bursts admit 5-12 prompts at once, and a grid that stops at 4
     # extrapolates them, so the error then depends on how the bursts happen to line up
     grid = dict(prefill_batch_sizes=(1, 2, 4, 8, 16), prompt_tokens=(8, 32, 64), decode_batch_sizes=(1, 4, 16),
-                context_tokens=(8, 32, 64, 128), swap_tokens=(16, 64)) if quick else {}
+                context_tokens=(8, 32, 64, 128), swap_tokens=(16, 64), chunk_tokens=(8, 32),
+                chunk_context_tokens=(0, 32)) if quick else {}
     try:
         # more repetitions than `fastserve profile`'s default: medians of 21 shrug off the time
         # slices other processes take on a shared machine (the budget still caps them)

@@ -31,6 +31,10 @@ class SchedulerConfig:
     block_size_tokens: int = 1
     max_batch_size: int = 16
     max_prefill_tokens: int = 2048  # per-iteration prefill budget (the artifact's 2048 tokens/batch)
+    # Chunked prefill (Sarathi-Serve, vLLM V1): every iteration feeds at most this many tokens,
+    # one per decode plus prefill chunks; None: off (a prompt is prefilled in one iteration,
+    # under max_prefill_tokens). When on, max_prefill_tokens is not used.
+    chunked_prefill_tokens: int | None = None
     max_seq_tokens: int = 2048  # model context limit; longer requests are rejected by engines
     swap: str | None = None  # None: the policy's own default mode
     swap_reserve_fraction: float = 0.05  # device KV kept free for bursts (proactive only)
@@ -58,6 +62,10 @@ class SchedulerConfig:
         for name, value in positive.items():
             if not _is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if self.chunked_prefill_tokens is not None and (
+                not _is_int(self.chunked_prefill_tokens) or self.chunked_prefill_tokens <= 0):
+            raise ValueError(
+                f"chunked_prefill_tokens must be a positive integer or None (off), got {self.chunked_prefill_tokens!r}")
         if not _is_int(self.host_kv_tokens) or self.host_kv_tokens < 0:
             raise ValueError(f"host_kv_tokens must be an integer >= 0, got {self.host_kv_tokens!r}")
         if self.base_quantum_s != AUTO and (not _is_real(self.base_quantum_s) or not self.base_quantum_s > 0

@@ -5,8 +5,11 @@ Invariants:
   moral equivalent of a real server seeing EOS). Only oracle policies (SRPT) may read it to
   decide; every other policy decides from arrival, prompt length, tokens generated so far and
   service time used (the paper's semi-information-agnostic setting, section 3).
-- `kv_tokens` counts the tokens whose KV is materialized. After an iteration it equals
-  `prompt_tokens + generated_tokens - 1`: the newest token's KV is written by the next step.
+- `kv_tokens` counts the tokens whose KV is materialized. After an iteration that produced a
+  token it equals `prompt_tokens + generated_tokens - 1`: the newest token's KV is written by
+  the next step. During a chunked prefill (`SchedulerConfig.chunked_prefill_tokens`) it counts
+  the context tokens the earlier chunks processed (`prefilled_tokens`); no token is produced
+  until the last chunk, so `generated_tokens` and `first_token_s` change only then.
 - Times inside the policy are integer microseconds (`_us`) so that k iterations summed at once
   equal k iterations summed one by one; the simulator's event skipping relies on it.
 """
@@ -79,7 +82,26 @@ class Job:
 
     @property
     def needs_prefill(self) -> bool:
+        """No KV at all: never prefilled, or dropped for recompute (a partial prefill has KV)."""
         return self.kv is KVLocation.NONE
+
+    @property
+    def in_prefill(self) -> bool:
+        """Its next iteration is a prefill (chunk): it has produced no token yet, or more than
+        the newest token lacks KV (a recompute). A recompute with one token left is a decode."""
+        return self.generated_tokens == 0 or self.kv_tokens + 1 < self.prompt_tokens + self.generated_tokens
+
+    @property
+    def prefilled_tokens(self) -> int:
+        """Context tokens of the prefill in progress that earlier chunks processed (0 before the
+        first chunk, and whenever no prefill is in progress)."""
+        return self.kv_tokens if self.in_prefill else 0
+
+    @property
+    def pending_tokens(self) -> int:
+        """Tokens the next iteration feeds if nothing bounds it: 1 for a decode, the rest of the
+        context for a prefill."""
+        return self.prompt_tokens + self.generated_tokens - self.kv_tokens
 
     @property
     def jct_s(self) -> float:

@@ -1,7 +1,13 @@
 """What one scheduling decision asks the engine to do.
 
 `batch` runs one iteration: a prefill for each job in `prefill_ids` (prompt plus any tokens
-generated before a recompute), a decode step for the others. Every batch job's KV is on the
+generated before a recompute), a decode step for the others. With chunked prefill
+(`SchedulerConfig.chunked_prefill_tokens`) `prefill_chunks` maps a prefill job's id to
+(start, tokens): this iteration feeds context tokens [start, start + tokens), attending to the
+KV of the `start` tokens earlier chunks wrote; only the chunk that reaches the end of the context
+produces a token (`produces_token`). A prefill job absent from it (every one when chunking is
+off) feeds its whole context from 0. Read these before `on_iteration_done`, which moves the
+jobs on. Every batch job's KV is on the
 device, or on its way (`wait_for`). `swap_out` and `swap_in` are transfers to start now; they
 run concurrently with compute on one link per direction. `recompute` lists jobs whose KV was
 dropped. `wait_for` lists jobs whose in-flight transfer must finish before the batch starts:
@@ -20,6 +26,7 @@ from policy.job import Job
 class Plan:
     batch: list[Job] = field(default_factory=list)
     prefill_ids: frozenset[int] = frozenset()
+    prefill_chunks: dict[int, tuple[int, int]] = field(default_factory=dict)  # id -> (start, tokens)
     swap_out: list[Job] = field(default_factory=list)
     swap_in: list[Job] = field(default_factory=list)
     recompute: list[Job] = field(default_factory=list)
@@ -35,9 +42,30 @@ class Plan:
     def is_prefill(self, job: Job) -> bool:
         return job.id in self.prefill_ids
 
+    def chunk(self, job: Job) -> tuple[int, int]:
+        """(start, tokens) this iteration feeds a prefill job."""
+        chunk = self.prefill_chunks.get(job.id)
+        return chunk if chunk is not None else (0, job.context_tokens)
+
+    def produces_token(self, job: Job) -> bool:
+        """False only for a prefill chunk that leaves part of the context for later chunks."""
+        chunk = self.prefill_chunks.get(job.id)
+        return chunk is None or chunk[0] + chunk[1] == job.context_tokens
+
     @property
     def prefill_tokens(self) -> list[int]:
-        return [j.context_tokens for j in self.batch if j.id in self.prefill_ids]
+        """Tokens each prefill feeds this iteration (its chunk), in batch order."""
+        if not self.prefill_chunks:
+            return [j.context_tokens for j in self.batch if j.id in self.prefill_ids]
+        return [self.chunk(j)[1] for j in self.batch if j.id in self.prefill_ids]
+
+    @property
+    def prefill_context_tokens(self) -> list[int]:
+        """Tokens of KV each prefill's chunk attends to beyond its own, aligned with
+        `prefill_tokens`; empty when every prefill starts at 0."""
+        if not self.prefill_chunks:
+            return []
+        return [self.chunk(j)[0] for j in self.batch if j.id in self.prefill_ids]
 
     @property
     def decode_context_tokens(self) -> list[int]:

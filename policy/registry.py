@@ -6,11 +6,12 @@ from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
 from policy.fcfs import FCFS, VLLMFCFS
 from policy.mlfq import MLFQ, SkipJoinMLFQ
+from policy.sarathi import Sarathi
 from policy.scheduler import Scheduler
 from policy.srpt import SRPT
 
 POLICIES: dict[str, type[Scheduler]] = {
-    cls.name: cls for cls in (FCFS, VLLMFCFS, MLFQ, SkipJoinMLFQ, SRPT)
+    cls.name: cls for cls in (FCFS, VLLMFCFS, MLFQ, SkipJoinMLFQ, SRPT, Sarathi)
 }
 
 

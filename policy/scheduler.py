@@ -23,6 +23,7 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
+from policy.chunked import ChunkedBatching
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
 from policy.dispatch import ReplicaLoad
@@ -49,8 +50,9 @@ def _side(location: KVLocation) -> str | None:
     return _HOST_SIDE if location is _HOST or location is _SWAPPING_IN else _NO_SIDE
 
 
-class Scheduler(KVPlacement, PlanHorizon):
+class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
     name: ClassVar[str] = ""
+    default_chunked_prefill_tokens: ClassVar[int | None] = None  # a policy that always chunks
     default_swap: ClassVar[str] = "proactive"
     preemptive: ClassVar[bool] = True
     reserve_max_seq: ClassVar[bool] = False  # Orca: reserve the whole context at admission
@@ -101,6 +103,10 @@ class Scheduler(KVPlacement, PlanHorizon):
         self._may_drop_any = False  # set for a second walk when the first would stall
         self._room_bound: dict[bool, float] = {}  # per push-only flag: most room a job can get now
         self._next_seq = 0
+        # Chunked prefill (policy/chunked.py) forms batches its own way; everything else is shared.
+        self.chunk_budget_tokens = config.chunked_prefill_tokens or self.default_chunked_prefill_tokens
+        if self.chunk_budget_tokens is not None:
+            self._form_batch = self._form_chunked_batch
 
     # -- what a policy subclass provides -----------------------------------------------------
     def _join(self, job: Job, now_us: int) -> None:
@@ -425,9 +431,16 @@ class Scheduler(KVPlacement, PlanHorizon):
         elapsed_us = to_us(elapsed_s)
         finished: list[Job] = []
         in_flight, running, prefill_ids, kv = self._in_flight, self._running, plan.prefill_ids, self.kv
+        chunks = plan.prefill_chunks
         for job in plan.batch:  # the hot loop of every decision: Job properties inlined
             job_id = job.id
             in_flight.discard(job_id)
+            if chunks and not plan.produces_token(job):  # a prefill chunk with more to come
+                job.kv_tokens += chunks[job_id][1]
+                job.last_run_s = now_s
+                running[job_id] = job
+                self._place(job)  # keeps its seq: the split job keeps its place
+                continue
             if n > 1:  # the allocations the skipped schedule() calls would have made
                 kv.grow(job, self._target_tokens(job.prompt_tokens + job.generated_tokens + n - 1))
             generated = job.generated_tokens = job.generated_tokens + n

@@ -6,6 +6,13 @@ How an iteration is costed (all lookups are piecewise linear, see profiles/inter
   keeps the linear-layer work (linear in total tokens) exact; attention's quadratic term is
   under-counted for very uneven prompts (for OPT-13B at 2048 tokens attention is ~7% of prefill
   FLOPs, so the error stays small);
+- prefill chunks (chunked prefill): a chunk of n tokens after c tokens of the job's KV also
+  attends to those c tokens. Each chunk adds extra(n, c) = T(n, c) - T(n, 0) to the prefill
+  lookup (which is at the chunks' mean length), T the profile's `prefill_context` grid (one
+  chunk of n tokens after c). A profile without that grid estimates it from the prefill grid,
+  whose prompts are P(L) ~ F + a L + b L^2 (F the fixed cost below, b the causal attention):
+  extra(n, c) = P(c + n) - P(c) - P(n) + F, which is 2 b c n, the chunk's queries times the
+  earlier keys (clamped at 0);
 - decode part Td: the decode grid at (number of jobs, mean context). Decode cost is
   a + b * jobs + c * sum(context), which bilinear interpolation in (jobs, mean context)
   reproduces exactly. With `decode_context = "max"` the lookup is at the longest context
@@ -96,6 +103,8 @@ class TableCostModel:
         self._scale_of: dict[int, float] = {}  # job count -> scale, filled as asked
         self._prefill = Table2D(profile.prefill.batch_sizes, profile.prefill.tokens, profile.prefill.latency_s)
         self._decode = Table2D(profile.decode.batch_sizes, profile.decode.tokens, profile.decode.latency_s)
+        pc = profile.prefill_context
+        self._prefill_context = Table2D(pc.batch_sizes, pc.tokens, pc.latency_s) if pc is not None else None
         self._swap = {"out": Table1D(profile.swap_out.size_bytes, profile.swap_out.latency_s),
                       "in": Table1D(profile.swap_in.size_bytes, profile.swap_in.latency_s)}
         sr = profile.send_recv
@@ -103,6 +112,7 @@ class TableCostModel:
         self._activation_bytes_per_token = profile.model.hidden_size * profile.model.dtype_bytes
         self.fixed_s = (profile.mixed_shared_s if profile.mixed_shared_s is not None
                         else _fixed_cost(profile) * profile.forward_scale)
+        self._grid_fixed_s = _fixed_cost(profile)  # unscaled: the chunk estimate is in grid time
         self.forward_noise = profile.forward_noise
         # The engine's swaps block compute (CPU) instead of overlapping it (GPU copy streams).
         self.sync_transfers = profile.transfers == "sync"
@@ -139,7 +149,10 @@ class TableCostModel:
         return value
 
     # -- policy.CostModel -----------------------------------------------------------------
-    def iteration_s(self, prefill_tokens: Sequence[int], decode_context_tokens: Sequence[int]) -> float:
+    def iteration_s(self, prefill_tokens: Sequence[int], decode_context_tokens: Sequence[int],
+                    prefill_context_tokens: Sequence[int] = ()) -> float:
+        """`prefill_context_tokens`: per prefill, the tokens of KV its chunk attends to beyond
+        its own (chunked prefill); empty when every prefill starts at 0."""
         num_decodes = len(decode_context_tokens)
         num_prefills = len(prefill_tokens)
         if not (num_decodes or num_prefills):
@@ -156,6 +169,8 @@ class TableCostModel:
                 return td + overhead
         total = sum(prefill_tokens)
         tp, outside = self._prefill.scalar(num_prefills, total / num_prefills)
+        if prefill_context_tokens:
+            tp += self.chunk_context_s(prefill_tokens, prefill_context_tokens)
         tp *= scale
         if outside:
             self._outside_prefill(num_prefills, total / num_prefills)
@@ -165,11 +180,31 @@ class TableCostModel:
             return max(tp, td, tp + td - self.fixed_s) + overhead
         return tp + td + overhead
 
+    def chunk_context_s(self, prefill_tokens: Sequence[int], prefill_context_tokens: Sequence[int]) -> float:
+        """What prefill chunks pay beyond prefills of their own length for attending to the KV
+        of their earlier chunks (unscaled; see the module docstring)."""
+        extra = 0.0
+        table = self._prefill_context
+        for n, c in zip(prefill_tokens, prefill_context_tokens, strict=True):
+            if c <= 0:
+                continue
+            if table is not None:
+                with_c, outside = table.scalar(n, c)
+                if outside:
+                    g = self.profile.prefill_context
+                    self._outside(f"prefill chunk of {n} tokens after {c}", g.tokens, g.batch_sizes)
+                extra += max(0.0, with_c - table.scalar(n, 0)[0])
+            else:
+                whole = self._prefill.scalar(1, c + n)[0]
+                extra += max(0.0, whole - self._prefill.scalar(1, c)[0] - self._prefill.scalar(1, n)[0]
+                             + self._grid_fixed_s)
+        return extra
+
     def noisy_iteration_s(self, prefill_tokens: Sequence[int], decode_context_tokens: Sequence[int],
-                          index: int) -> float:
+                          index: int, prefill_context_tokens: Sequence[int] = ()) -> float:
         """The `index`-th iteration of a simulated run: `iteration_s` with its forward part
         times the clock-noise factor of `index` (see above); `iteration_s` without noise."""
-        value = self.iteration_s(prefill_tokens, decode_context_tokens)
+        value = self.iteration_s(prefill_tokens, decode_context_tokens, prefill_context_tokens)
         if not self.forward_noise or not value:
             return value
         n = len(prefill_tokens) + len(decode_context_tokens)

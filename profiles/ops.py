@@ -9,6 +9,9 @@ token per decode job. Per decoder layer (vLLM's kernels, as Vidur profiles them)
                                                                  positions once, at the embedding)
     attn_prefill attention    causal softmax(QK^T)V over each prompt: 2 * L * (L + 1) * head_dim
                               FLOPs per head; reads q, k, v, writes o and the new KV
+    attn_context attention    a prefill chunk of n tokens after c tokens of KV (chunked prefill)
+                              also attends to those: 4 * n * c * head_dim FLOPs per head; reads
+                              the c tokens' KV
     attn_decode  attention    each job reads its whole KV (context c): 4 * c * head_dim FLOPs per head
     o            GEMM         N x heads/tp * head_dim  @  ... x h
     post_norm    elementwise  read + write N x h
@@ -55,11 +58,21 @@ class BatchShape:
     prefill_pairs: int = 0  # sum of L * (L + 1): causal query-key pairs, doubled
     num_decodes: int = 0
     decode_context_tokens: int = 0  # sum of contexts c
+    prefill_context_tokens: int = 0  # sum over prefill chunks of the KV tokens before them, c
+    prefill_context_pairs: int = 0  # sum of n * c: chunk queries times earlier keys
 
     @classmethod
-    def of(cls, prefill_tokens: Sequence[int] = (), decode_context_tokens: Sequence[int] = ()) -> BatchShape:
+    def of(cls, prefill_tokens: Sequence[int] = (), decode_context_tokens: Sequence[int] = (),
+           prefill_context_tokens: Sequence[int] = ()) -> BatchShape:
+        ctx = tuple(prefill_context_tokens) or (0,) * len(prefill_tokens)
         return cls(len(prefill_tokens), sum(prefill_tokens), sum(L * (L + 1) for L in prefill_tokens),
-                   len(decode_context_tokens), sum(decode_context_tokens))
+                   len(decode_context_tokens), sum(decode_context_tokens),
+                   sum(ctx), sum(n * c for n, c in zip(prefill_tokens, ctx, strict=True)))
+
+    @classmethod
+    def chunk(cls, chunk_tokens: int, context_tokens: int) -> BatchShape:
+        """One prefill chunk of `chunk_tokens` after `context_tokens` of its job's KV."""
+        return cls.of((chunk_tokens,), (), (context_tokens,))
 
     @classmethod
     def uniform(cls, num_prefills: int = 0, prompt_tokens: int = 0, num_decodes: int = 0,
@@ -121,6 +134,10 @@ def iteration_ops(model: ModelSpec, tp: int, batch: BatchShape) -> list[Op]:
         io = batch.prefill_tokens * (2 * heads + 2 * kv_heads) * hd * dt  # read q, k, v; write o
         ops.append(Op("attn_prefill", "attention", L, batch.prefill_tokens,
                       2.0 * batch.prefill_pairs * hd * heads, float(io + kv_write), kv_bytes=float(kv_write)))
+    if batch.prefill_context_pairs:
+        kv_read = batch.prefill_context_tokens * 2 * kv_heads * hd * dt
+        ops.append(Op("attn_context", "attention", L, batch.prefill_tokens,
+                      4.0 * batch.prefill_context_pairs * hd * heads, float(kv_read), kv_bytes=float(kv_read)))
     if batch.num_decodes:
         kv_read = batch.decode_context_tokens * 2 * kv_heads * hd * dt
         io = batch.num_decodes * (2 * heads + 2 * kv_heads) * hd * dt  # q in, o out, new k and v

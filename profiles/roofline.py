@@ -40,6 +40,7 @@ PREFILL_BATCH_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
 DECODE_BATCH_SIZES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
 SWAP_BYTES = tuple(4**k for k in range(5, 21))  # 1 KiB .. 1 TiB
 SEND_RECV_BYTES = tuple(4**k for k in range(5, 18))  # 1 KiB .. 16 GiB
+MAX_CHUNK_TOKENS = 8192  # prefill_context grid: chunk budgets beyond this are not chunking
 
 
 def token_axis(max_tokens: int) -> tuple[int, ...]:
@@ -112,6 +113,10 @@ def roofline_profile(model: str | ModelSpec, gpu: str | HardwareSpec, tp: int = 
         rows = tuple(tuple(iteration_time_s(spec, hw, tp, shape_of(b, n)) for n in tokens) for b in batch_sizes)
         return LatencyGrid(batch_sizes, tokens, rows)
 
+    chunks = token_axis(min(max(tokens), MAX_CHUNK_TOKENS))
+    contexts = (0, *tokens)
+    prefill_context = LatencyGrid(chunks, contexts, tuple(
+        tuple(iteration_time_s(spec, hw, tp, BatchShape.chunk(n, c)) for c in contexts) for n in chunks))
     swap = LatencyCurve(SWAP_BYTES, tuple(swap_time_s(hw, tp, pp, s) for s in SWAP_BYTES))
     send_recv = all_reduce = None
     if pp > 1:
@@ -129,7 +134,7 @@ def roofline_profile(model: str | ModelSpec, gpu: str | HardwareSpec, tp: int = 
         kv_bytes_per_token=spec.kv_bytes_per_token,
         device_kv_tokens=budget.device_tokens, host_kv_tokens=budget.host_tokens,
         source="roofline", generated_by=generated_by or f"fastserve profiles roofline {args}",
-        send_recv=send_recv, all_reduce=all_reduce, mixed_batch="fused",
+        send_recv=send_recv, all_reduce=all_reduce, mixed_batch="fused", prefill_context=prefill_context,
         notes={"memory": {f: getattr(memory, f) for f in memory.__dataclass_fields__},
                "kv_budget": budget.to_dict(),
                "grids": "iteration time of the whole pipeline (all layers), no stage transfers; "

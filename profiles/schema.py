@@ -73,6 +73,13 @@ JSON layout (schema_version 1); paths in error messages use these names:
     decode           {"batch_sizes", "context_tokens", "latency_s"}  latency_s[i][j]: one decode
                      iteration of batch_sizes[i] jobs whose context (prompt + generated so far,
                      the tokens each new token attends to) is context_tokens[j] each
+    prefill_context  optional {"chunk_tokens", "context_tokens", "latency_s"}: latency_s[i][j]
+                     is one iteration prefilling ONE chunk of chunk_tokens[i] tokens whose
+                     job already has context_tokens[j] tokens of KV (chunked prefill: the chunk
+                     attends to the earlier chunks' KV too). context_tokens starts at 0. The
+                     cost model adds T(n, c) - T(n, 0) per chunk to the prefill grid's price.
+                     Absent: the chunk's extra attention is estimated from the prefill grid
+                     (profiles/cost.py)
     swap             {"bytes", "out_s", "in_s"}: moving this much KV device->host / host->device
                      (bytes of the whole replica; TP/PP ranks move their shares in parallel)
     collectives      optional {"send_recv": {"bytes", "latency_s"}, "all_reduce": {...}};
@@ -218,6 +225,7 @@ class Profile:
     forward_scale: float = 1.0
     forward_noise: tuple[float, ...] = ()
     forward_scale_by_batch: tuple[tuple[float, float], ...] = ()
+    prefill_context: LatencyGrid | None = None  # batch_sizes: chunk tokens; tokens: context tokens
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -268,6 +276,8 @@ class Profile:
         _positive_int("kv.host_tokens", self.host_kv_tokens, allow_zero=True)
         _check_grid("prefill", "prompt_tokens", self.prefill)
         _check_grid("decode", "context_tokens", self.decode)
+        if self.prefill_context is not None:
+            _check_grid("prefill_context", "context_tokens", self.prefill_context, "chunk_tokens", first_token=0)
         _check_curve("swap", "out_s", self.swap_out)
         _check_curve("swap", "in_s", self.swap_in)
         if self.swap_out.size_bytes != self.swap_in.size_bytes:
@@ -299,11 +309,14 @@ def _positive_int(path: str, value, allow_zero: bool = False) -> None:
         raise ProfileError(path, f"must be an integer {bound}, got {value!r}")
 
 
-def _check_axis(path: str, axis) -> None:
+def _check_axis(path: str, axis, first: int | None = None) -> None:
+    """At least 2 strictly increasing positive integers; with `first`, starting at that value."""
     if not isinstance(axis, tuple) or len(axis) < 2:
         raise ProfileError(path, f"must list at least 2 points, got {axis!r}")
+    if first is not None and axis[0] != first:
+        raise ProfileError(path, f"must start at {first}, got {axis[0]!r}")
     for i, v in enumerate(axis):
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        if not isinstance(v, int) or isinstance(v, bool) or v < (1 if first is None or i else first):
             raise ProfileError(path, f"point {i} must be a positive integer, got {v!r}")
         if i and v <= axis[i - 1]:
             raise ProfileError(path, f"must be strictly increasing: point {i} ({v}) follows {axis[i - 1]}")
@@ -318,13 +331,15 @@ def _check_latencies(path: str, values, length: int) -> None:
             raise ProfileError(f"{path}[{i}]", f"latency must be a finite number > 0, got {v!r}")
 
 
-def _check_grid(prefix: str, token_axis: str, grid: LatencyGrid) -> None:
-    _check_axis(f"{prefix}.batch_sizes", grid.batch_sizes)
-    _check_axis(f"{prefix}.{token_axis}", grid.tokens)
+def _check_grid(prefix: str, token_axis: str, grid: LatencyGrid, row_axis: str = "batch_sizes",
+                first_token: int | None = None) -> None:
+    _check_axis(f"{prefix}.{row_axis}", grid.batch_sizes)
+    _check_axis(f"{prefix}.{token_axis}", grid.tokens, first_token)
     rows = grid.latency_s
     if not isinstance(rows, tuple) or len(rows) != len(grid.batch_sizes):
         got = len(rows) if isinstance(rows, tuple) else type(rows).__name__
-        raise ProfileError(f"{prefix}.latency_s", f"must have one row per batch size "
+        per = "batch size" if row_axis == "batch_sizes" else f"{row_axis} point"
+        raise ProfileError(f"{prefix}.latency_s", f"must have one row per {per} "
                                                   f"({len(grid.batch_sizes)}), got {got}")
     for i, row in enumerate(rows):
         _check_latencies(f"{prefix}.latency_s[{i}]", row, len(grid.tokens))

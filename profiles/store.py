@@ -95,6 +95,8 @@ def profile_to_dict(p: Profile) -> dict:
         out["forward_noise"] = list(p.forward_noise)
     if p.forward_scale_by_batch:
         out["forward_scale_by_batch"] = [list(pair) for pair in p.forward_scale_by_batch]
+    if p.prefill_context is not None:
+        out["prefill_context"] = _grid_dict(p.prefill_context, "context_tokens", "chunk_tokens")
     if p.overhead is not None:
         out["engine_overhead"] = _overhead_dict(p.overhead)
     if p.policy_overhead:
@@ -136,6 +138,8 @@ def profile_from_dict(d) -> Profile:
         mixed_shared_s=d.get("mixed_shared_s"),
         forward_scale=d.get("forward_scale", 1.0), forward_noise=_tuple(d.get("forward_noise", [])),
         forward_scale_by_batch=d.get("forward_scale_by_batch", ()),
+        prefill_context=(_grid(_obj(d, "prefill_context"), "prefill_context", "context_tokens", "chunk_tokens")
+                         if "prefill_context" in d else None),
         schema_version=d["schema_version"],
     )
 
@@ -185,14 +189,14 @@ def _model(d: dict) -> ModelSpec:
         raise ProfileError("model", str(e)) from None
 
 
-def _grid(d: dict, prefix: str, token_axis: str) -> LatencyGrid:
-    return LatencyGrid(_tuple(_get(d, "batch_sizes", prefix + ".")),
+def _grid(d: dict, prefix: str, token_axis: str, row_axis: str = "batch_sizes") -> LatencyGrid:
+    return LatencyGrid(_tuple(_get(d, row_axis, prefix + ".")),
                        _tuple(_get(d, token_axis, prefix + ".")),
                        _tuple(_get(d, "latency_s", prefix + ".")))
 
 
-def _grid_dict(g: LatencyGrid, token_axis: str) -> dict:
-    return {"batch_sizes": list(g.batch_sizes), token_axis: list(g.tokens),
+def _grid_dict(g: LatencyGrid, token_axis: str, row_axis: str = "batch_sizes") -> dict:
+    return {row_axis: list(g.batch_sizes), token_axis: list(g.tokens),
             "latency_s": [list(r) for r in g.latency_s]}
 
 

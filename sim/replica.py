@@ -1,7 +1,8 @@
 """One model replica (TP x PP GPUs) as a SimPy process driving one policy scheduler.
 
 Per iteration (paper section 4): `schedule(now)`; start the plan's swap-outs and swap-ins;
-wait for the transfers in `plan.wait_for`; run the iteration for `cost.iteration_s(batch)`;
+wait for the transfers in `plan.wait_for`; run the iteration for `cost.iteration_s(batch)`
+(with chunked prefill, each chunk priced with the KV of its earlier chunks it attends to);
 `on_iteration_done`. Swaps run on one link per direction (a SimPy resource each), concurrently
 with compute: that overlap is what proactive swapping buys. A swap-in first waits for the
 swap-outs in flight when it was issued, since it may write into the room they vacate.
@@ -151,7 +152,7 @@ class Replica:
 
     # -- the loop, pp == 1 -----------------------------------------------------------------------
     def _run(self):
-        env, sched, cost = self.env, self.scheduler, self.cost
+        env, sched = self.env, self.scheduler
         while True:
             plan = self._decide()
             if plan.swap_out or plan.swap_in or plan.wait_for:
@@ -170,10 +171,7 @@ class Replica:
                 prefill_tokens, decode_context = plan.prefill_tokens, plan.decode_context_tokens
             else:
                 prefill_tokens, decode_context = [], [j.prompt_tokens + j.generated_tokens for j in plan.batch]
-            if self._noisy is not None:
-                step_us = duration_us(self._noisy(prefill_tokens, decode_context, self.num_iterations))
-            else:
-                step_us = duration_us(cost.iteration_s(prefill_tokens, decode_context))
+            step_us = duration_us(self._iteration_s(plan, prefill_tokens, decode_context))
             n, total_us, ends_us = 1, step_us, None
             if self.config.skip and plan.is_pure_decode and not self.transfers:
                 n, total_us, ends_us = self._skippable(plan, step_us, decode_context)
@@ -193,6 +191,18 @@ class Replica:
                 end_s = self._plan_end_s(len(finished), len(plan.batch))
                 if end_s > 0:  # once per plan, like `_plan_overhead_us`
                     yield env.timeout(duration_us(end_s))
+
+    def _iteration_s(self, plan: Plan, prefill_tokens: list[int], decode_context: list[int]) -> float:
+        """The plan's next iteration (noisy with a measured profile's clock noise). Prefill
+        chunks that attend to earlier chunks' KV are priced with their context (chunked prefill);
+        only then is it passed, so cost models that predate chunking still serve the rest."""
+        chunk_context = plan.prefill_context_tokens
+        args = (prefill_tokens, decode_context)
+        if self._noisy is not None:
+            if chunk_context:
+                return self._noisy(*args, self.num_iterations, chunk_context)
+            return self._noisy(*args, self.num_iterations)
+        return self.cost.iteration_s(*args, chunk_context) if chunk_context else self.cost.iteration_s(*args)
 
     def _plan_overhead_us(self, pure_decode: bool, num_jobs: int) -> int:
         """A measured engine's time to admit the requests that arrived since the last plan and to
@@ -265,7 +275,9 @@ class Replica:
         env, cost = self.env, self.cost
         start_us = env.now
         level_counts = self.scheduler.level_counts() if self.iterations is not None else None
-        stage_us = duration_us(cost.iteration_s(plan.prefill_tokens, plan.decode_context_tokens) / self.config.pp)
+        chunk_context = plan.prefill_context_tokens
+        args = (plan.prefill_tokens, plan.decode_context_tokens) + ((chunk_context,) if chunk_context else ())
+        stage_us = duration_us(cost.iteration_s(*args) / self.config.pp)
         num_tokens = sum(plan.prefill_tokens) + len(plan.decode_context_tokens)
         send_us = duration_us(cost.pp_send_recv_s(num_tokens))
         for k, stage in enumerate(stages):

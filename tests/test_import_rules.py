@@ -65,7 +65,7 @@ def test_policy_imports_without_torch_simpy_pandas(tmp_path):
     assert out.returncode == 0, out.stderr
     got = json.loads(out.stdout)
     assert got["blocked_ok"] == list(BLOCKED)  # the blocker is live
-    assert got["policies"] == sorted(["fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq", "srpt"])
+    assert got["policies"] == sorted(["fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq", "srpt", "sarathi"])
     outside = [m for m in got["new"] if m != "policy" and m not in got["stdlib"]]
     assert outside == []  # pure Python: only the standard library and itself
 

@@ -168,6 +168,23 @@ def test_a_plans_wrap_up_is_charged_to_its_last_iteration_when_work_follows():
     assert got["measured_s"].tolist() == pytest.approx([0.001, 0.0011, 0.0009], rel=1e-9)
 
 
+class ChunkCost(HandCost):
+    """HandCost plus 1 us per token of KV a prefill chunk attends to beyond its own."""
+
+    def iteration_s(self, prefill_tokens, decode_context_tokens, prefill_context_tokens=()):
+        return super().iteration_s(prefill_tokens, decode_context_tokens) + 1e-6 * sum(prefill_context_tokens)
+
+
+def test_chunk_rows_are_priced_with_the_kv_their_chunks_attend_to():
+    # row 0: 2 chunks of 10 tokens after 30 tokens of KV between them, beside a decode at 40;
+    # row 1: a whole prefill (no context), priced as before
+    rows = iterations("sarathi", "recompute", [(0.0, 0.002, 1, 3, 2, 20, 40, 40), (0.002, 0.004, 1, 1, 1, 8, 0, 0)])
+    rows["prefill_context_tokens"] = [30, 0]
+    got = iteration_errors(rows, ChunkCost())
+    want = [2e-3 + 1e-5 * 20 + 1e-4 + 1e-6 * 40 + 1e-6 * 30, 1e-3 + 1e-5 * 8]
+    assert got["predicted_s"].tolist() == pytest.approx(want, rel=1e-12)
+
+
 def test_busy_iterations_last_until_the_next_start():
     # 1 job left after row 0 (batch 2, one finishes at 0.001): measured to row 1's start, 0.0012;
     # after row 1 both are done: its own end (then an idle wait); the last row: its own end

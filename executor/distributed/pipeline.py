@@ -90,8 +90,11 @@ class PipelineEngine(Engine):
             blocks = max(job.device_blocks, -(-len(tokens) // bs))
             if store.num_device_blocks(job.id) != blocks:
                 store.grow(job.id, blocks)
-            prefill = job.id in plan.prefill_ids
-            segments.append(Segment(job.id, tokens, 0) if prefill else Segment(job.id, tokens[-1:], len(tokens) - 1))
+            if job.id in plan.prefill_ids:  # the whole context, or a chunk of it (chunked prefill)
+                start, take = plan.chunk(job)
+                segments.append(Segment(job.id, tokens[start:start + take], start))
+            else:
+                segments.append(Segment(job.id, tokens[-1:], len(tokens) - 1))
         self.runner.launch(segments)
         self._launched.append(_Launched(plan, start_s, level_counts, num_queued, swapped, served_from_s))
 

@@ -72,15 +72,38 @@ def test_every_policy_generates_exact_tokens(model_name, swap, skip):
         assert totals["num_swaps"] >= 20
 
 
+@pytest.mark.parametrize("model_name,swap", [("tiny-llama", "proactive"), ("tiny-opt", "reactive"),
+                                              ("tiny-llama", "recompute")])
+def test_every_policy_generates_exact_tokens_with_chunked_prefill(model_name, swap):
+    """A 12-token budget splits most prompts into chunks, each attending to the KV of the chunks
+    before it (some of which was swapped out and back, or dropped and recomputed in chunks)."""
+    budget = 12
+    for policy in POLICIES:
+        result, store, expected = run(model_name, policy, swap, chunked_prefill_tokens=budget)
+        assert result.error is None, f"{policy}: {result.error}"
+        for rid, tokens in expected.items():
+            assert result.outputs[rid] == tokens, f"{policy}/{swap}: request {rid} diverged"
+        assert store.is_empty
+        it = result.iterations
+        num_decodes = it["batch_size"] - it["num_prefills"]
+        assert (it["prefill_tokens"] + num_decodes).max() <= budget
+        assert it["prefill_context_tokens"].max() > 0  # chunks after earlier chunks ran
+        # prompts were split: more prefill rows than prefills, and each row's tokens within budget
+        assert (it["num_prefills"] > 0).sum() > 16 and it["prefill_tokens"].sum() >= sum(burst_trace().prompt_tokens)
+        if policy != "fcfs":
+            assert sum(result.log.ints["num_preemptions"]) > 0, f"{policy}/{swap} never preempted"
+
+
 def test_iteration_rows_describe_the_run():
     result, _, _ = run("tiny-llama", "skip-join-mlfq", "reactive")
     it = result.iterations
-    assert list(it.columns[:21]) == [
+    assert list(it.columns[:22]) == [
         "policy", "swap", "replica", "start_s", "end_s", "num_iterations", "batch_size", "num_prefills",
         "prefill_tokens", "decode_context_tokens", "device_kv_blocks_used", "host_kv_blocks_used",
         "swap_out_tokens", "swap_in_tokens", "num_queued", "forward_s", "decode_max_context_tokens", "admit_s",
-        "num_swaps_out", "num_swaps_in", "queue_level_0",
+        "num_swaps_out", "num_swaps_in", "prefill_context_tokens", "queue_level_0",
     ]
+    assert (it["prefill_context_tokens"] == 0).all()  # no chunks: every prefill starts at 0
     # a row counts its plan's transfers: tokens moved only where transfers were started
     assert ((it["swap_out_tokens"] > 0) == (it["num_swaps_out"] > 0)).all()
     assert ((it["swap_in_tokens"] > 0) == (it["num_swaps_in"] > 0)).all()

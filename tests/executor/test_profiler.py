@@ -14,7 +14,8 @@ from profiles.models import get_model
 from tests.executor.conftest import tiny
 
 QUICK = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
-             context_tokens=(16, 64), swap_tokens=(16, 64), warmups=1, max_repeats=3)
+             context_tokens=(16, 64), swap_tokens=(16, 64), chunk_tokens=(8, 32), chunk_context_tokens=(0, 32),
+             warmups=1, max_repeats=3)
 
 
 def test_profile_of_a_tiny_model_within_budget():
@@ -26,6 +27,8 @@ def test_profile_of_a_tiny_model_within_budget():
     assert p.swap_out.size_bytes == (16 * 1024, 64 * 1024) == p.swap_in.size_bytes
     assert p.hardware["name"] == "cpu" and p.software["torch"] and p.software["transformers"]
     assert p.device_kv_tokens > 0 and p.host_kv_tokens > 0 and p.mixed_batch == "fused"
+    g = p.prefill_context  # one chunk after 0 or 32 tokens of KV
+    assert (g.batch_sizes, g.tokens) == ((8, 32), (0, 32)) and all(v > 0 for row in g.latency_s for v in row)
 
 
 def test_profile_cli_writes_a_loadable_profile(tmp_path):

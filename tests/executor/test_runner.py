@@ -68,6 +68,39 @@ def test_recompute_prefill_of_prompt_plus_generated_matches():
     assert tokens[len(prompt):] == expected
 
 
+@pytest.mark.parametrize("name", MODELS)
+def test_chunked_prefills_beside_decodes_match_generate(name):
+    """Prompts fed in chunks of up to 4 tokens (one of a single token, run as a decode), two
+    chunks in one batch, beside other jobs' decodes: each chunk attends to its earlier chunks'
+    KV in the pool (block size 4, so chunks end mid-block)."""
+    t = tiny(name)
+    store = KVStore(kv_layout(t.model), KVCapacity(64, 0, 4), 256)
+    runner = ModelRunner(t.model, store)
+    prompts = _prompts(3, (6, 13, 9), t.model.config.vocab_size)
+    num_new = 6
+    tokens = [list(p) for p in prompts]
+    done = [0, 0, 0]  # prompt tokens fed so far
+    while any(len(tokens[j]) - len(p) < num_new for j, p in enumerate(prompts)):
+        segs = []
+        for j, p in enumerate(prompts):
+            if done[j] < len(p):  # job 1's chunks: 4, 4, 4, 1
+                take = min(4, len(p) - done[j])
+                segs.append(Segment(j, tokens[j][done[j]:done[j] + take], done[j]))
+            elif len(tokens[j]) - len(p) < num_new:
+                segs.append(Segment(j, tokens[j][-1:], len(tokens[j]) - 1))
+        for s in segs:
+            store.grow(s.job_id, -(-(s.start_pos + len(s.token_ids)) // 4))
+        for s, tok in zip(segs, runner.step(segs), strict=True):
+            j = s.job_id
+            if done[j] < len(prompts[j]):
+                done[j] += len(s.token_ids)
+                if done[j] < len(prompts[j]):
+                    continue  # a chunk with more to come: its token is not the next one
+            tokens[j].append(tok)
+    for j, p in enumerate(prompts):
+        assert tokens[j][len(p):] == t.generate(p, num_new), f"job {j}"
+
+
 def test_writing_past_the_jobs_blocks_is_an_error():
     t = tiny("tiny-llama")
     store = KVStore(kv_layout(t.model), KVCapacity(8, 0, 4), 32)
@@ -80,8 +113,8 @@ def test_writing_past_the_jobs_blocks_is_an_error():
 def test_segment_validation():
     with pytest.raises(ValueError, match="at least one token"):
         Segment(3, [], 0)
-    with pytest.raises(ValueError, match="prefill from position 0"):
-        Segment(3, [1, 2], 5)
+    with pytest.raises(ValueError, match="start_pos must be >= 0"):
+        Segment(3, [1, 2], -1)
 
 
 def test_pooled_attention_outside_the_executor_says_so():

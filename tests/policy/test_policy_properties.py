@@ -43,12 +43,16 @@ class CheckedEngine(Engine):
         batch_ids = [j.id for j in plan.batch]
         assert len(batch_ids) == len(set(batch_ids)) <= cfg.max_batch_size
         assert plan.prefill_ids <= set(batch_ids)
-        prefill = sum(plan.prefill_tokens)
-        assert prefill <= cfg.max_prefill_tokens or len(plan.prefill_ids) == 1
+        if s.chunk_budget_tokens is not None:
+            check_chunked_plan(s, plan)
+        else:
+            prefill = sum(plan.prefill_tokens)
+            assert prefill <= cfg.max_prefill_tokens or len(plan.prefill_ids) == 1
         for j in plan.batch:
             assert j.kv in (KVLocation.DEVICE, KVLocation.SWAPPING_IN)
             assert j.device_blocks >= s.kv.blocks_for(j.context_tokens)
-            assert (j.id in plan.prefill_ids) == (j.kv_tokens == 0)
+            if s.chunk_budget_tokens is None:
+                assert (j.id in plan.prefill_ids) == (j.kv_tokens == 0)
         for j in plan.swap_out:
             assert j.kv is KVLocation.SWAPPING_OUT and j.id not in batch_ids
         if not hasattr(s, "quantum_us"):
@@ -69,6 +73,19 @@ class CheckedEngine(Engine):
                 f"job {j.id} at level {j.level} has waited {self.now_us - since} us "
                 f"(alpha {alpha_us} us) and {k - due_k} iterations past due (period {period})"
             )
+
+
+def check_chunked_plan(s, plan: Plan) -> None:
+    """Chunked prefill (policy/chunked.py): the token budget holds, each chunk starts where the
+    job's KV ends, and only jobs in prefill get one."""
+    assert set(plan.prefill_chunks) == plan.prefill_ids
+    assert sum(plan.prefill_tokens) + len(plan.decode_context_tokens) <= s.chunk_budget_tokens
+    for j in plan.batch:
+        if j.id in plan.prefill_ids:
+            start, take = plan.chunk(j)
+            assert j.in_prefill and start == j.kv_tokens and 1 <= take <= j.pending_tokens
+        else:
+            assert not j.in_prefill
 
 
 @FAST

@@ -30,12 +30,12 @@ def raises(msg: str):
 
 
 def test_registry_names_and_defaults():
-    assert list(POLICIES) == ["fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq", "srpt"]
+    assert list(POLICIES) == ["fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq", "srpt", "sarathi"]
     assert SWAP_MODES == ("proactive", "reactive", "recompute")
     cost = ToyCost()
     modes = {name: make_scheduler(name, None, cost).swap_mode for name in POLICIES}
     assert modes == {"fcfs": "recompute", "vllm-fcfs": "recompute", "mlfq": "proactive",
-                     "skip-join-mlfq": "proactive", "srpt": "proactive"}
+                     "skip-join-mlfq": "proactive", "srpt": "proactive", "sarathi": "recompute"}
     assert make_scheduler("mlfq", SchedulerConfig(swap="reactive"), cost).swap_mode == "reactive"
 
 
@@ -100,7 +100,7 @@ def test_kv_capacity_from_tokens_keeps_whole_blocks():
 
 
 def test_make_scheduler_errors():
-    with raises("unknown policy 'lifo'; choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt"):
+    with raises("unknown policy 'lifo'; choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt, sarathi"):
         make_scheduler("lifo")
     with raises("skip-join-mlfq needs a cost estimate (its prefill_s predicts the join level)"):
         make_scheduler("skip-join-mlfq", SchedulerConfig())

@@ -26,6 +26,7 @@ def test_bundled_profile_is_reproducible_from_its_command(name):
     again = roofline_profile(opts["--model"], opts["--gpu"], tp=int(opts["--tp"]), pp=int(opts["--pp"]),
                              memory=MemoryConfig(), generated_by=p.generated_by)
     # the grids and capacities the command gives today are the ones shipped (catalog drift check)
-    assert (again.prefill, again.decode, again.swap_out, again.device_kv_tokens, again.host_kv_tokens) == \
-        (p.prefill, p.decode, p.swap_out, p.device_kv_tokens, p.host_kv_tokens)
+    assert (again.prefill, again.decode, again.prefill_context, again.swap_out, again.device_kv_tokens,
+            again.host_kv_tokens) == \
+        (p.prefill, p.decode, p.prefill_context, p.swap_out, p.device_kv_tokens, p.host_kv_tokens)
     assert p.name == name and p.source == "roofline"

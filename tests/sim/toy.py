@@ -1,6 +1,7 @@
 """A toy cost model with whole-microsecond costs, so expected timelines are exact integers.
 
 iteration = 1000 us + 10 us per prefill token + 1 us per decode context token + 100 us per job
+            + 1 us per token of KV a prefill chunk attends to beyond its own (chunked prefill)
 swap      = 5 us per token (either direction)
 """
 
@@ -23,12 +24,12 @@ class ToyCost:
     host_kv_tokens: int = 10_000
     send_recv_us: int = 50
 
-    def iteration_us(self, prefill, decode) -> int:
+    def iteration_us(self, prefill, decode, prefill_context=()) -> int:
         return (self.base_us + self.prefill_us_per_token * sum(prefill) + self.decode_us_per_token * sum(decode)
-                + self.per_job_us * (len(prefill) + len(decode)))
+                + self.per_job_us * (len(prefill) + len(decode)) + self.decode_us_per_token * sum(prefill_context))
 
-    def iteration_s(self, prefill_tokens, decode_context_tokens) -> float:
-        return self.iteration_us(prefill_tokens, decode_context_tokens) / 1e6
+    def iteration_s(self, prefill_tokens, decode_context_tokens, prefill_context_tokens=()) -> float:
+        return self.iteration_us(prefill_tokens, decode_context_tokens, prefill_context_tokens) / 1e6
 
     def decode_iterations_s(self, decode_context_tokens, num_iterations):
         ctx = sum(decode_context_tokens)
