@@ -104,6 +104,11 @@ class KVPlacement:
         # of a scan per host job; tests/policy/test_policy_room_bound.py).
         if need > self._room_bound[push_only]:
             return False
+        if push_only and self.swap_mode == "recompute" and self.chunk_budget_tokens is not None:
+            # With chunked prefill a new job's first chunk may produce no token, so a drop made
+            # for it buys no progress, and two jobs could drop each other's work for ever
+            # (tests/policy/test_policy_chunked.py found it); it waits for free room instead.
+            return False
         checks_host = push_only and self.swap_mode != "recompute"
         rank, room, victims, host_room = self._rank(job), kv.device_plannable_blocks, [], kv.host_free_blocks
         for victim in reversed(self._device):

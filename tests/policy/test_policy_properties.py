@@ -66,6 +66,16 @@ class CheckedEngine(Engine):
             since = max(round(j.arrival_s * 1e6), self.last_ran_us.get(j.id, 0))
             if self.now_us - since < alpha_us:
                 continue
+            if period is None:  # checks on the policy's clock, every starvation_check_s (0: always)
+                check_us = round(cfg.starvation_check_s * 1e6)
+                due_us = since + alpha_us
+                if check_us:
+                    due_us = -(-due_us // check_us) * check_us
+                assert self.now_us < due_us, (
+                    f"job {j.id} at level {j.level} has waited {self.now_us - since} us (alpha {alpha_us} us, "
+                    f"checks every {check_us} us) and was not promoted at {self.now_us} us"
+                )
+                continue
             start, due_k = self._due_k.setdefault(j.id, (since, k))
             if start != since:  # it ran in between: a new waiting spell
                 self._due_k[j.id] = (start, due_k) = (since, k)
