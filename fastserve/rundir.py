@@ -4,7 +4,8 @@
 interrupted run keeps every policy that finished. Layout:
   requests.parquet   one row per request and policy
   summary.csv        one row per (policy, swap)
-  config.json        resolved configuration, seed, package versions, git SHA
+  config.json        resolved configuration, seed, package versions, git SHA, and under
+                     `policy_classes` each policy's class, module, file and file sha256
   iterations.parquet optional, one row per iteration (timeline plots)
   spans.parquet      optional, per-request running/swap spans (Gantt charts, small traces)
 """
@@ -70,12 +71,30 @@ class RunWriter:
         self._requests: list[pd.DataFrame] = []
         self._iterations: list[pd.DataFrame] = []
         self._spans: list[pd.DataFrame] = []
+        self._write_config()
+
+    def _write_config(self) -> None:
         _atomic_write(self.dir / "config.json", lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
+
+    def _record_policies(self, requests: pd.DataFrame) -> None:
+        """Name the class behind each new policy spec, so that the run can be repeated."""
+        from policy.loading import PolicyLoadError, provenance
+
+        classes = self.config.setdefault("policy_classes", {})
+        new = [p for p in dict.fromkeys(requests["policy"]) if p not in classes]
+        for spec in new:
+            try:
+                classes[spec] = provenance(spec)
+            except PolicyLoadError as e:  # results are never lost over a missing record
+                classes[spec] = {"spec": spec, "error": str(e)}
+        if new:
+            self._write_config()
 
     def add(self, requests: pd.DataFrame, iterations: pd.DataFrame | None = None,
             spans: pd.DataFrame | None = None) -> pd.DataFrame:
         """Add one policy's results and rewrite the directory. Returns the summary so far."""
         self._requests.append(requests)
+        self._record_policies(requests)
         if iterations is not None:
             self._iterations.append(iterations)
         if spans is not None:

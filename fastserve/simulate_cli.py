@@ -49,7 +49,7 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 @click.option("--trace", "trace", required=True, help="Trace file (CSV/JSONL/Parquet, Azure, Mooncake, ...), a bundled sample (sample:NAME) or a synthetic spec (synth:num_requests=..,rate=..,cv=..,lengths=..).")
 @click.option("--trace-format", default=None, help="Force the trace format instead of detecting it from the columns.")
 @click.option("--profile", default=None, help="Profile name (see `fastserve profiles list`) or JSON file [bundled OPT-13B on A100-80GB].")
-@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to simulate; repeat for several [fcfs and skip-join-mlfq].")
+@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to simulate: a built-in name, module:Class or path/to/file.py:Class (docs/policies.md); repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs and SRPT].")
 @click.option("--replicas", type=int, default=1, show_default=True, help="Model replicas behind the dispatcher.")
 @click.option("--dispatcher", type=click.Choice(["round-robin", "least-work", "shortest-queue"]), default="round-robin", show_default=True, help="How arrivals are spread over replicas.")

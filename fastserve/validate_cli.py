@@ -160,7 +160,7 @@ def _report(out: Path, cost, policies) -> None:
 @click.command("validate")
 @click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt) built with seeded random weights.")
 @click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
-@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to validate; repeat for several [fcfs and skip-join-mlfq].")
+@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to validate: a built-in name, module:Class or path/to/file.py:Class (docs/policies.md); repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs].")
 @click.option("--profile", default=None, help="Profile (bundled name or JSON) to use instead of profiling the model first.")
 @click.option("--profile-budget-s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Time budget of the profiling step.")
