@@ -85,6 +85,9 @@ def parse_spec(text: str) -> PolicySpec:
                 raise PolicyLoadError(f"policy {text!r}: parameter {item!r} is not name=value")
             pairs.append((name.strip(), _value(value.strip())))
         target, params = head, tuple(pairs)
+    parts = target.split(":")
+    if len(parts) >= 3 and parts[-2].isidentifier() and (parts[-3].endswith(".py") or "/" not in parts[-3]):
+        raise PolicyLoadError(f"policy {text!r}: parameters after the class must be name=value, got {parts[-1]!r}")
     if ":" in target and not target.rsplit(":", 1)[1].isidentifier():
         raise PolicyLoadError(f"policy {text!r}: {target.rsplit(':', 1)[1]!r} is not a class name")
     return PolicySpec(text.strip(), target, params)
