@@ -32,3 +32,5 @@ from fastserve.demo_cli import demo_cmd  # noqa: E402
 main.add_command(demo_cmd)
 from fastserve.validate_cli import validate_cmd  # noqa: E402, I001
 main.add_command(validate_cmd)
+from fastserve.check_policy_cli import check_policy_cmd  # noqa: E402, I001
+main.add_command(check_policy_cmd)
