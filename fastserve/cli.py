@@ -34,3 +34,5 @@ from fastserve.validate_cli import validate_cmd  # noqa: E402, I001
 main.add_command(validate_cmd)
 from fastserve.check_policy_cli import check_policy_cmd  # noqa: E402, I001
 main.add_command(check_policy_cmd)
+from fastserve.trace_events_cli import export_timeline_cmd  # noqa: E402, I001
+main.add_command(export_timeline_cmd)
