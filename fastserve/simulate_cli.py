@@ -64,6 +64,7 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatcher, tp, pp, seed, no_skip,
                  timeline, spans, run_dir, **options):
     """Simulate POLICIES on a trace and write requests.parquet, summary.csv and config.json."""
+    from policy import POLICIES
     from sim import SimConfig, simulate
 
     tr, prof, cost = load_inputs(trace, trace_format, profile, seed)
@@ -94,6 +95,10 @@ def simulate_cmd(trace, trace_format, profile, policies, swap, replicas, dispatc
             result = simulate(tr, cost, policy, cfgs[policy], sim_config)
         except ValueError as e:
             raise click.ClickException(f"{policy}: {e}") from None
+        except Exception as e:  # a user's policy failing mid-run: one line; earlier policies stay written
+            if policy in POLICIES:
+                raise
+            raise click.ClickException(f"{policy}: the policy raised {type(e).__name__}: {e}") from None
         summary = writer.add(requests_frame(result.log, policy, result.swap), result.iterations, result.spans)
         s = result.stats
         click.echo(f"{policy:>15} ({result.swap}): {s['finished']:,} finished, {s['rejected']:,} rejected, "

@@ -176,6 +176,7 @@ def validate_cmd(model, trace, policies, swap, profile, profile_budget_s, quick_
     """Run the live executor and the simulator on one trace and report how far apart they are."""
     import traces
     from executor.serve import LiveServer
+    from policy import POLICIES
 
     policies = policies or ("fcfs", "skip-join-mlfq")
     twice = sorted({p for p in policies if policies.count(p) > 1})
@@ -214,6 +215,10 @@ def validate_cmd(model, trace, policies, swap, profile, profile_budget_s, quick_
         _simulate(tr, policies, cfgs, cost, out / "sim", base)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    except Exception as e:  # a user's policy failing in the simulator: one line, the live runs stay written
+        if all(p in POLICIES for p in policies):
+            raise
+        raise click.ClickException(f"a policy raised {type(e).__name__}: {e}") from None
     (out / "validation.json").write_text(json.dumps({"command": _command_line(), **base, "contention": contention}, indent=2))
     _report(out, cost, policies)
     for policy, c in contention.items():

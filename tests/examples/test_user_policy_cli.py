@@ -110,3 +110,24 @@ def test_the_tunable_example_is_swept(tmp_path, monkeypatch):
         assert record["class"] == ("FCFS" if policy == "fcfs" else "TwoClassFCFS")
         if policy != "fcfs":
             assert record["params"] == {"short_prompt_tokens": int(policy.rsplit("=", 1)[1])}
+
+
+FAILING_POLICY = '''
+from policy.fcfs import VLLMFCFS
+
+
+class FailsLater(VLLMFCFS):
+    def _on_served(self, job, elapsed_us):
+        if job.generated_tokens >= 3:
+            raise RuntimeError("my bug")
+'''
+
+
+def test_a_policy_that_raises_mid_run_is_one_line_and_keeps_earlier_policies(tmp_path):
+    (tmp_path / "bad.py").write_text(FAILING_POLICY)
+    spec = f"{tmp_path / 'bad.py'}:FailsLater"
+    result = CliRunner().invoke(main, ["simulate", "--trace", TRACE, "--profile", "tiny-llama_cpu_tp1", "--policy",
+                                       "fcfs", "--policy", spec, "-o", str(tmp_path / "run")])
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines()[-1] == f"Error: {spec}: the policy raised RuntimeError: my bug"
+    assert pd.read_csv(tmp_path / "run" / "summary.csv")["policy"].tolist() == ["fcfs"]
