@@ -10,10 +10,7 @@ import dataclasses
 
 import click
 
-from policy import POLICIES, SWAP_MODES, SchedulerConfig
-
-POLICY_SPEC_HELP = (f"{', '.join(sorted(POLICIES))}, a name registered under the `fastserve.policies` entry "
-                    f"points, module:Class or path/to/file.py:Class (optionally :name=value,... for its parameters)")
+from policy import SWAP_MODES, SchedulerConfig
 
 
 class PolicySpecParam(click.ParamType):
