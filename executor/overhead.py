@@ -47,6 +47,7 @@ import pandas as pd
 from executor.engine import EngineConfig
 from executor.serve import LiveServer
 from policy import POLICIES, Job, SchedulerConfig
+from policy.loading import load_policy_class
 from profiles import EngineOverhead
 from profiles.plan_events import plan_ends, plan_events
 
@@ -76,9 +77,10 @@ class OverheadConfig:
                 raise ValueError(f"{name} must be a range 0 < lo <= hi, got {(lo, hi)}")
         if self.block_size_tokens <= 0:
             raise ValueError(f"block_size_tokens must be positive, got {self.block_size_tokens}")
-        unknown = [p for p in self.policies if p not in POLICIES]
-        if not self.policies or unknown or len(set(self.policies)) != len(self.policies):
-            raise ValueError(f"policies must be distinct names from {', '.join(POLICIES)}, got {self.policies}")
+        for policy in self.policies:  # a built-in name or any spec policy.loading resolves
+            load_policy_class(policy)
+        if not self.policies or len(set(self.policies)) != len(self.policies):
+            raise ValueError(f"policies must be distinct, got {self.policies}")
 
     @property
     def num_runs(self) -> int:

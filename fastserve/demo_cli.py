@@ -17,6 +17,8 @@ from pathlib import Path
 
 import click
 
+from fastserve.policy_options import POLICY_CHOICE
+
 DEMO_POLICIES = ("fcfs", "vllm-fcfs", "sarathi", "mlfq", "skip-join-mlfq", "srpt")
 DEMO_METRICS = ("jct_mean_s", "jct_p99_s", "ttft_mean_s", "norm_latency_mean_s", "throughput_rps")
 
@@ -30,15 +32,15 @@ def _synth(num_requests: int, rate: float, cv: float, seed: int):
     return trace, report
 
 
-def _simulate_all(trace, cost, run_dir: Path, config: dict, spans: bool) -> None:
+def _simulate_all(trace, cost, run_dir: Path, config: dict, spans: bool, policies: tuple[str, ...]) -> None:
     from fastserve.rundir import RunWriter, requests_frame
     from policy import SchedulerConfig
     from sim import SimConfig, simulate
 
     sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens,
                             max_seq_tokens=cost.profile.model.max_position_embeddings)
-    writer = RunWriter(run_dir, {**config, "policies": {p: dataclasses.asdict(sched) for p in DEMO_POLICIES}})
-    for policy in DEMO_POLICIES:
+    writer = RunWriter(run_dir, {**config, "policies": {p: dataclasses.asdict(sched) for p in policies}})
+    for policy in policies:
         r = simulate(trace, cost, policy, sched, SimConfig(record_iterations=True, record_spans=spans))
         writer.add(requests_frame(r.log, policy, r.swap), r.iterations, r.spans)
 
@@ -53,8 +55,9 @@ def _simulate_all(trace, cost, run_dir: Path, config: dict, spans: bool) -> None
 @click.option("--slo-s", type=float, default=0.3, show_default=True, help="Normalized-latency SLO (s/token) marked on the sweep plots.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the synthetic traces.")
 @click.option("--workers", type=int, default=None, help="Parallel sweep cells [number of CPUs].")
-def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed, workers):
-    """Simulate fcfs, vllm-fcfs, sarathi, mlfq, skip-join-mlfq and srpt on a bursty trace; print and plot."""
+@click.option("--policy", "extra_policies", multiple=True, type=POLICY_CHOICE, help="Also simulate this policy (module:Class or path/to/file.py:Class, see docs/policies.md) next to the six; repeat for several.")
+def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed, workers, extra_policies):
+    """Simulate fcfs, vllm-fcfs, sarathi, mlfq, skip-join-mlfq and srpt (and any --policy) on a bursty trace; print and plot."""
     import profiles
     import traces
     from analysis.compare import compare, format_table, ratio_lines
@@ -67,6 +70,7 @@ def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed,
     from sim.sweep_config import SweepConfig
 
     started = time.perf_counter()
+    policies = DEMO_POLICIES + tuple(p for p in dict.fromkeys(extra_policies) if p not in DEMO_POLICIES)
     out = Path(out_dir)
     try:
         rates = [float(r) for r in sweep_rates.split(",") if r.strip()]
@@ -82,17 +86,19 @@ def demo_cmd(out_dir, profile, num_requests, rate, cv, sweep_rates, slo_s, seed,
 
     base = {"engine": "sim", "profile": profile, "seed": seed, "rate": rate, "cv": cv,
             "kv_bytes_per_token": cost.kv_bytes_per_token}
-    with click.progressbar(length=2, label="simulating 5 policies", file=None) as bar:
-        _simulate_all(trace, cost, out / "run", {**base, "trace": str(out / "trace.csv")}, spans=False)
+    with click.progressbar(length=2, label=f"simulating {len(policies)} policies", file=None) as bar:
+        _simulate_all(trace, cost, out / "run", {**base, "trace": str(out / "trace.csv")}, spans=False,
+                      policies=policies)
         bar.update(1)
         # A short, dense excerpt for a readable Gantt chart of preemptions and swaps.
         gantt_trace, _ = _synth(30, rate * 4, cv, seed + 1)
-        _simulate_all(gantt_trace, cost, out / "gantt-run", {**base, "num_requests": 30}, spans=True)
+        _simulate_all(gantt_trace, cost, out / "gantt-run", {**base, "num_requests": 30}, spans=True,
+                      policies=policies)
         bar.update(1)
 
     if rates:
         sweep = SweepConfig(trace="synth", num_requests=min(num_requests, 500), seeds=(seed,),
-                            grid={"policy": list(DEMO_POLICIES), "rate": rates, "cv": [cv],
+                            grid={"policy": list(policies), "rate": rates, "cv": [cv],
                                   "lengths": ["sharegpt-multiturn-like"], "profile": [profile]})
         run_sweep(sweep, out / "sweep", write_sim_run, workers=workers or os.cpu_count() or 1)
 

@@ -10,9 +10,27 @@ import dataclasses
 
 import click
 
-from policy import POLICIES, SWAP_MODES, SchedulerConfig
+from policy import SWAP_MODES, SchedulerConfig
 
-POLICY_CHOICE = click.Choice(sorted(POLICIES))
+
+class PolicySpecParam(click.ParamType):
+    """A policy spec (policy/loading.py), checked by loading the class: a bad one is a one-line
+    usage error naming --policy and what is wrong. The value stays the spec string, which is the
+    policy's name everywhere (results, sweeps, workers resolve it again)."""
+
+    name = "POLICY"
+
+    def convert(self, value, param, ctx):
+        from policy.loading import PolicyLoadError, parse_spec, resolve
+
+        try:
+            resolve(parse_spec(value))
+        except PolicyLoadError as e:
+            self.fail(str(e), param, ctx)
+        return parse_spec(value).text
+
+
+POLICY_CHOICE = PolicySpecParam()
 SWAP_CHOICE = click.Choice(list(SWAP_MODES))
 
 _FLAGS = [

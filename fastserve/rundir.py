@@ -6,7 +6,8 @@ config.json with the first policy's results, so a run that fails before any resu
 half-written directory. Layout:
   requests.parquet   one row per request and policy
   summary.csv        one row per (policy, swap)
-  config.json        resolved configuration, seed, package versions, git SHA
+  config.json        resolved configuration, seed, package versions, git SHA, and under
+                     `policy_classes` each policy's class, module, file and file sha256
   iterations.parquet optional, one row per iteration (timeline plots)
   spans.parquet      optional, per-request running/swap spans (Gantt charts, small traces)
   tokens.parquet     optional, `fastserve bench`: when each token reached the client
@@ -81,6 +82,23 @@ class RunWriter:
         """Every policy's requests so far, one frame."""
         return pd.concat(self._requests, ignore_index=True)
 
+    def _write_config(self) -> None:
+        _atomic_write(self.dir / "config.json", lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
+
+    def _record_policies(self, requests: pd.DataFrame) -> None:
+        """Name the class behind each new policy spec, so that the run can be repeated."""
+        from policy.loading import PolicyLoadError, provenance
+
+        classes = self.config.setdefault("policy_classes", {})
+        new = [p for p in dict.fromkeys(requests["policy"]) if p not in classes]
+        for spec in new:
+            try:
+                classes[spec] = provenance(spec)
+            except PolicyLoadError as e:  # results are never lost over a missing record
+                classes[spec] = {"spec": spec, "error": str(e)}
+        if new:
+            self._write_config()
+
     def add(self, requests: pd.DataFrame, iterations: pd.DataFrame | None = None,
             spans: pd.DataFrame | None = None, run_stats: dict | None = None) -> pd.DataFrame:
         """Add one policy's results and rewrite the directory. Returns the summary so far.
@@ -90,9 +108,9 @@ class RunWriter:
         if run_stats is not None and len(requests):
             self.config.setdefault("runs", {})[str(requests["policy"].iloc[0])] = run_stats
         if not self._requests or run_stats is not None:
-            _atomic_write(self.dir / "config.json",
-                          lambda p: p.write_text(json.dumps(self.config, indent=2, default=str)))
+            self._write_config()
         self._requests.append(requests)
+        self._record_policies(requests)
         if iterations is not None:
             self._iterations.append(iterations)
         if spans is not None:

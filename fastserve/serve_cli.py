@@ -180,7 +180,7 @@ def _policy_configs(policies, options: dict, swap, cost, device: str, max_positi
 @click.option("--http", "http", default=None, metavar="[HOST:]PORT", help=HTTP_HELP)
 @click.option("--model", required=True, help="Catalog model (e.g. tiny-llama, tiny-opt, llama-2-7b) built with random weights; a label with --checkpoint.")
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False), default=None, help="Local transformers checkpoint directory to load instead (never downloaded).")
-@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to run; repeat for several [fcfs and skip-join-mlfq].")
+@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to run: a built-in name, module:Class or path/to/file.py:Class (docs/policies.md); repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own].")
 @click.option("--profile", default=None, help="Profile (bundled name or JSON) for skip-join's prefill estimate and default KV capacities [MODEL_cpu_tpT(_ppP) if bundled, else MODEL_cpu_tp1, on CPU].")
 @click.option("--time-scale", type=float, default=1.0, show_default=True, help="Wall seconds per trace second (0.1 replays ten times faster).")

@@ -50,7 +50,7 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 @click.option("--trace-format", default=None, help="Force the trace format instead of detecting it from the columns.")
 @trace_load_options
 @click.option("--profile", default=None, help="Profile name (see `fastserve profiles list`) or JSON file [bundled OPT-13B on A100-80GB].")
-@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to simulate; repeat for several [fcfs and skip-join-mlfq].")
+@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to simulate: a built-in name, module:Class or path/to/file.py:Class (docs/policies.md); repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs and SRPT].")
 @click.option("--replicas", type=int, default=1, show_default=True, help="Model replicas behind the dispatcher.")
 @click.option("--dispatcher", type=click.Choice(["round-robin", "least-work", "shortest-queue"]), default="round-robin", show_default=True, help="How arrivals are spread over replicas.")
@@ -69,6 +69,7 @@ def simulate_cmd(trace, trace_format, sort, arrivals, profile, policies, swap, r
     # pandas: imported inside the command (fastserve/cli.py)
     from fastserve.rundir import RunWriter, requests_frame
     from fastserve.tables import print_summary
+    from policy import POLICIES
     from sim import SimConfig, simulate
 
     prepare_run_dir(run_dir, "-o", overwrite)
@@ -103,6 +104,10 @@ def simulate_cmd(trace, trace_format, sort, arrivals, profile, policies, swap, r
             result = simulate(tr, cost, policy, cfgs[policy], sim_config)
         except ValueError as e:
             raise click.ClickException(str(e) if str(e).startswith(f"{policy}:") else f"{policy}: {e}") from None
+        except Exception as e:  # a user's policy failing mid-run: one line; earlier policies stay written
+            if policy in POLICIES:
+                raise
+            raise click.ClickException(f"{policy}: the policy raised {type(e).__name__}: {e}") from None
         requests = requests_frame(result.log, policy, result.swap)
         summary = writer.add(requests, result.iterations, result.spans,
                              run_stats={"num_extrapolations": result.stats["num_extrapolations"]})

@@ -167,7 +167,7 @@ def _report(out: Path, cost, policies) -> None:
 @click.option("--model", default=None, help="Catalog model (e.g. tiny-llama, tiny-opt) built with seeded random weights (required without --endpoint).")
 @click.option("--endpoint", default=None, help="Instead of the in-process executor: bench this OpenAI-compatible server (URL) and simulate it with --profile (fastserve/validate_endpoint.py).")
 @click.option("--trace", "trace", required=True, help="Trace file, bundled sample (sample:NAME) or synthetic spec (synth:...).")
-@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to validate; repeat for several [fcfs and skip-join-mlfq].")
+@click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to validate: a built-in name, module:Class or path/to/file.py:Class (docs/policies.md); repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs].")
 @trace_load_options
 @click.option("--profile", default=None, help="Profile (bundled name or JSON) to use instead of profiling the model first.")
@@ -184,6 +184,7 @@ def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile
                  seed, device, threads, run_dir, overwrite, **options):
     """Run the live executor and the simulator on one trace and report how far apart they are."""
     from executor.serve import LiveServer
+    from policy import POLICIES
 
     if endpoint is not None:
         from fastserve.validate_endpoint import validate_endpoint
@@ -233,6 +234,10 @@ def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile
         _simulate(tr, policies, cfgs, cost, out / "sim", base)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
+    except Exception as e:  # a user's policy failing in the simulator: one line, the live runs stay written
+        if all(p in POLICIES for p in policies):
+            raise
+        raise click.ClickException(f"a policy raised {type(e).__name__}: {e}") from None
     (out / "validation.json").write_text(json.dumps({"command": _command_line(), **base, "contention": contention}, indent=2))
     _report(out, cost, policies)
     for policy, c in contention.items():

@@ -1,4 +1,8 @@
-"""The policy registry: names to scheduler classes, and one constructor that checks the name."""
+"""The policy registry: built-in names to scheduler classes, and one constructor for any spec.
+
+`make_scheduler` accepts what `policy.loading` resolves: a built-in name, an entry-point name,
+`module:Class` or `path/file.py:Class` (with optional `:name=value,...` parameters).
+"""
 
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ POLICIES: dict[str, type[Scheduler]] = {
 
 
 def make_scheduler(name: str, config: SchedulerConfig | None = None, cost: CostEstimate | None = None) -> Scheduler:
-    try:
-        cls = POLICIES[name]
-    except KeyError:
-        raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICIES)}") from None
-    return cls(config, cost)
+    cls = POLICIES.get(name)
+    if cls is not None:
+        return cls(config, cost)
+    from policy.loading import instantiate
+
+    return instantiate(name, config, cost)

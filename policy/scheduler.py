@@ -109,6 +109,10 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             self._form_batch = self._form_chunked_batch
 
     # -- what a policy subclass provides -----------------------------------------------------
+    # The public, documented override points (docs/policies.md): _join, _queue_for, _walk,
+    # _on_served, _before_schedule, _on_stopped, _on_selected, _on_finished, _deadline_us,
+    # _max_iterations; helpers a policy calls: _new_seq, _place, _prefill_closed. The rest
+    # (_on_served_batch, ENST orders, _on_relocated) are internal: they may change.
     def _join(self, job: Job, now_us: int) -> None:
         """Set level and seq of a newly arrived job."""
         job.seq = self._new_seq()

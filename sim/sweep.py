@@ -29,6 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from policy import SchedulerConfig
+from policy.loading import provide_file
 from profiles.sustainable import sustainable_rate_rps
 from sim.cluster import SimResult, simulate
 from sim.config import SimConfig
@@ -75,10 +76,13 @@ def build_cell(cell: dict, sweep: dict):
 def run_cell(cell: dict, sweep: dict) -> dict:
     """Simulate one cell. Never raises: an error comes back as {"error": ...}."""
     try:
+        for path, source in sweep.get("policy_files", {}).items():
+            provide_file(path, source)
         trace, cost, sched, sim = build_cell(cell, sweep)
         result = simulate(trace, cost, cell["policy"], sched, sim)
         return {"cell": cell, "result": result, "config": {
-            "engine": "sim", "cell": cell, "sweep": sweep, "scheduler": dataclasses.asdict(sched),
+            "engine": "sim", "cell": cell,
+            "sweep": {k: v for k, v in sweep.items() if k != "policy_files"}, "scheduler": dataclasses.asdict(sched),
             "sim": dataclasses.asdict(sim), "kv_bytes_per_token": cost.kv_bytes_per_token,
             "num_requests": len(trace.arrival_s),
             "sustainable_rps": sustainable_rate_rps(cost, trace.prompt_tokens, trace.output_tokens,
@@ -131,6 +135,7 @@ def run_sweep(config: SweepConfig, out_dir: str | Path, write_cell: CellWriter, 
         bar.update(1)
 
     _write_csv(_cells_frame(cells, status), out / "cells.csv")
+    sweep = {**sweep, "policy_files": config.policy_files()}  # for the workers; not in sweep.json
     try:
         if ray_address is not None:
             _run_ray(todo, sweep, finish, ray_address, workers)

@@ -6,7 +6,7 @@
     seeds = [0, 1]
 
     [grid]                   # every combination of these is one cell (x seeds)
-    policy = ["fcfs", "skip-join-mlfq"]
+    policy = ["fcfs", "skip-join-mlfq"]   # or specs: "pkg.mod:Class", "path/file.py:Class:param=1"
     swap = ["default"]       # "default" = the policy's own mode
     rate = [1.0, 2.0]        # requests/s
     cv = [1.0, 3.0]          # burstiness (Gamma arrivals), synthetic traces only
@@ -35,6 +35,7 @@ from pathlib import Path
 import tomllib
 
 from policy import POLICIES, SWAP_MODES, SchedulerConfig
+from policy.loading import PolicyLoadError, file_source, parse_spec, resolve
 
 GRID_KEYS = ("policy", "swap", "rate", "cv", "lengths", "profile", "replicas", "tp", "pp", "max_batch")
 GRID_DEFAULTS = {
@@ -82,8 +83,12 @@ class SweepConfig:
                     except ValueError as e:
                         raise SweepConfigError(f"{where}: grid.{key}: {e}") from None
         for p in self.grid.get("policy", []):
-            if p not in POLICIES:
-                raise SweepConfigError(f"{where}: grid.policy: unknown policy {p!r}; known: {', '.join(POLICIES)}")
+            if p in POLICIES:
+                continue
+            try:  # a spec (policy/loading.py): resolved here so that a typo fails before any cell runs
+                resolve(p)
+            except PolicyLoadError as e:
+                raise SweepConfigError(f"{where}: grid.policy: {e}") from None
         for s in self.grid.get("swap", []):
             if s != "default" and s not in SWAP_MODES:
                 raise SweepConfigError(f"{where}: grid.swap: unknown mode {s!r}; known: default, {', '.join(SWAP_MODES)}")
@@ -132,6 +137,17 @@ class SweepConfig:
             cell["cell_id"] = cell_id(cell)
             out.append(cell)
         return out
+
+    def policy_files(self) -> dict[str, str]:
+        """Source text of every policy file the grid names, keyed by the path as written: the
+        workers load these bytes (`policy.loading.provide_file`), so a Ray node needs no copy."""
+        files = {}
+        for p in self.grid.get("policy", []):
+            spec = parse_spec(p)
+            if spec.is_file:
+                path = spec.target.rsplit(":", 1)[0]
+                files[path] = file_source(path)
+        return files
 
     def to_dict(self) -> dict:
         return {"trace": self.trace, "num_requests": self.num_requests, "seeds": list(self.seeds),

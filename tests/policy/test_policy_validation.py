@@ -100,7 +100,8 @@ def test_kv_capacity_from_tokens_keeps_whole_blocks():
 
 
 def test_make_scheduler_errors():
-    with raises("unknown policy 'lifo'; choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt, sarathi"):
+    with raises("unknown policy 'lifo'; choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt, sarathi, "
+                "or give module:Class or path/to/file.py:Class"):
         make_scheduler("lifo")
     with raises("skip-join-mlfq needs a cost estimate (its prefill_s predicts the join level)"):
         make_scheduler("skip-join-mlfq", SchedulerConfig())
