@@ -52,19 +52,19 @@ class ChunkedBatching:
         evicted: set[int] = set()
         num_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
-        self._prefill_closed = False
+        self.prefill_closed = False
         self._plan_swap_in_blocks = 0
         self._held_ids = set()
         self._room_closed = False
         self._reset_room_bound()
-        for job in self._walk():
+        for job in self.walk():
             if num_taken >= max_batch or num_tokens >= budget:
                 break
             location = job.kv
             if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
                 continue
             fresh = location is _NONE
-            if fresh and self._prefill_closed:
+            if fresh and self.prefill_closed:
                 continue
             prefill = job.in_prefill
             take = min(job.pending_tokens, budget - num_tokens) if prefill else 1
@@ -89,7 +89,7 @@ class ChunkedBatching:
             else:
                 outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
                 if outcome is not SECURED:
-                    self._prefill_closed = self._prefill_closed or fresh
+                    self.prefill_closed = self.prefill_closed or fresh
                     if outcome is WAITING:
                         num_taken += 1
                     continue

@@ -34,11 +34,11 @@ class FCFS(Scheduler):
         self._fresh = JobQueue()
         self._started = JobQueue()
 
-    def _queue_for(self, job: Job) -> JobQueue:
+    def queue_for(self, job: Job) -> JobQueue:
         return self._fresh if job.needs_prefill else self._started
 
-    def _walk(self) -> Iterator[Job]:
-        return merge_by_seq(self._fresh, self._started, lambda: self._prefill_closed)
+    def walk(self) -> Iterator[Job]:
+        return merge_by_seq(self._fresh, self._started, lambda: self.prefill_closed)
 
 
 class VLLMFCFS(FCFS):

@@ -4,7 +4,7 @@ Contract (policy.plan.Horizon): the engine may repeat the plan n times, n <= max
 the first n-1 iterations ending strictly before now + deadline_s, and report them with one
 `advance`. The bounds here cover what the policy decides from: KV growth against free room
 and the proactive reserve, uploads that could start, quantum expiry and starvation checks
-(the last two in the subclasses' `_deadline_us` and `_max_iterations`).
+(the last two in the subclasses' `deadline_us` and `max_iterations`).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class PlanHorizon:
             )
             if slack > 0 and min(j.host_blocks for j in self._host.values() if j.kv is KVLocation.HOST) <= slack:
                 return Horizon(1, 0.0)
-        max_i = self._max_iterations() - 1
+        max_i = self.max_iterations() - 1
         if self.reserve_max_seq:
             # Orca reserved max_seq_tokens per job at admission, and no job runs past it (prompt +
             # output <= max_seq_tokens): no growth while the longest context stays within it. A
@@ -83,4 +83,4 @@ class PlanHorizon:
                     lo = mid
                 else:
                     hi = mid - 1
-        return Horizon(lo + 1, self._deadline_us(plan, to_us(now_s)) / 1_000_000)
+        return Horizon(lo + 1, self.deadline_us(plan, to_us(now_s)) / 1_000_000)

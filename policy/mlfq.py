@@ -6,8 +6,8 @@ The paper's rules, each in one place below (the rest of the file makes them chea
   quantum is at least its predicted prefill time (`SkipJoinMLFQ.join_level`), so a long prompt
   neither blocks short jobs at the top for its first iteration nor is demoted right after it.
 - Demotion: a job that has used up its quantum moves down `demotion_levels` levels, to the tail
-  of that queue, its attained service reset (`_on_served`, `_next_level`).
-- Starvation (`_before_schedule`): a job below the top level that has waited `alpha_s` since it
+  of that queue, its attained service reset (`on_served`, `_next_level`).
+- Starvation (`before_schedule`): a job below the top level that has waited `alpha_s` since it
   last ran (or arrived) goes back to the top (`_promote`). Checks fall on the policy's clock
   every `starvation_check_s` (0: at every decision), or every `starvation_check_iterations`
   iterations (the artifact's rule). With `promotion="paper"` a promoted job starts the top
@@ -95,7 +95,7 @@ class MLFQ(Scheduler):
             return home_level
         return min(self.config.num_levels - 1, level + self.config.demotion_levels)
 
-    def _on_served(self, job: Job, elapsed_us: int) -> None:
+    def on_served(self, job: Job, elapsed_us: int) -> None:
         if self._quantum_left_us(job) <= 0:
             self._demote(job, self._next_level(job.level, job.home_level))
 
@@ -103,7 +103,7 @@ class MLFQ(Scheduler):
         job.level = level
         job.home_level = -1
         job.attained_us = 0
-        self._place(job, new_seq=self._new_seq())
+        self.place(job, new_seq=self.new_seq())
 
     def _promote_at_us(self, job: Job) -> int:
         """When a waiting job is promoted: once it has waited alpha, at the next check instant."""
@@ -117,7 +117,7 @@ class MLFQ(Scheduler):
             job.home_level = job.level
         job.level = 0
         job.attained_us = 0
-        self._place(job, new_seq=self._new_seq())
+        self.place(job, new_seq=self.new_seq())
 
     def _may_evict_for(self, job: Job) -> bool:
         # A promotion buys priority for the batch and for free room, not the right to push
@@ -126,7 +126,7 @@ class MLFQ(Scheduler):
         # whole device through the swap link.
         return job.home_level < 0 or job.kv is _DEVICE
 
-    def _before_schedule(self, now_us: int) -> None:
+    def before_schedule(self, now_us: int) -> None:
         period = self.config.starvation_check_iterations
         if period is not None:  # the artifact's rule: at the first decision of every period
             epoch = self.num_iterations // period
@@ -151,23 +151,23 @@ class MLFQ(Scheduler):
     def level_counts(self) -> list[int]:
         return [len(f) + len(s) for f, s in zip(self._fresh, self._started, strict=True)]
 
-    def _join(self, job: Job, now_us: int) -> None:
+    def join(self, job: Job, now_us: int) -> None:
         job.level = self.join_level(job)
-        job.seq = self._new_seq()
+        job.seq = self.new_seq()
 
-    def _queue_for(self, job: Job) -> JobQueue:
+    def queue_for(self, job: Job) -> JobQueue:
         return (self._fresh if job.needs_prefill else self._started)[job.level]
 
-    def _walk(self) -> Iterator[Job]:
-        closed = lambda: self._prefill_closed  # noqa: E731
+    def walk(self) -> Iterator[Job]:
+        closed = lambda: self.prefill_closed  # noqa: E731
         for fresh, started in zip(self._fresh, self._started, strict=True):
             if not fresh:
                 yield from started
             elif started:
                 yield from merge_by_seq(fresh, started, closed)
-            elif not self._prefill_closed:
+            elif not self.prefill_closed:
                 for job in fresh:
-                    if self._prefill_closed:
+                    if self.prefill_closed:
                         break
                     yield job
 
@@ -209,7 +209,7 @@ class MLFQ(Scheduler):
         for job, attained_us in zip(jobs, final_attained, strict=True):
             job.attained_us = attained_us
 
-    def _on_stopped(self, job: Job, now_us: int) -> None:
+    def on_stopped(self, job: Job, now_us: int) -> None:
         job.waiting_since_us = now_us
         if job.level > 0:
             self._waiting[job.id] = job
@@ -218,11 +218,11 @@ class MLFQ(Scheduler):
             elif job in self._host:
                 self._host_waiting.add(job, self._wait_key(job))
 
-    def _on_selected(self, job: Job) -> None:
+    def on_selected(self, job: Job) -> None:
         if self._waiting.pop(job.id, None) is not None:
             self._unindex_waiting(job)
 
-    def _on_finished(self, job: Job) -> None:
+    def on_finished(self, job: Job) -> None:
         self._ahead_cache = None
         if self._waiting.pop(job.id, None) is not None:
             self._unindex_waiting(job)
@@ -247,7 +247,7 @@ class MLFQ(Scheduler):
             self._host_waiting.discard(job)
 
     # -- event skipping ----------------------------------------------------------------------
-    def _deadline_us(self, plan: Plan, now_us: int) -> float:
+    def deadline_us(self, plan: Plan, now_us: int) -> float:
         if len(self.jobs) == len(plan.batch):
             # Every unfinished job is running: a demotion cannot change who runs, and `advance`
             # charges quanta iteration by iteration, so only memory and the engine bound a skip.
@@ -259,7 +259,7 @@ class MLFQ(Scheduler):
             deadline = min(deadline, self._promote_at_us(next(iter(self._waiting.values()))) - now_us)
         return deadline
 
-    def _max_iterations(self) -> int:
+    def max_iterations(self) -> int:
         period = self.config.starvation_check_iterations
         if self._waiting and period is not None and period > 1:
             # The first check must fall on the last repeated iteration at the latest, so that
@@ -304,9 +304,9 @@ class MLFQ(Scheduler):
             self._ahead_cache = ahead
         return self._ahead_cache
 
-    def _place(self, job: Job, new_seq: int | None = None) -> None:
+    def place(self, job: Job, new_seq: int | None = None) -> None:
         self._ahead_cache = None
-        super()._place(job, new_seq)
+        super().place(job, new_seq)
 
     # Fast orders by (ENST, rank) (policy_bench.py: sorting every host job by ENST cost
     # milliseconds a decision). T_execute grows with rank and T_promote with the waiting start,

@@ -66,7 +66,7 @@ class KVPlacement:
             # first: no later job of this walk takes new room, or a stream of smaller ones
             # could keep it out for ever.
             if need + min(self.reserve_blocks, kv.capacity.device_blocks - need) > kv.device_plannable_blocks:
-                self._room_closed = self._prefill_closed = True
+                self._room_closed = self.prefill_closed = True
                 return REFUSED
         elif need > kv.device_plannable_blocks and not self._make_room(job, need, plan, batch_ids, evicted):
             return REFUSED
@@ -144,7 +144,7 @@ class KVPlacement:
             self.kv.drop(job)
             job.num_recomputes += 1
             plan.recompute.append(job)
-            self._prefill_closed = True  # no prefill takes the room a preemption just made
+            self.prefill_closed = True  # no prefill takes the room a preemption just made
         self._track(job, KVLocation.DEVICE)
 
     def _proactive_swaps(self, plan: Plan, batch_ids: set[int], now_us: int) -> None:

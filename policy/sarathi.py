@@ -29,11 +29,11 @@ class Sarathi(VLLMFCFS):
         self._decoding = JobQueue()
         self._prefilling = JobQueue()  # has KV, prefill not done (part-way, or swapped out)
 
-    def _queue_for(self, job: Job) -> JobQueue:
+    def queue_for(self, job: Job) -> JobQueue:
         if job.needs_prefill:
             return self._fresh
         return self._prefilling if job.in_prefill else self._decoding
 
-    def _walk(self) -> Iterator[Job]:
+    def walk(self) -> Iterator[Job]:
         yield from self._decoding
-        yield from merge_by_seq(self._fresh, self._prefilling, lambda: self._prefill_closed)
+        yield from merge_by_seq(self._fresh, self._prefilling, lambda: self.prefill_closed)

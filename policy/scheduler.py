@@ -94,7 +94,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         self._swapping_out: dict[int, Job] = {}
         self._swapping_in: dict[int, Job] = {}
         self._queue_of: dict[int, JobQueue] = {}
-        self._prefill_closed = False
+        self.prefill_closed = False
         # Proactive mode keeps compute off blocks that swap-outs still occupy (policy.placement).
         self._defer_compute = self.swap_mode == "proactive"
         self._plan_swap_in_blocks = 0  # device blocks of the swap-ins this decision started
@@ -109,31 +109,31 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             self._form_batch = self._form_chunked_batch
 
     # -- what a policy subclass provides -----------------------------------------------------
-    # The public, documented override points (docs/policies.md): _join, _queue_for, _walk,
-    # _on_served, _before_schedule, _on_stopped, _on_selected, _on_finished, _deadline_us,
-    # _max_iterations; helpers a policy calls: _new_seq, _place, _prefill_closed. The rest
+    # The public, documented override points (docs/policies.md): join, queue_for, walk,
+    # on_served, before_schedule, on_stopped, on_selected, on_finished, deadline_us,
+    # max_iterations; helpers a policy calls: new_seq, place, prefill_closed. The rest
     # (_on_served_batch, ENST orders, _on_relocated) are internal: they may change.
-    def _join(self, job: Job, now_us: int) -> None:
+    def join(self, job: Job, now_us: int) -> None:
         """Set level and seq of a newly arrived job."""
-        job.seq = self._new_seq()
+        job.seq = self.new_seq()
 
-    def _queue_for(self, job: Job) -> JobQueue:
+    def queue_for(self, job: Job) -> JobQueue:
         raise NotImplementedError
 
-    def _walk(self) -> Iterator[Job]:
-        """Unfinished jobs in priority order; may stop early once `_prefill_closed`."""
+    def walk(self) -> Iterator[Job]:
+        """Unfinished jobs in priority order; may stop early once `prefill_closed`."""
         raise NotImplementedError
 
-    def _before_schedule(self, now_us: int) -> None:
+    def before_schedule(self, now_us: int) -> None:
         """Time-driven state changes (starvation promotion)."""
 
-    def _on_served(self, job: Job, elapsed_us: int) -> None:
+    def on_served(self, job: Job, elapsed_us: int) -> None:
         """After an unfinished job ran, its attained service updated (demotion, re-keying)."""
 
     def _on_served_batch(self, jobs: list[Job], elapsed_us: int, iteration_ends_us: Sequence[int] | None) -> None:
         """After the batch ran one or more iterations (batch order; finished jobs included, and
         they take nothing from their last iteration: a step-by-step run retires them first)."""
-        if type(self)._on_served is Scheduler._on_served:  # nothing to call per job
+        if type(self).on_served is Scheduler.on_served:  # nothing to call per job
             for job in jobs:
                 if job.generated_tokens < job.output_tokens:
                     job.attained_us += elapsed_us
@@ -141,21 +141,21 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         for job in jobs:
             if not job.finished:
                 job.attained_us += elapsed_us
-                self._on_served(job, elapsed_us)
+                self.on_served(job, elapsed_us)
 
-    def _on_stopped(self, job: Job, now_us: int) -> None:
+    def on_stopped(self, job: Job, now_us: int) -> None:
         """A running job was left out of a batch (it is waiting from now on)."""
 
-    def _on_selected(self, job: Job) -> None:
+    def on_selected(self, job: Job) -> None:
         """A waiting job joined a batch."""
 
-    def _on_finished(self, job: Job) -> None:
+    def on_finished(self, job: Job) -> None:
         pass
 
-    def _deadline_us(self, plan: Plan, now_us: int) -> float:
+    def deadline_us(self, plan: Plan, now_us: int) -> float:
         return math.inf
 
-    def _max_iterations(self) -> int:
+    def max_iterations(self) -> int:
         return _NO_LIMIT_ITERATIONS
 
     def _enst_key(self, job: Job, now_us: int) -> float | tuple:
@@ -185,7 +185,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         """`job.kv` changed sides, from `old` (after the location indexes were updated)."""
 
     # -- shared helpers ------------------------------------------------------------------------
-    def _new_seq(self) -> int:
+    def new_seq(self) -> int:
         self._next_seq += 1
         return self._next_seq
 
@@ -195,14 +195,14 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         bisects faster than a tuple."""
         return (job.level << RANK_SEQ_BITS) | job.seq
 
-    def _place(self, job: Job, new_seq: int | None = None) -> None:
+    def place(self, job: Job, new_seq: int | None = None) -> None:
         """(Re)file the job in the queue its state calls for; re-keys it if `new_seq` is given."""
         old = self._queue_of.pop(job.id, None)
         if old is not None:
             old.remove(job)
         if new_seq is not None:
             job.seq = new_seq
-        q = self._queue_for(job)
+        q = self.queue_for(job)
         q.add(job)
         self._queue_of[job.id] = q
         if job in self._device:  # re-key: its level or seq may have changed
@@ -266,9 +266,9 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         job.waiting_since_us = now_us
         self.jobs[job.id] = job
         self.outstanding_prompt_tokens += job.prompt_tokens
-        self._join(job, now_us)
-        self._place(job)
-        self._on_stopped(job, now_us)
+        self.join(job, now_us)
+        self.place(job)
+        self.on_stopped(job, now_us)
 
     @property
     def idle(self) -> bool:
@@ -283,7 +283,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
 
     def schedule(self, now_s: float) -> Plan:
         now_us = to_us(now_s)
-        self._before_schedule(now_us)
+        self.before_schedule(now_us)
         plan = Plan()
         self._may_drop_any = False
         batch_ids, prefill_ids = self._form_batch(plan)
@@ -294,21 +294,21 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             self._may_drop_any = True
             batch_ids, prefill_ids = self._form_batch(plan)
         for job in plan.recompute:
-            self._place(job)  # started -> fresh queue, after the walk is done with the queues
+            self.place(job)  # started -> fresh queue, after the walk is done with the queues
         # Last batch's left-out jobs are waiting from now on, before proactive swapping ranks
         # them: their ENST includes T_promote like any other waiting job's.
         for job in list(self._running.values()):
             if job.id not in batch_ids and job.id not in self._in_flight:
                 del self._running[job.id]
                 job.num_preemptions += 1
-                self._on_stopped(job, now_us)
+                self.on_stopped(job, now_us)
         if self.swap_mode == "proactive":
             # jobs waiting for their room keep it: offloading them would undo the room just made
             self._proactive_swaps(plan, batch_ids | self._held_ids if self._held_ids else batch_ids, now_us)
         self.kv.release_promises()
         for job in plan.batch:
             if job.id not in self._running:
-                self._on_selected(job)
+                self.on_selected(job)
         # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
         if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in)):
             plan.wait_for.extend(self._swapping_out.values())
@@ -332,12 +332,12 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         evicted: set[int] = set()
         prefill_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
-        self._prefill_closed = False
+        self.prefill_closed = False
         self._plan_swap_in_blocks = 0
         self._held_ids = set()
         self._room_closed = False  # no later job of this walk takes new room (policy.placement)
         self._reset_room_bound()  # see KVPlacement._make_room
-        for job in self._walk():
+        for job in self.walk():
             if num_taken >= max_batch:
                 break
             location = job.kv
@@ -369,7 +369,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 continue
             fresh = location is _NONE
             if fresh and prefill_tokens and prefill_tokens + job.context_tokens > max_prefill_tokens:
-                self._prefill_closed = True
+                self.prefill_closed = True
                 continue
             if proactive and not fresh:
                 # Proactive: never make compute wait for an upload. A job on the host starts
@@ -381,7 +381,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 continue
             outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
             if outcome is not SECURED:
-                self._prefill_closed = self._prefill_closed or fresh
+                self.prefill_closed = self.prefill_closed or fresh
                 if outcome is WAITING:
                     num_taken += 1
                 continue
@@ -443,7 +443,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 job.kv_tokens += chunks[job_id][1]
                 job.last_run_s = now_s
                 running[job_id] = job
-                self._place(job)  # keeps its seq: the split job keeps its place
+                self.place(job)  # keeps its seq: the split job keeps its place
                 continue
             if n > 1:  # the allocations the skipped schedule() calls would have made
                 kv.grow(job, self._target_tokens(job.prompt_tokens + job.generated_tokens + n - 1))
@@ -457,7 +457,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 if generated >= job.output_tokens:
                     finished.append(job)
                 else:
-                    self._place(job)  # fresh -> started queue
+                    self.place(job)  # fresh -> started queue
             elif generated >= job.output_tokens:
                 finished.append(job)
         # Service is charged before finishing, so that a job finishing on the last of several
@@ -501,4 +501,4 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         del self.jobs[job.id]
         self._running.pop(job.id, None)
         self.outstanding_prompt_tokens -= job.prompt_tokens
-        self._on_finished(job)
+        self.on_finished(job)

@@ -32,16 +32,16 @@ class SRPT(Scheduler):
         self._fresh = JobQueue()
         self._started = JobQueue()
 
-    def _join(self, job: Job, now_us: int) -> None:
+    def join(self, job: Job, now_us: int) -> None:
         if job.id >= 1 << _ID_BITS:
             raise ValueError(f"srpt: job id {job.id} is too large (must be < 2**{_ID_BITS})")
         job.seq = _key(job)
 
-    def _queue_for(self, job: Job) -> JobQueue:
+    def queue_for(self, job: Job) -> JobQueue:
         return self._fresh if job.needs_prefill else self._started
 
-    def _walk(self) -> Iterator[Job]:
-        return merge_by_seq(self._fresh, self._started, lambda: self._prefill_closed)
+    def walk(self) -> Iterator[Job]:
+        return merge_by_seq(self._fresh, self._started, lambda: self.prefill_closed)
 
-    def _on_served(self, job: Job, elapsed_us: int) -> None:
-        self._place(job, new_seq=_key(job))
+    def on_served(self, job: Job, elapsed_us: int) -> None:
+        self.place(job, new_seq=_key(job))

@@ -21,12 +21,12 @@ class ShortestPromptFirst(Scheduler):
         super().__init__(config, cost)
         self._fresh, self._started = JobQueue(), JobQueue()  # each sorted by seq
 
-    def _join(self, job: Job, now_us: int) -> None:
-        job.seq = job.prompt_tokens << _ARRIVAL_BITS | self._new_seq()
+    def join(self, job: Job, now_us: int) -> None:
+        job.seq = job.prompt_tokens << _ARRIVAL_BITS | self.new_seq()
 
-    def _queue_for(self, job: Job) -> JobQueue:
+    def queue_for(self, job: Job) -> JobQueue:
         return self._fresh if job.needs_prefill else self._started
 
-    def _walk(self):
+    def walk(self):
         # both queues in seq order, stopping the fresh one once prefill admission closes
-        return merge_by_seq(self._fresh, self._started, lambda: self._prefill_closed)
+        return merge_by_seq(self._fresh, self._started, lambda: self.prefill_closed)

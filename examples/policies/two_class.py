@@ -37,12 +37,12 @@ class TwoClassFCFS(Scheduler):
         self.short_prompt_tokens = short_prompt_tokens
         self._fresh, self._started = JobQueue(), JobQueue()
 
-    def _join(self, job: Job, now_us: int) -> None:
+    def join(self, job: Job, now_us: int) -> None:
         long_prompt = job.prompt_tokens > self.short_prompt_tokens
-        job.seq = int(long_prompt) << _CLASS_BIT | self._new_seq()
+        job.seq = int(long_prompt) << _CLASS_BIT | self.new_seq()
 
-    def _queue_for(self, job: Job) -> JobQueue:
+    def queue_for(self, job: Job) -> JobQueue:
         return self._fresh if job.needs_prefill else self._started
 
-    def _walk(self) -> Iterator[Job]:
-        return merge_by_seq(self._fresh, self._started, lambda: self._prefill_closed)
+    def walk(self) -> Iterator[Job]:
+        return merge_by_seq(self._fresh, self._started, lambda: self.prefill_closed)

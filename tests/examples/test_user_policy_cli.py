@@ -34,14 +34,14 @@ class LongestPromptFirst(Scheduler):
         super().__init__(config, cost)
         self._fresh, self._started = JobQueue(), JobQueue()
 
-    def _join(self, job, now_us):
-        job.seq = (1 << 20) - job.prompt_tokens << 32 | self._new_seq()
+    def join(self, job, now_us):
+        job.seq = (1 << 20) - job.prompt_tokens << 32 | self.new_seq()
 
-    def _queue_for(self, job):
+    def queue_for(self, job):
         return self._fresh if job.needs_prefill else self._started
 
-    def _walk(self):
-        return merge_by_seq(self._fresh, self._started, lambda: self._prefill_closed)
+    def walk(self):
+        return merge_by_seq(self._fresh, self._started, lambda: self.prefill_closed)
 '''
 
 
@@ -117,7 +117,7 @@ from policy.fcfs import VLLMFCFS
 
 
 class FailsLater(VLLMFCFS):
-    def _on_served(self, job, elapsed_us):
+    def on_served(self, job, elapsed_us):
         if job.generated_tokens >= 3:
             raise RuntimeError("my bug")
 '''

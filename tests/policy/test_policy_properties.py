@@ -150,7 +150,7 @@ def test_checked_engine_catches_an_oversized_batch():
 
 
 class _NoPromotionMLFQ(MLFQ):
-    def _before_schedule(self, now_us: int) -> None:
+    def before_schedule(self, now_us: int) -> None:
         pass
 
 

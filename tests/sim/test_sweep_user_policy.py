@@ -21,14 +21,14 @@ class ShortFirst(Scheduler):
         self.cutoff = cutoff
         self._fresh, self._started = JobQueue(), JobQueue()
 
-    def _join(self, job, now_us):
-        job.seq = int(job.prompt_tokens > self.cutoff) << 62 | self._new_seq()
+    def join(self, job, now_us):
+        job.seq = int(job.prompt_tokens > self.cutoff) << 62 | self.new_seq()
 
-    def _queue_for(self, job):
+    def queue_for(self, job):
         return self._fresh if job.needs_prefill else self._started
 
-    def _walk(self):
-        return merge_by_seq(self._fresh, self._started, lambda: self._prefill_closed)
+    def walk(self):
+        return merge_by_seq(self._fresh, self._started, lambda: self.prefill_closed)
 '''
 SPECS = ["mine.py:ShortFirst:cutoff=16", "mine.py:ShortFirst:cutoff=48"]
 
