@@ -34,11 +34,12 @@ SLO_S = 0.3  # normalized-latency SLO, s/token (the paper's)
 # These are the artifact's (q1 = 10 ms, x2 per level, 10 levels, alpha 3 s checked every 1,000
 # iterations). A TOML that sets one of these keys is an error; fig3c's variants override one.
 POLICY_SETTINGS: dict[str, object] = {
-    "base_quantum_s": 0.01,
+    "base_quantum_s": "auto",  # the paper's q_1: the profile's shortest iteration
     "quantum_growth": 2.0,
     "num_levels": 10,
     "alpha_s": 3.0,
-    "starvation_check_iterations": 1000,
+    "starvation_check_s": 0.0,  # starvation checked at every decision, on the policy's clock
+    "promotion": "quantum",
 }
 KEEPS_UP = 0.9  # a cell "keeps up" when its throughput is >= 90% of the arrival rate
 QUICK_NUM_REQUESTS = 30

@@ -11,6 +11,7 @@ import dataclasses
 import click
 
 from policy import SWAP_MODES, SchedulerConfig
+from policy.config import AUTO, PROMOTIONS
 
 
 class PolicySpecParam(click.ParamType):
@@ -30,7 +31,22 @@ class PolicySpecParam(click.ParamType):
         return parse_spec(value).text
 
 
+class QuantumMsParam(click.ParamType):
+    """q_1 in milliseconds, or "auto" (kept as is)."""
+
+    name = "MS|auto"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, float) or value == AUTO:
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of milliseconds nor 'auto'", param, ctx)
+
+
 POLICY_CHOICE = PolicySpecParam()
+QUANTUM_MS = QuantumMsParam()
 SWAP_CHOICE = click.Choice(list(SWAP_MODES))
 
 _FLAGS = [
@@ -43,12 +59,19 @@ _FLAGS = [
     ("--host-kv-tokens", "host_kv_tokens", int, "Host (swap) KV capacity in tokens [from the profile]."),
     ("--block-size", "block_size_tokens", int, "KV block size in tokens [1]."),
     ("--swap-reserve", "swap_reserve_fraction", float, "Share of device KV proactive swapping keeps free [0.05]."),
-    ("--base-quantum-ms", "base_quantum_s", float, "MLFQ quantum of the top level, in ms [10]."),
+    ("--base-quantum-ms", "base_quantum_s", QUANTUM_MS, "MLFQ quantum q_1 of the top level, in ms, or 'auto': the "
+                                                         "profile's shortest iteration, the paper's rule [auto; artifact: 10]."),
     ("--quantum-growth", "quantum_growth", float, "MLFQ quantum growth per level [2]."),
     ("--num-levels", "num_levels", int, "MLFQ levels [10]."),
     ("--demotion-levels", "demotion_levels", int, "Levels a job drops when its quantum is used up [1]."),
     ("--alpha-s", "alpha_s", float, "Starvation threshold: waiting this long promotes to the top [3; paper 0.3]."),
-    ("--check-iterations", "starvation_check_iterations", int, "Iterations between starvation checks [1000; paper 1]."),
+    ("--starvation-check-s", "starvation_check_s", float, "Seconds of policy time between starvation checks; 0: "
+                                                           "at every decision [0]."),
+    ("--check-iterations", "starvation_check_iterations", int, "Check starvation every N iterations instead "
+                                                                "(the artifact's rule: 1000) [off]."),
+    ("--promotion", "promotion", click.Choice(PROMOTIONS), "A promoted job keeps the top level for the quantum "
+                                                           "of the level it left ('quantum'), or starts it afresh "
+                                                           "('paper') [quantum]."),
 ]
 
 
@@ -66,7 +89,7 @@ def scheduler_config(options: dict, swap: str | None, device_kv_tokens: int, hos
         value = options.get(dest)
         if value is None:
             continue
-        fields[dest] = value / 1000 if dest == "base_quantum_s" else value
+        fields[dest] = value / 1000 if dest == "base_quantum_s" and value != AUTO else value
     try:
         return SchedulerConfig(**fields)
     except ValueError as e:
