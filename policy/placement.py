@@ -67,10 +67,11 @@ class KVPlacement:
             # could keep it out for ever.
             if need + min(self.reserve_blocks, kv.capacity.device_blocks - need) > kv.device_plannable_blocks:
                 self._room_closed = self.prefill_closed = True
+                self._room_closed_rank = self._rank(job)
                 return REFUSED
         elif need > kv.device_plannable_blocks and not self._make_room(job, need, plan, batch_ids, evicted):
             return REFUSED
-        if compute_now and need > kv.compute_room_blocks(self._plan_swap_in_blocks):
+        if compute_now and need > 0 and need > kv.compute_room_blocks(self._plan_swap_in_blocks):
             kv.promise(need)
             return WAITING
         self._claim(job, target, location, plan)

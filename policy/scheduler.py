@@ -336,9 +336,10 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         self._plan_swap_in_blocks = 0
         self._held_ids = set()
         self._room_closed = False  # no later job of this walk takes new room (policy.placement)
+        self._room_closed_rank = 0
         self._reset_room_bound()  # see KVPlacement._make_room
         for job in self.walk():
-            if num_taken >= max_batch:
+            if num_taken >= max_batch or self._room_closed:
                 break
             location = job.kv
             if location is _DEVICE:
@@ -391,9 +392,43 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             if fresh:
                 prefill_ids.add(job.id)
                 prefill_tokens += job.context_tokens
+        if self._room_closed and num_taken < max_batch:
+            num_taken = self._walk_residents_after(self._room_closed_rank, plan, batch_ids, evicted, num_taken)
         if num_taken > len(batch) and len(batch) < max_batch:
             self._lend_held_slots(plan, batch_ids, evicted)
         return batch_ids, prefill_ids
+
+    def _walk_residents_after(self, rank: int, plan: Plan, batch_ids: set[int], evicted: set[int],
+                              num_taken: int) -> int:
+        """Once the room is closed (policy.placement) only resident jobs can still join, so the
+        walk goes on over the device index from where it stopped (rank order is the walk's
+        order) instead of visiting every queued job, each refused at once: thousands on the
+        host, ~50 ms a decision in policy_bench.py. Returns the slots taken."""
+        batch, max_batch, kv = plan.batch, self.config.max_batch_size, self.kv
+        block_tokens = kv.capacity.block_size_tokens
+        reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
+        grow_freely = not (self._defer_compute and kv.releasing_blocks)
+        for job in list(self._device.after(rank)):  # a list: a drop below changes the index
+            if num_taken >= max_batch:
+                break
+            if job.kv is not _DEVICE or job.id in self._in_flight or job.id in evicted:
+                continue
+            target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
+            if job.device_blocks * block_tokens >= target or (grow_freely and kv.try_grow(job, target)):
+                outcome = SECURED  # the walk's hot path
+            else:
+                outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
+            if outcome is SECURED:
+                batch.append(job)
+                batch_ids.add(job.id)
+                num_taken += 1
+            elif outcome is WAITING:
+                num_taken += 1
+                self._held_ids.add(job.id)
+            elif self.self_preempts and job.id in self._running:
+                self._evict(job, plan)
+                evicted.add(job.id)
+        return num_taken
 
     def _lend_held_slots(self, plan: Plan, batch_ids: set[int], evicted: set[int]) -> None:
         """Slots held by jobs whose room or KV is still in transit go, for this iteration only,

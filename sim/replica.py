@@ -93,7 +93,8 @@ class Replica:
         """Wait for the next change, or none if one came since the last decision (a transfer
         can land while the engine issues a plan's swaps, before it goes to sleep)."""
         self._wake = self.env.event()
-        if self._changed:
+        if self._changed:  # consumed here, so that a loop that cannot decide yet does not spin
+            self._changed = False
             self._wake.succeed()
         return self._wake
 
