@@ -56,7 +56,7 @@ def test_bench_writes_a_standard_run_directory_whose_times_contain_the_servers(s
     assert (client["policy"] == "skip-join-mlfq").all() and (client["swap"] == "proactive").all()
     assert client["generated_tokens"].tolist() == client["output_tokens"].tolist() == expected["output_tokens"].tolist()
     summary = pd.read_csv(out / "summary.csv")
-    assert summary["num_requests"].tolist() == [NUM_REQUESTS]
+    assert summary["num_finished"].tolist() == [NUM_REQUESTS]
     tokens = pd.read_parquet(out / "tokens.parquet")
     assert tokens.groupby("request_id").size().tolist() == expected["output_tokens"].tolist()
     for rid, times in tokens.groupby("request_id")["time_s"]:
@@ -122,7 +122,7 @@ def test_validate_endpoint_compares_a_bench_run_with_a_simulation(server, tmp_pa
     for row in table.itertuples():
         assert (row.measured, row.simulated) == (measured[row.metric], simulated[row.metric])
         assert row.rel_error == pytest.approx(row.simulated / row.measured - 1)
-    assert measured["num_requests"] == simulated["num_requests"] == 6
+    assert measured["num_finished"] == simulated["num_finished"] == 6
 
 
 def test_validate_endpoint_needs_a_profile(server, tmp_path):

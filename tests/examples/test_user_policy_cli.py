@@ -101,7 +101,7 @@ def test_the_tunable_example_is_swept(tmp_path, monkeypatch):
     summary = pd.read_csv(tmp_path / "sw" / "summary.csv")
     spec = "examples/policies/two_class.py:TwoClassFCFS:short_prompt_tokens={}"
     assert summary["policy"].tolist() == ["fcfs", *(spec.format(n) for n in (32, 128, 512))]
-    assert (summary["num_requests"] == 300).all()
+    assert (summary["num_finished"] == 300).all()
     # the parameter changes decisions: the three thresholds give three different mean JCTs
     assert summary["jct_mean_s"].iloc[1:].nunique() == 3
     cells = pd.read_csv(tmp_path / "sw" / "cells.csv")

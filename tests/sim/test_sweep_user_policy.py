@@ -50,7 +50,7 @@ def test_local_processes_and_ray_run_the_same_policy_file(tmp_path, monkeypatch)
     ray.shutdown()
     a = pd.read_csv(tmp_path / "local" / "summary.csv").sort_values("cell_id").reset_index(drop=True)
     b = pd.read_csv(tmp_path / "ray" / "summary.csv").sort_values("cell_id").reset_index(drop=True)
-    assert sorted(a["policy"]) == SPECS and (a["num_requests"] == 40).all()
+    assert sorted(a["policy"]) == SPECS and (a["num_finished"] == 40).all()
     pd.testing.assert_frame_equal(a, b)
     assert a["jct_mean_s"].nunique() == 2  # the parameter reached the workers
 
