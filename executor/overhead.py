@@ -188,9 +188,10 @@ def measure_engine_overhead(model, cfg: OverheadConfig, iteration_s: float = 5e-
         rng = np.random.default_rng(cfg.seed)  # every policy serves the same requests
         for b in cfg.batch_sizes:
             blocks = -(-max_seq // cfg.block_size_tokens) * cfg.block_size_tokens
+            # q_1 = the decode iteration measured so far: the "auto" rule, before a profile exists
             roomy = SchedulerConfig(device_kv_tokens=2 * b * blocks, host_kv_tokens=0,
                                     block_size_tokens=cfg.block_size_tokens, max_batch_size=b + (b + 1) // 2,
-                                    max_seq_tokens=max_seq)
+                                    max_seq_tokens=max_seq, base_quantum_s=iteration_s)
             tight = replace(roomy, device_kv_tokens=max(blocks, b * blocks // 2), host_kv_tokens=4 * b * blocks)
             for sched in [roomy] * (cfg.rounds + (not warmed)) + [tight] * cfg.swap_rounds:
                 # tight runs serve 4x the requests, so that the KV pools fragment as in serving

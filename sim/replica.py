@@ -78,6 +78,7 @@ class Replica:
         self._swap_overhead_s = swap_overhead_s if swap_overhead_s is not None else (lambda: 0.0)
         self._wake: simpy.Event | None = None
         self._changed = False  # something changed since the last decision
+        self._queued_in_blocks = 0  # device blocks of swap-ins still waiting for swap-outs to land
         self._stage0_busy = False
         self._batches_in_flight = 0
         self.process = env.process(self._run() if config.pp == 1 else self._run_pipelined())
@@ -106,7 +107,9 @@ class Replica:
     # -- swaps ---------------------------------------------------------------------------------
     def _transfer(self, job: Job, direction: str, done: simpy.Event, after: list[simpy.Event]):
         if after:  # a swap-in writes into room that these swap-outs are still vacating
+            self._queued_in_blocks += job.device_blocks
             yield self.env.all_of(after)
+            self._queued_in_blocks -= job.device_blocks
         with self.links[direction].request() as req:
             yield req
             start_us = self.env.now
@@ -315,7 +318,8 @@ class Replica:
             "batch_size": len(plan.batch), "num_prefills": len(plan.prefill_ids),
             "prefill_tokens": prefill_tokens,
             "decode_context_tokens": decode_context_tokens,
-            "device_kv_blocks_used": kv.device_used_blocks + kv.releasing_blocks,
+            # blocks physically held: a swap-in still queued behind swap-outs writes nothing yet
+            "device_kv_blocks_used": kv.device_used_blocks + kv.releasing_blocks - self._queued_in_blocks,
             "host_kv_blocks_used": kv.host_used_blocks,
             "swap_out_tokens": sum(j.kv_tokens for j in plan.swap_out),
             "swap_in_tokens": sum(j.kv_tokens for j in plan.swap_in),

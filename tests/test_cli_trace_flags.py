@@ -35,7 +35,7 @@ def test_simulate_takes_the_flags_its_trace_errors_suggest(tmp_path):
 
 def test_every_trace_command_has_sort_and_arrivals():
     for name in ("simulate", "serve", "validate", ):
-        params = {p.name for p in main.commands[name].params}
+        params = {p.name for p in main.get_command(None, name).params}
         assert {"sort", "arrivals"} <= params, name
 
 

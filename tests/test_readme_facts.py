@@ -42,7 +42,7 @@ def test_sweep_help_points_at_the_documented_format():
 
 
 def test_the_default_profiles_are_the_ones_the_readme_names():
-    demo = next(p for p in main.commands["demo"].params if p.name == "profile")
+    demo = next(p for p in main.get_command(None, "demo").params if p.name == "profile")
     assert demo.default == "opt-13b_a100-40gb_tp1" and "OPT-13B / A100-40GB profile" in README
     assert profiles.DEFAULT_PROFILE == "opt-13b_a100-80gb_tp1"
     assert "simulate and sweep use opt-13b_a100-80gb_tp1" in README.replace("\n#    ", " ")

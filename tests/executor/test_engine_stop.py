@@ -77,7 +77,7 @@ def test_ctrl_c_stops_cleanly_and_the_engine_is_reusable():
 
 def test_spans_cover_running_and_swaps():
     t = tiny("tiny-llama")
-    sched = make_scheduler("mlfq", SchedulerConfig(device_kv_tokens=128, host_kv_tokens=128, max_seq_tokens=128,
+    sched = make_scheduler("mlfq", SchedulerConfig(device_kv_tokens=128, host_kv_tokens=128, max_seq_tokens=128, base_quantum_s=0.01,
                                                    block_size_tokens=4, max_batch_size=2, swap="reactive"))
     store = KVStore(kv_layout(t.model), sched.kv.capacity, 128)
     engine = Engine(ModelRunner(t.model, store), store, EngineConfig(time_scale=0, record_spans=True))
@@ -98,7 +98,7 @@ def test_spans_cover_running_and_swaps():
 
 def test_capacity_mismatch_is_refused_before_running():
     t = tiny("tiny-llama")
-    sched = make_scheduler("mlfq", SchedulerConfig(device_kv_tokens=256, host_kv_tokens=64, max_seq_tokens=128))
+    sched = make_scheduler("mlfq", SchedulerConfig(device_kv_tokens=256, host_kv_tokens=64, max_seq_tokens=128, base_quantum_s=0.01))
     store = KVStore(kv_layout(t.model), KVCapacity(255, 64, 1), 128)
     with pytest.raises(KVCapacityMismatch, match="policy plans with 256 device / 64 host blocks"):
         Engine(ModelRunner(t.model, store), store).run([], sched, "mlfq", "proactive")

@@ -56,7 +56,7 @@ def test_every_form_resolves(policy_file):
 
 
 @pytest.mark.parametrize(("spec", "message"), [
-    ("nope", "unknown policy 'nope'; choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt, or give module:Class"),
+    ("nope", "unknown policy 'nope'; choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt, sarathi, or give module:Class"),
     ("no_such_pkg.mod:X", "policy 'no_such_pkg.mod:X': no module named 'no_such_pkg'"),
     ("policy.job:Job", "policy 'policy.job:Job': policy.job:Job is a class Job, not a policy.Scheduler subclass"),
     ("policy.scheduler:Scheduler", "policy.scheduler:Scheduler is abstract"),
@@ -98,7 +98,7 @@ def test_an_installed_packages_entry_point(tmp_path, monkeypatch):
         load_policy_class("bad")
     result = CliRunner().invoke(main, ["simulate", "--trace", "sample:bursty-small", "--policy", "nope", "-o",
                                        str(tmp_path / "r")])
-    assert result.exit_code == 2 and "choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt, acme, bad" in result.output
+    assert result.exit_code == 2 and "choose one of fcfs, vllm-fcfs, mlfq, skip-join-mlfq, srpt, sarathi, acme, bad" in result.output
     sys.modules.pop("acme_policies", None)
 
 
