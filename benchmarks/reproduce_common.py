@@ -33,13 +33,15 @@ SLO_S = 0.3  # normalized-latency SLO, s/token (the paper's)
 # The scheduler settings every sweep of the page runs with: the ONE place to change them.
 # These are the artifact's (q1 = 10 ms, x2 per level, 10 levels, alpha 3 s checked every 1,000
 # iterations). A TOML that sets one of these keys is an error; fig3c's variants override one.
+# The settings the committed page ran with (before issue 14's policy changes). Regenerating under
+# the new defaults is: base_quantum_s "auto", starvation_check_s 0.0, promotion "quantum" and no
+# starvation_check_iterations; then fix the prose that tests/test_reproduction_prose.py names.
 POLICY_SETTINGS: dict[str, object] = {
-    "base_quantum_s": "auto",  # the paper's q_1: the profile's shortest iteration
+    "base_quantum_s": 0.01,
     "quantum_growth": 2.0,
     "num_levels": 10,
     "alpha_s": 3.0,
-    "starvation_check_s": 0.0,  # starvation checked at every decision, on the policy's clock
-    "promotion": "quantum",
+    "starvation_check_iterations": 1000,
 }
 KEEPS_UP = 0.9  # a cell "keeps up" when its throughput is >= 90% of the arrival rate
 QUICK_NUM_REQUESTS = 30
