@@ -118,6 +118,7 @@ def _partial_result(out: Path, reason: str) -> None:
     assert unfinished["reason"].str.startswith(("run stopped: DistributedError", "not yet arrived; run stopped")).all()
 
 
+@pytest.mark.serial  # a 90 s deadline on worker start-up
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
 def test_killing_a_worker_stops_the_run_with_a_partial_result(tmp_path, trace):
     status, worker, error, out = _signal_worker_mid_run(tmp_path, trace, signal.SIGKILL, 20)
@@ -128,6 +129,7 @@ def test_killing_a_worker_stops_the_run_with_a_partial_result(tmp_path, trace):
     _partial_result(out, "killed by signal 9")
 
 
+@pytest.mark.serial  # a deadline on worker start-up
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the worker through /proc")
 def test_a_hung_worker_stops_the_run_after_the_timeout(tmp_path, trace):
     t = time.monotonic()
