@@ -346,25 +346,16 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 if job.id in in_flight or job.id in evicted:
                     continue
                 target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
-                # the hot path: its KV already holds the next token, or it grows in place from
-                # free blocks (with swap-outs in flight, proactive mode checks that compute does
-                # not need their blocks)
+                # the hot path, inlined: its KV already holds the next token, or it grows in place
+                # from free blocks (with swap-outs in flight, proactive mode checks that compute
+                # does not need their blocks)
                 if job.device_blocks * block_tokens >= target or (
                         not (defer_compute and kv.releasing_blocks) and kv.try_grow(job, target)):
-                    outcome = SECURED
-                else:
-                    outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
-                if outcome is SECURED:
                     batch.append(job)
                     batch_ids.add(job.id)
                     num_taken += 1
-                elif outcome is WAITING:
-                    num_taken += 1
-                    self._held_ids.add(job.id)
-                elif self.self_preempts and job.id in self._running:
-                    # vLLM: nobody behind it to preempt, so it preempts itself
-                    self._evict(job, plan)
-                    evicted.add(job.id)
+                else:
+                    num_taken += self._take_resident(job, plan, batch_ids, evicted)
                 continue
             if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
                 continue
@@ -415,20 +406,29 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 continue
             target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
             if job.device_blocks * block_tokens >= target or (grow_freely and kv.try_grow(job, target)):
-                outcome = SECURED  # the walk's hot path
-            else:
-                outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
-            if outcome is SECURED:
-                batch.append(job)
+                batch.append(job)  # the walk's hot path
                 batch_ids.add(job.id)
                 num_taken += 1
-            elif outcome is WAITING:
-                num_taken += 1
-                self._held_ids.add(job.id)
-            elif self.self_preempts and job.id in self._running:
-                self._evict(job, plan)
-                evicted.add(job.id)
+            else:
+                num_taken += self._take_resident(job, plan, batch_ids, evicted)
         return num_taken
+
+    def _take_resident(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> int:
+        """A resident job that must grow beyond free room: secure it (policy.placement) and file
+        the outcome; returns the batch slots it takes (1 in the batch or WAITING, else 0)."""
+        outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
+        if outcome is SECURED:
+            plan.batch.append(job)
+            batch_ids.add(job.id)
+            return 1
+        if outcome is WAITING:
+            self._held_ids.add(job.id)
+            return 1
+        if self.self_preempts and job.id in self._running:
+            # vLLM: nobody behind it to preempt, so it preempts itself
+            self._evict(job, plan)
+            evicted.add(job.id)
+        return 0
 
     def _lend_held_slots(self, plan: Plan, batch_ids: set[int], evicted: set[int]) -> None:
         """Slots held by jobs whose room or KV is still in transit go, for this iteration only,
