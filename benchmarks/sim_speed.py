@@ -45,6 +45,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the new code is this checkout's
 
+from baseline_tree import baseline_tree  # noqa: E402  (benchmarks/ is on sys.path as the script's folder)
+
 BASELINE = "dd9d495"
 SIM_FLAGS = ["--policy", "vllm-fcfs", "--max-prefill-tokens", "4096", "--max-seq-tokens", "4096",
              "--block-size", "16"]
@@ -194,16 +196,13 @@ def main() -> int:
     skip_size = 5_000 if args.quick else 20_000
 
     tmp = Path(tempfile.mkdtemp(prefix="sim_speed_"))
-    old = tmp / "baseline"
     try:
         inputs = prepare(tmp, sizes, skip_size)
         if args.profile_run:
             return profile_vidur(inputs)
-        subprocess.run(["git", "worktree", "add", "--detach", "-q", str(old), args.baseline], cwd=REPO, check=True)
-        return compare(REPO, old, tmp, inputs, help_reps, vidur_reps, args.old_timeout_s, args.quick)
+        with baseline_tree(args.baseline) as old:
+            return compare(REPO, old, tmp, inputs, help_reps, vidur_reps, args.old_timeout_s, args.quick)
     finally:
-        if old.exists():
-            subprocess.run(["git", "worktree", "remove", "--force", str(old)], cwd=REPO, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -338,9 +338,11 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         self._room_closed = False  # no later job of this walk takes new room (policy.placement)
         self._room_closed_rank = 0
         self._reset_room_bound()  # see KVPlacement._make_room
+        last = None  # the last job the walk visited: lending starts after it
         for job in self.walk():
             if num_taken >= max_batch or self._room_closed:
                 break
+            last = job
             location = job.kv
             if location is _DEVICE:
                 if job.id in in_flight or job.id in evicted:
@@ -384,17 +386,22 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 prefill_ids.add(job.id)
                 prefill_tokens += job.context_tokens
         if self._room_closed and num_taken < max_batch:
-            num_taken = self._walk_residents_after(self._room_closed_rank, plan, batch_ids, evicted, num_taken)
+            num_taken, last = self._walk_residents_after(self._room_closed_rank, plan, batch_ids, evicted,
+                                                         num_taken, last)
         if num_taken > len(batch) and len(batch) < max_batch:
-            self._lend_held_slots(plan, batch_ids, evicted)
+            # A resident job the walks visited and left out cannot grow now, unless a drop
+            # freed blocks after it was refused: lending then starts from the first job.
+            start = None if plan.recompute or last is None else self._rank(last)
+            self._lend_held_slots(plan, batch_ids, evicted, start)
         return batch_ids, prefill_ids
 
     def _walk_residents_after(self, rank: int, plan: Plan, batch_ids: set[int], evicted: set[int],
-                              num_taken: int) -> int:
+                              num_taken: int, last: Job | None) -> tuple[int, Job | None]:
         """Once the room is closed (policy.placement) only resident jobs can still join, so the
         walk goes on over the device index from where it stopped (rank order is the walk's
         order) instead of visiting every queued job, each refused at once: thousands on the
-        host, ~50 ms a decision in policy_bench.py. Returns the slots taken."""
+        host, ~50 ms a decision in policy_bench.py. Returns the slots taken and the last job
+        visited (`last` if none)."""
         batch, max_batch, kv = plan.batch, self.config.max_batch_size, self.kv
         block_tokens = kv.capacity.block_size_tokens
         reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
@@ -402,6 +409,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         for job in list(self._device.after(rank)):  # a list: a drop below changes the index
             if num_taken >= max_batch:
                 break
+            last = job
             if job.kv is not _DEVICE or job.id in self._in_flight or job.id in evicted:
                 continue
             target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
@@ -411,7 +419,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 num_taken += 1
             else:
                 num_taken += self._take_resident(job, plan, batch_ids, evicted)
-        return num_taken
+        return num_taken, last
 
     def _take_resident(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> int:
         """A resident job that must grow beyond free room: secure it (policy.placement) and file
@@ -430,15 +438,16 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             evicted.add(job.id)
         return 0
 
-    def _lend_held_slots(self, plan: Plan, batch_ids: set[int], evicted: set[int]) -> None:
+    def _lend_held_slots(self, plan: Plan, batch_ids: set[int], evicted: set[int], after_rank: int | None) -> None:
         """Slots held by jobs whose room or KV is still in transit go, for this iteration only,
         to the next resident jobs in priority order that can grow from free room: the GPU keeps
         a full batch while the link works (an empty batch behind 16 uploads idled a
         memory-bound skip-join run a fifth of the time). Lending takes no room from anyone:
-        these jobs hold their KV already, and none is evicted for them."""
+        these jobs hold their KV already, and none is evicted for them. Candidates are the
+        resident jobs ranked after `after_rank` (all of them for None)."""
         kv, batch, in_flight = self.kv, plan.batch, self._in_flight
         reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
-        for job in self._device:
+        for job in self._device if after_rank is None else self._device.after(after_rank):
             if len(batch) >= self.config.max_batch_size:
                 return
             if job.kv is not _DEVICE or job.id in batch_ids or job.id in in_flight or job.id in evicted:
