@@ -54,7 +54,7 @@ from sim.sweep_config import SweepConfig
 
 # figure -> (the TOML stems it reads, the function that plots and tabulates them)
 FIGURES = {
-    "fig1": (("fig1_chat", "fig1_chat_vllm", "fig1_multiturn"), reproduce_figures.fig1),
+    "fig1": (("fig1_chat", "fig1_chat_vllm", "fig1_chat_chunked", "fig1_multiturn"), reproduce_figures.fig1),
     "fig2": (("fig2_opt175b_40gb", "fig2_opt175b_80gb"), reproduce_figures.fig2),
     "fig3a": (("fig3a_skip_join",), reproduce_ablations.fig3a),
     "fig3b": (("fig3b_swap", "fig3b_swap_vllm"), reproduce_ablations.fig3b),

@@ -44,7 +44,7 @@ def reproduce():
 
 
 def test_there_are_configs_and_each_is_read_by_a_figure(reproduce):
-    assert len(CONFIGS) == 14
+    assert len(CONFIGS) == 15
     assert sorted(p.stem for p in CONFIGS) == sorted(reproduce.config_names())
 
 
