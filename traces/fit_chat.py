@@ -16,10 +16,9 @@ scores, joined by a Gaussian copula). Run once with
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from traces.fit_sharegpt import SHARED_PREFIX, _tuple, fit
+from traces.fit_sharegpt import SHARED_PREFIX, fit, params_body, write_module
 
 
 def render(fitted: dict, source_name: str) -> str:
@@ -35,14 +34,7 @@ correlation between them (a Gaussian copula), fitted to {fitted["num_rows"]:,} r
 Azure LLM inference trace 2023, conversation service (Patel et al., ISCA 2024; CC-BY-4.0).
 The trace itself is not shipped.
 """
-
-# fmt: off
-NUM_ROWS = {fitted["num_rows"]}
-RHO = {fitted["rho"]!r}
-Z_GRID = {_tuple(fitted["z_grid"])}
-PROMPT_QUANTILES = {_tuple(fitted["prompt_quantiles"])}
-OUTPUT_QUANTILES = {_tuple(fitted["output_quantiles"])}
-'''
+''' + params_body(fitted)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -50,11 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("trace", help="Azure trace CSV with TIMESTAMP,ContextTokens,GeneratedTokens")
     parser.add_argument("-o", "--out", help="module to write (default: stdout)")
     args = parser.parse_args(argv)
-    text = render(fit(args.trace, fmt="azure"), f"{SHARED_PREFIX}{Path(args.trace).name}")
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_module(render(fit(args.trace, fmt="azure"), f"{SHARED_PREFIX}{Path(args.trace).name}"), args.out)
 
 
 if __name__ == "__main__":

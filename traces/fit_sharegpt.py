@@ -81,7 +81,12 @@ correlation between them (a Gaussian copula), fitted to {fitted["num_rows"]:,} S
 conversations tokenized for Llama-2 (Sarathi-Serve's table, Apache-2.0). The table itself is
 not shipped.
 """
+''' + params_body(fitted)
 
+
+def params_body(fitted: dict) -> str:
+    """The generated module's constants, after its docstring (shared with traces/fit_chat.py)."""
+    return f'''
 # fmt: off
 NUM_ROWS = {fitted["num_rows"]}
 RHO = {fitted["rho"]!r}
@@ -91,16 +96,20 @@ OUTPUT_QUANTILES = {_tuple(fitted["output_quantiles"])}
 '''
 
 
+def write_module(text: str, out: str | None) -> None:
+    """Write the generated module to `out`, or to stdout without one."""
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", help="CSV with num_prefill_tokens,num_decode_tokens")
     parser.add_argument("-o", "--out", help="module to write (default: stdout)")
     args = parser.parse_args(argv)
-    text = render(fit(args.table), f"{SHARED_PREFIX}{Path(args.table).name}")
-    if args.out:
-        Path(args.out).write_text(text, encoding="utf-8")
-    else:
-        sys.stdout.write(text)
+    write_module(render(fit(args.table), f"{SHARED_PREFIX}{Path(args.table).name}"), args.out)
 
 
 if __name__ == "__main__":
