@@ -51,6 +51,9 @@ class ToyCost:
     def swap_s(self, tokens: int, direction: str) -> float:
         return self.c_s * tokens
 
+    def min_iteration_s(self) -> float:
+        return self.prefill_s(1)
+
 
 def iteration_us(plan: Plan, extra_decode_tokens: int = 0) -> int:
     """1000 us + 3 per context token attended + 2 more per prefilled token."""
