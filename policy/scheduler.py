@@ -324,7 +324,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         cfg, kv = self.config, self.kv
         max_batch, max_prefill_tokens = cfg.max_batch_size, cfg.max_prefill_tokens
         reserve_tokens = cfg.max_seq_tokens if self.reserve_max_seq else 0
-        block_tokens = kv.capacity.block_size_tokens
+        block_tokens, device_blocks = kv.capacity.block_size_tokens, kv.capacity.device_blocks
         proactive = defer_compute = self._defer_compute
         in_flight, batch = self._in_flight, plan.batch
         batch_ids: set[int] = set()
@@ -348,16 +348,20 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 if job.id in in_flight or job.id in evicted:
                     continue
                 target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
-                # the hot path, inlined: its KV already holds the next token, or it grows in place
-                # from free blocks (with swap-outs in flight, proactive mode checks that compute
-                # does not need their blocks)
-                if job.device_blocks * block_tokens >= target or (
-                        not (defer_compute and kv.releasing_blocks) and kv.try_grow(job, target)):
-                    batch.append(job)
-                    batch_ids.add(job.id)
-                    num_taken += 1
-                else:
-                    num_taken += self._take_resident(job, plan, batch_ids, evicted)
+                # the hot path, inlined (`KVSpace.try_grow` included): its KV already holds the
+                # next token, or it grows in place from free blocks (with swap-outs in flight,
+                # proactive mode checks that compute does not need their blocks)
+                held = job.device_blocks
+                if held * block_tokens < target:
+                    extra = -(-target // block_tokens) - held
+                    if (defer_compute and kv.releasing_blocks) or extra > device_blocks - kv.device_used_blocks:
+                        num_taken += self._take_resident(job, plan, batch_ids, evicted)
+                        continue
+                    kv.device_used_blocks += extra
+                    job.device_blocks = held + extra
+                batch.append(job)
+                batch_ids.add(job.id)
+                num_taken += 1
                 continue
             if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
                 continue
@@ -480,6 +484,8 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         finished: list[Job] = []
         in_flight, running, prefill_ids, kv = self._in_flight, self._running, plan.prefill_ids, self.kv
         chunks = plan.prefill_chunks
+        block_tokens, device_blocks = kv.capacity.block_size_tokens, kv.capacity.device_blocks
+        reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
         for job in plan.batch:  # the hot loop of every decision: Job properties inlined
             job_id = job.id
             in_flight.discard(job_id)
@@ -489,8 +495,14 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 running[job_id] = job
                 self.place(job)  # keeps its seq: the split job keeps its place
                 continue
-            if n > 1:  # the allocations the skipped schedule() calls would have made
-                kv.grow(job, self._target_tokens(job.prompt_tokens + job.generated_tokens + n - 1))
+            if n > 1:  # the allocations the skipped schedule() calls would have made (`KVSpace.grow`)
+                target = max(job.prompt_tokens + job.generated_tokens + n - 1, reserve_tokens)
+                extra = -(-target // block_tokens) - job.device_blocks
+                if extra > 0:
+                    if extra > device_blocks - kv.device_used_blocks:
+                        kv.grow(job, target)  # raises: the engine ran past the horizon
+                    kv.device_used_blocks += extra
+                    job.device_blocks += extra
             generated = job.generated_tokens = job.generated_tokens + n
             job.kv_tokens = job.prompt_tokens + generated - 1
             job.last_run_s = now_s
