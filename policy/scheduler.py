@@ -297,20 +297,23 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             self.place(job)  # started -> fresh queue, after the walk is done with the queues
         # Last batch's left-out jobs are waiting from now on, before proactive swapping ranks
         # them: their ENST includes T_promote like any other waiting job's.
-        for job in list(self._running.values()):
-            if job.id not in batch_ids and job.id not in self._in_flight:
-                del self._running[job.id]
-                job.num_preemptions += 1
-                self.on_stopped(job, now_us)
+        running = self._running
+        if not running.keys() <= batch_ids:  # a set comparison in C: most decisions stop no one
+            for job in list(running.values()):
+                if job.id not in batch_ids and job.id not in self._in_flight:
+                    del running[job.id]
+                    job.num_preemptions += 1
+                    self.on_stopped(job, now_us)
         if self.swap_mode == "proactive":
             # jobs waiting for their room keep it: offloading them would undo the room just made
             self._proactive_swaps(plan, batch_ids | self._held_ids if self._held_ids else batch_ids, now_us)
         self.kv.release_promises()
-        for job in plan.batch:
-            if job.id not in self._running:
-                self.on_selected(job)
+        if not batch_ids <= running.keys():
+            for job in plan.batch:
+                if job.id not in running:
+                    self.on_selected(job)
         # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
-        if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in)):
+        if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in) if plan.swap_in else 0):
             plan.wait_for.extend(self._swapping_out.values())
         if self._swapping_in:  # a batch job may still be on its way in (reactive mode)
             plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
