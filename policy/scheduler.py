@@ -350,7 +350,9 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             if location is _DEVICE:
                 if job.id in in_flight or job.id in evicted:
                     continue
-                target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
+                target = job.prompt_tokens + job.generated_tokens
+                if target < reserve_tokens:  # not max(): a call per job costs more
+                    target = reserve_tokens
                 # the hot path, inlined (`KVSpace.try_grow` included): its KV already holds the
                 # next token, or it grows in place from free blocks (with swap-outs in flight,
                 # proactive mode checks that compute does not need their blocks)
@@ -499,7 +501,9 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 self.place(job)  # keeps its seq: the split job keeps its place
                 continue
             if n > 1:  # the allocations the skipped schedule() calls would have made (`KVSpace.grow`)
-                target = max(job.prompt_tokens + job.generated_tokens + n - 1, reserve_tokens)
+                target = job.prompt_tokens + job.generated_tokens + n - 1
+                if target < reserve_tokens:
+                    target = reserve_tokens
                 extra = -(-target // block_tokens) - job.device_blocks
                 if extra > 0:
                     if extra > device_blocks - kv.device_used_blocks:
