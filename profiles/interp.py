@@ -156,9 +156,10 @@ class Table2D:
                         scale: float, offset: float) -> Iterator[float] | None:
         """`scalar(batch, x)[0] * scale + offset` for x = (start + step * i) / divisor, i = 0 ..
         count - 1 (ints, step >= 0: a decode run's contexts), one at a time, for a caller that may
-        stop after a few: numpy's fixed cost per call (~15-30 us) is many times a short run's
-        own. None unless count > 0, every x lies inside the grid in one segment and `batch` inside its axis
-        (nothing to count as extrapolated): the segment's constants are then looked up once."""
+        stop after a few: numpy's fixed cost per call (17-45 us) is many times a short run's
+        own. None unless count > 0, every x lies inside the grid in one segment and `batch`
+        inside its axis (nothing to count as extrapolated): the segment's constants are then
+        looked up once."""
         ax = self.x
         first_x, last_x = start / divisor, (start + step * (count - 1)) / divisor
         if count <= 0 or first_x < ax.first or last_x > ax.last:
@@ -193,6 +194,7 @@ class Table2D:
                 f = f0 + w * (f1 - f0)
                 lo, hi = (f0, f1) if f0 <= f1 else (f1, f0)
                 yield (lo if f < lo else hi if f > hi else f) * scale + offset
+
 
 def _row_segment(row: tuple[list, list, list, list], j: int, t: np.ndarray) -> np.ndarray:
     """`Table2D._row_many` within segment j of one row."""
