@@ -35,3 +35,11 @@ def batch_of(contexts: list[int], extra_blocks: list[int], block: int) -> list[J
 def test_most_iterations_is_the_largest_count_that_fits(block, contexts, extra, room):
     batch = batch_of(contexts, extra, block)
     assert _most_iterations(block, batch, room) == scan(block, batch, room)
+
+
+@settings(max_examples=300, deadline=None)
+@given(block=st.integers(2, 32), contexts=st.lists(st.integers(1, 3000), min_size=1, max_size=256),
+       room=st.integers(0, 2_000))
+def test_the_closed_form_serves_slacks_as_allocation_leaves_them(block, contexts, room):
+    batch = batch_of(contexts, [0] * len(contexts), block)  # every slack in [-1, block - 1)
+    assert _most_iterations(block, batch, room) == scan(block, batch, room)
