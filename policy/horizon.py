@@ -22,9 +22,10 @@ class PlanHorizon:
             return Horizon(1, 0.0)
         kv = self.kv
         threshold = 0
-        # Offload candidates are residents outside the batch (batch jobs are in flight now).
+        # Offload candidates are residents outside the batch (batch jobs are in flight now):
+        # looked for from the lowest priority up, past the batch's jobs at the top.
         if self.swap_mode == "proactive" and self._num_resident > len(plan.batch) and any(
-            j.id not in self._in_flight and kv.can_swap_out(j) for j in self._device.values()
+            j.id not in self._in_flight and kv.can_swap_out(j) for j in reversed(self._device)
         ):
             threshold = self.reserve_blocks
         room = kv.device_plannable_blocks - threshold
@@ -53,34 +54,55 @@ class PlanHorizon:
             # Every job holds exactly its context and grows one token per iteration.
             lo = min(max_i, room // len(batch))
         else:
-            # A job holding d blocks at context c has slack s = d * block - c free slots, and
-            # needs ceil((i - s) / block) new blocks after i more tokens (none while i <= s).
-            # One pass counts the jobs per slack; each growth(i) then costs the number of
-            # distinct slacks (at most block, in practice), not the batch size.
-            block = kv.capacity.block_size_tokens
-            slack_counts: dict[int, int] = {}
-            for j in batch:
-                s = j.device_blocks * block - j.prompt_tokens - j.generated_tokens
-                slack_counts[s] = slack_counts.get(s, 0) + 1
-            slacks = sorted(slack_counts.items())
-
-            def growth(i: int) -> int:
-                total = 0
-                for s, count in slacks:
-                    if i <= s:
-                        break
-                    total += count * -((s - i) // block)
-                return total
-
-            # Each job needs a new block at least every block_size iterations, which bounds
-            # the search.
-            lo, hi = 0, min(max_i, block * (room // len(batch) + 2))
-            if growth(hi) <= room:
-                lo = hi
-            while lo < hi:  # largest i with growth(i) <= room
-                mid = (lo + hi + 1) // 2
-                if growth(mid) <= room:
-                    lo = mid
-                else:
-                    hi = mid - 1
+            lo = min(max_i, _most_iterations(kv.capacity.block_size_tokens, batch, room))
         return Horizon(lo + 1, self.deadline_us(plan, to_us(now_s)) / 1_000_000)
+
+
+def _most_iterations(block: int, batch: list, room: int) -> int:
+    """The most iterations i for which the batch's KV growth fits in `room` blocks (0 if none
+    does): a job holding d blocks at context c has slack s = d * block - c free slots, and needs
+    ceil((i - s) / block) new blocks after i more tokens (none while i <= s)."""
+    counts: dict[int, int] = {}  # jobs per slack
+    for j in batch:
+        s = j.device_blocks * block - j.prompt_tokens - j.generated_tokens
+        counts[s] = counts.get(s, 0) + 1
+    if min(counts) >= -1 and max(counts) < block:
+        # Every slack is within one block (as allocation leaves them: s = -1 when the next
+        # token needs a block). Then at i = q * block + r (0 <= r < block) each job needs q
+        # blocks, plus one if r > s: growth(i) = n * q + below(r), below(r) the jobs with
+        # s < r. Closed form: the largest q for which r = 0 fits, then the largest r.
+        n, below = len(batch), [0] * block
+        for s, count in counts.items():
+            if s + 1 < block:
+                below[s + 1] += count
+        for r in range(1, block):
+            below[r] += below[r - 1]
+        q = (room - below[0]) // n
+        if q < 0:
+            return 0
+        left = room - n * q
+        r = block - 1
+        while below[r] > left:
+            r -= 1
+        return q * block + r
+    slacks = sorted(counts.items())
+
+    def growth(i: int) -> int:
+        total = 0
+        for s, count in slacks:
+            if i <= s:
+                break
+            total += count * -((s - i) // block)
+        return total
+
+    # Each job needs a new block at least every block_size iterations, which bounds the search.
+    lo, hi = 0, block * (room // len(batch) + 2)
+    if growth(hi) <= room:
+        return hi
+    while lo < hi:  # largest i with growth(i) <= room
+        mid = (lo + hi + 1) // 2
+        if growth(mid) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo

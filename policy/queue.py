@@ -148,6 +148,15 @@ class JobQueue(SortedBlocks):
 def merge_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[], bool]) -> Iterator[Job]:
     """Yield both queues' jobs in seq order. Once `prefill_closed()` turns true the fresh
     queue (jobs that need a prefill) is no longer walked: only started jobs can still join."""
+    if started and (not fresh or started._maxes[-1] < fresh._key_blocks[0][0]):
+        # Every started job first (FCFS: they arrived before every waiting one). The same
+        # order, without a comparison and a closure call per job.
+        yield from started
+        for job in fresh:
+            if prefill_closed():
+                return
+            yield job
+        return
     it_f, it_s = iter(fresh), iter(started)
     jf, js = next(it_f, None), next(it_s, None)
     while jf is not None or js is not None:

@@ -297,20 +297,23 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             self.place(job)  # started -> fresh queue, after the walk is done with the queues
         # Last batch's left-out jobs are waiting from now on, before proactive swapping ranks
         # them: their ENST includes T_promote like any other waiting job's.
-        for job in list(self._running.values()):
-            if job.id not in batch_ids and job.id not in self._in_flight:
-                del self._running[job.id]
-                job.num_preemptions += 1
-                self.on_stopped(job, now_us)
+        running = self._running
+        if not running.keys() <= batch_ids:  # a set comparison in C: most decisions stop no one
+            for job in list(running.values()):
+                if job.id not in batch_ids and job.id not in self._in_flight:
+                    del running[job.id]
+                    job.num_preemptions += 1
+                    self.on_stopped(job, now_us)
         if self.swap_mode == "proactive":
             # jobs waiting for their room keep it: offloading them would undo the room just made
             self._proactive_swaps(plan, batch_ids | self._held_ids if self._held_ids else batch_ids, now_us)
         self.kv.release_promises()
-        for job in plan.batch:
-            if job.id not in self._running:
-                self.on_selected(job)
+        if not batch_ids <= running.keys():
+            for job in plan.batch:
+                if job.id not in running:
+                    self.on_selected(job)
         # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
-        if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in)):
+        if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in) if plan.swap_in else 0):
             plan.wait_for.extend(self._swapping_out.values())
         if self._swapping_in:  # a batch job may still be on its way in (reactive mode)
             plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
@@ -324,7 +327,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         cfg, kv = self.config, self.kv
         max_batch, max_prefill_tokens = cfg.max_batch_size, cfg.max_prefill_tokens
         reserve_tokens = cfg.max_seq_tokens if self.reserve_max_seq else 0
-        block_tokens = kv.capacity.block_size_tokens
+        block_tokens, device_blocks = kv.capacity.block_size_tokens, kv.capacity.device_blocks
         proactive = defer_compute = self._defer_compute
         in_flight, batch = self._in_flight, plan.batch
         batch_ids: set[int] = set()
@@ -347,17 +350,23 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             if location is _DEVICE:
                 if job.id in in_flight or job.id in evicted:
                     continue
-                target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
-                # the hot path, inlined: its KV already holds the next token, or it grows in place
-                # from free blocks (with swap-outs in flight, proactive mode checks that compute
-                # does not need their blocks)
-                if job.device_blocks * block_tokens >= target or (
-                        not (defer_compute and kv.releasing_blocks) and kv.try_grow(job, target)):
-                    batch.append(job)
-                    batch_ids.add(job.id)
-                    num_taken += 1
-                else:
-                    num_taken += self._take_resident(job, plan, batch_ids, evicted)
+                target = job.prompt_tokens + job.generated_tokens
+                if target < reserve_tokens:  # not max(): a call per job costs more
+                    target = reserve_tokens
+                # the hot path, inlined (`KVSpace.try_grow` included): its KV already holds the
+                # next token, or it grows in place from free blocks (with swap-outs in flight,
+                # proactive mode checks that compute does not need their blocks)
+                held = job.device_blocks
+                if held * block_tokens < target:
+                    extra = -(-target // block_tokens) - held
+                    if (defer_compute and kv.releasing_blocks) or extra > device_blocks - kv.device_used_blocks:
+                        num_taken += self._take_resident(job, plan, batch_ids, evicted)
+                        continue
+                    kv.device_used_blocks += extra
+                    job.device_blocks = held + extra
+                batch.append(job)
+                batch_ids.add(job.id)
+                num_taken += 1
                 continue
             if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
                 continue
@@ -480,6 +489,8 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         finished: list[Job] = []
         in_flight, running, prefill_ids, kv = self._in_flight, self._running, plan.prefill_ids, self.kv
         chunks = plan.prefill_chunks
+        block_tokens, device_blocks = kv.capacity.block_size_tokens, kv.capacity.device_blocks
+        reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
         for job in plan.batch:  # the hot loop of every decision: Job properties inlined
             job_id = job.id
             in_flight.discard(job_id)
@@ -489,8 +500,16 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 running[job_id] = job
                 self.place(job)  # keeps its seq: the split job keeps its place
                 continue
-            if n > 1:  # the allocations the skipped schedule() calls would have made
-                kv.grow(job, self._target_tokens(job.prompt_tokens + job.generated_tokens + n - 1))
+            if n > 1:  # the allocations the skipped schedule() calls would have made (`KVSpace.grow`)
+                target = job.prompt_tokens + job.generated_tokens + n - 1
+                if target < reserve_tokens:
+                    target = reserve_tokens
+                extra = -(-target // block_tokens) - job.device_blocks
+                if extra > 0:
+                    if extra > device_blocks - kv.device_used_blocks:
+                        kv.grow(job, target)  # raises: the engine ran past the horizon
+                    kv.device_used_blocks += extra
+                    job.device_blocks += extra
             generated = job.generated_tokens = job.generated_tokens + n
             job.kv_tokens = job.prompt_tokens + generated - 1
             job.last_run_s = now_s

@@ -33,7 +33,7 @@ class IterationLog:
         self.levels: list[list[int]] = []
 
     def add(self, row: dict, level_counts: list[int]) -> None:
-        self.rows.append(tuple(row[c] for c in self.names))
+        self.rows.append(tuple(map(row.__getitem__, self.names)))  # once per iteration: no generator
         self.levels.append(level_counts)
 
     def columns(self, policy: str, swap: str) -> dict[str, list]:

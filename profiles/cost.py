@@ -70,7 +70,7 @@ The scalar path is Python arithmetic on cached lists: a few microseconds per cal
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -280,6 +280,25 @@ class TableCostModel:
         if self._overhead is not None:  # the same Python float added as in iteration_s
             values = values + self._overhead.s(num_decodes, 0)
         return values
+
+    def decode_iterations_lazy(self, decode_context_tokens: Sequence[int],
+                               num_iterations: int) -> Iterator[float] | None:
+        """`decode_iterations_s`'s values one at a time, as Python floats with the same bits, for
+        a caller that may stop early (the simulator ends a skip at the next arrival or policy
+        deadline); None when its lookups would leave the grid or cross a grid segment, where
+        `decode_iterations_s` serves. A run of a few iterations then costs about a microsecond
+        each, not numpy's fixed cost per call."""
+        num_decodes = len(decode_context_tokens)
+        if not num_decodes:
+            return None
+        scale = self.forward_scale_at(num_decodes) if self._scale_curve else self._scale
+        # without an overhead, + 0.0 leaves a (positive) latency's bits as they are
+        overhead = self._overhead.s(num_decodes, 0) if self._overhead is not None else 0.0
+        if self._decode_max:
+            return self._decode.increasing_lazy(num_decodes, int(max(decode_context_tokens)), 1, 1,
+                                                num_iterations, scale, overhead)
+        return self._decode.increasing_lazy(num_decodes, int(sum(decode_context_tokens)), num_decodes, num_decodes,
+                                            num_iterations, scale, overhead)
 
     # -- engines ------------------------------------------------------------------------------
     def pp_send_recv_s(self, num_tokens: int) -> float:

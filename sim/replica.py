@@ -44,8 +44,14 @@ import simpy
 
 from policy import CostModel, Job, Plan, RequestLog, Scheduler
 from policy.timeline import IterationLog, SpanLog
-from sim.clock import duration_us, durations_us, to_s
+from sim.clock import US_PER_S, duration_us, durations_us, to_s
 from sim.config import SimConfig
+
+# Skips of at most this many iterations are priced one iteration at a time in Python
+# (`decode_iterations_lazy`), which stops at the first bound; longer ones with numpy, whose
+# fixed cost (17-45 us a call, against ~0.8 us an iteration here) is then spread over enough
+# iterations to win.
+LAZY_MAX_ITERATIONS = 40
 
 
 class Replica:
@@ -76,6 +82,7 @@ class Replica:
         self._sync_transfers = bool(getattr(cost, "sync_transfers", False))  # swaps block compute (CPU)
         swap_overhead_s = getattr(cost, "swap_overhead_s", None)  # a measured engine's own time per swap
         self._swap_overhead_s = swap_overhead_s if swap_overhead_s is not None else (lambda: 0.0)
+        self._lazy_decode = getattr(cost, "decode_iterations_lazy", None) if self._noisy is None else None
         self._wake: simpy.Event | None = None
         self._changed = False  # something changed since the last decision
         self._queued_in_blocks = 0  # device blocks of swap-ins still waiting for swap-outs to land
@@ -238,6 +245,12 @@ class Replica:
         limit = min(limit, horizon.max_iterations)
         if limit < 2:
             return 1, step_us, None
+        gap_us = next_arrival_us - now_us
+        deadline_us = round(horizon.deadline_s * 1_000_000) if horizon.deadline_s < math.inf else math.inf
+        if self._lazy_decode is not None and limit <= LAZY_MAX_ITERATIONS:
+            values = self._lazy_decode(decode_context, limit)
+            if values is not None:
+                return self._cut_run(values, step_us, gap_us, deadline_us)
         if self._noisy is not None:
             steps = durations_us(self.cost.noisy_decode_iterations_s(decode_context, limit, self.num_iterations))
         else:
@@ -248,14 +261,38 @@ class Replica:
                 f"{step_us} us; event skipping needs them bit-identical"
             )
         ends_rel = np.cumsum(steps)
-        n = int(np.searchsorted(ends_rel, next_arrival_us - now_us, side="left")) if next_arrival_us < math.inf else limit
-        if horizon.deadline_s < math.inf:
-            deadline_us = round(horizon.deadline_s * 1_000_000)
+        n = int(np.searchsorted(ends_rel, gap_us, side="left")) if gap_us < math.inf else limit
+        if deadline_us < math.inf:
             n = min(n, int(np.searchsorted(ends_rel, deadline_us, side="left")) + 1)
         n = min(n, limit)
         if n < 2:
             return 1, step_us, None
-        return n, int(ends_rel[n - 1]), ends_rel[:n]
+        return n, int(ends_rel[n - 1]), ends_rel[:n].tolist()  # a list: policies bisect it
+
+    @staticmethod
+    def _cut_run(values, step_us: int, gap_us: float, deadline_us: float):
+        """`_skippable`'s result from iteration durations in seconds, taken one at a time: the
+        iterations that end strictly before the next arrival, up to the first that ends at or
+        after the policy's deadline (the numpy path's searchsorted bounds, without pricing the
+        iterations past them)."""
+        ends: list[int] = []
+        total_us = 0
+        for seconds in values:
+            us = round(seconds * US_PER_S)  # duration_us
+            total_us += us if us > 0 else 1
+            if not ends and total_us != step_us:
+                raise RuntimeError(
+                    f"cost model: decode_iterations_lazy() first value = {total_us} us differs from "
+                    f"iteration_s() = {step_us} us; event skipping needs them bit-identical"
+                )
+            if total_us >= gap_us:
+                break
+            ends.append(total_us)
+            if total_us >= deadline_us:
+                break
+        if len(ends) < 2:
+            return 1, step_us, None
+        return len(ends), ends[-1], ends
 
     # -- the loop, pp > 1 ------------------------------------------------------------------------
     def _run_pipelined(self):
