@@ -316,6 +316,7 @@ class MLFQ(Scheduler):
     # a job between the location indexes only when it lands.
     def _offload_order(self, batch_ids: set[int], now_us: int) -> Iterator[Job]:
         t_execute, t_promote, in_flight, rank_of = self._t_execute_fn(), self._t_promote_fn(now_us), self._in_flight, self._rank
+        promote_in_us = self._alpha_us - now_us
 
         def eligible(job: Job) -> bool:
             return job.kv is _DEVICE and job.id not in batch_ids and job.id not in in_flight
@@ -340,7 +341,8 @@ class MLFQ(Scheduler):
         by_wait = (j for j in self._by_wait_back() if eligible(j))
         rank_job, wait_job = next(by_rank, None), next(by_wait, None)
         rank_job_te = t_execute(rank_job) if rank_job is not None else -math.inf
-        wait_job_tp = t_promote(wait_job) if wait_job is not None else -math.inf
+        # T_promote of the wait walk's job (every job it yields is waiting at a level > 0)
+        wait_job_tp = wait_job.waiting_since_us + promote_in_us if wait_job is not None else -math.inf
         while rank_job is not None:
             bound, bound_rank = min(rank_job_te, max(wait_job_tp, level0_te)), rank_of(rank_job)
             while seen and (-seen[0][0] > bound or (-seen[0][0] == bound and -seen[0][1] > bound_rank)):
@@ -354,7 +356,7 @@ class MLFQ(Scheduler):
                 if wait_job.id not in seen_ids:
                     see(wait_job)
                 wait_job = next(by_wait, None)
-                wait_job_tp = t_promote(wait_job) if wait_job is not None else -math.inf
+                wait_job_tp = wait_job.waiting_since_us + promote_in_us if wait_job is not None else -math.inf
         while seen:  # the rank walk saw every candidate
             yield heappop(seen)[2]
 
