@@ -341,7 +341,8 @@ class MLFQ(Scheduler):
         by_wait = (j for j in self._by_wait_back() if eligible(j))
         rank_job, wait_job = next(by_rank, None), next(by_wait, None)
         rank_job_te = t_execute(rank_job) if rank_job is not None else -math.inf
-        # T_promote of the wait walk's job (every job it yields is waiting at a level > 0)
+        # T_promote of the wait walk's job, inline (_t_promote_fn's rule; every job it yields waits at a
+        # level > 0): a call per step was a twentieth of a fresh skip-join decision
         wait_job_tp = wait_job.waiting_since_us + promote_in_us if wait_job is not None else -math.inf
         while rank_job is not None:
             bound, bound_rank = min(rank_job_te, max(wait_job_tp, level0_te)), rank_of(rank_job)
