@@ -456,17 +456,29 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         resident jobs ranked after `after_rank` (all of them for None)."""
         kv, batch, in_flight = self.kv, plan.batch, self._in_flight
         reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
+        block_tokens, max_batch = kv.capacity.block_size_tokens, self.config.max_batch_size
+        # The room a lent job may grow into: free blocks, and in proactive mode no more than
+        # compute may take now (`compute_room_blocks`); each growth takes from both alike, so
+        # one count, kept here, stands for the two checks per job (the scan visits hundreds).
+        room = kv.capacity.device_blocks - kv.device_used_blocks
+        if self._defer_compute:
+            room = min(room, kv.compute_room_blocks(self._plan_swap_in_blocks))
         for job in self._device if after_rank is None else self._device.after(after_rank):
-            if len(batch) >= self.config.max_batch_size:
+            if len(batch) >= max_batch:
                 return
             if job.kv is not _DEVICE or job.id in batch_ids or job.id in in_flight or job.id in evicted:
                 continue
-            target = max(job.context_tokens, reserve_tokens)
-            if self._defer_compute and kv.extra_blocks(job, target) > kv.compute_room_blocks(self._plan_swap_in_blocks):
+            target = job.prompt_tokens + job.generated_tokens
+            if target < reserve_tokens:
+                target = reserve_tokens
+            need = -(-target // block_tokens) - job.device_blocks
+            if need > room:
                 continue
-            if kv.try_grow(job, target):
-                batch.append(job)
-                batch_ids.add(job.id)
+            if need > 0:
+                kv.grow(job, target)
+                room -= need
+            batch.append(job)
+            batch_ids.add(job.id)
 
     def on_iteration_done(self, plan: Plan, now_s: float, elapsed_s: float) -> list[Job]:
         """The plan's batch ran one iteration, ending at `now_s`. Returns the jobs that finished."""
