@@ -192,7 +192,9 @@ class TableCostModel:
                 with_c, outside = table.scalar(n, c)
                 if outside:
                     g = self.profile.prefill_context
-                    self._outside(f"prefill chunk of {n} tokens after {c}", g.tokens, g.batch_sizes)
+                    # the grid's batch axis holds chunk tokens, its token axis context tokens
+                    self._outside(f"prefill chunk of {n} tokens after {c}",
+                                  _beyond(n, g.batch_sizes, "chunk tokens") or _beyond(c, g.tokens, "context tokens"))
                 extra += max(0.0, with_c - table.scalar(n, 0)[0])
             else:
                 whole = self._prefill.scalar(1, c + n)[0]

@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 
 from profiles import cost_model, load_profile
+from profiles.cost import ExtrapolationWarning
 from profiles.ops import BatchShape
 from profiles.roofline import iteration_time_s, roofline_profile
 from profiles.schema import LatencyGrid, ProfileError
@@ -52,6 +53,16 @@ def test_a_chunk_pays_for_the_context_it_attends_to():
     base = cm.iteration_s([8], [5, 9])
     assert cm.iteration_s([8], [5, 9], [0]) == base
     assert cm.iteration_s([8], [], [32]) > cm.iteration_s([8], [])
+
+
+def test_a_chunk_outside_the_grid_is_counted_and_named_in_one_warning():
+    cm = cost_model(with_grid(GRID))
+    with pytest.warns(ExtrapolationWarning) as caught:
+        cm.chunk_context_s([8], [100])  # context beyond 64
+        cm.chunk_context_s([32], [32])  # chunk beyond 16
+    assert cm.num_extrapolations == 2
+    assert len(caught) == 1
+    assert "prefill chunk of 8 tokens after 100: the measured context tokens are 0..64" in str(caught[0].message)
 
 
 def test_without_the_grid_the_estimate_is_the_cross_attention_of_a_quadratic_prefill():
