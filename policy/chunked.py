@@ -31,7 +31,7 @@ proactive uploads keeping their slot); what differs:
 from __future__ import annotations
 
 from policy.job import KVLocation
-from policy.placement import REFUSED, SECURED, WAITING
+from policy.placement import HOLDS, RUNS, SECURED, WAITING
 from policy.plan import Plan
 
 _NONE, _DEVICE = KVLocation.NONE, KVLocation.DEVICE
@@ -45,7 +45,6 @@ class ChunkedBatching:
         cfg, kv = self.config, self.kv
         max_batch, budget = cfg.max_batch_size, self.chunk_budget_tokens
         reserve_tokens = cfg.max_seq_tokens if self.reserve_max_seq else 0
-        proactive = self.swap_mode == "proactive"
         in_flight, batch, chunks = self._in_flight, plan.batch, plan.prefill_chunks
         batch_ids: set[int] = set()
         prefill_ids: set[int] = set()
@@ -80,18 +79,10 @@ class ChunkedBatching:
                     self._held_ids.add(job.id)
                 if outcome is not SECURED:
                     continue
-            elif proactive and not fresh:
-                # As in `_form_batch`: a host job starts its upload and keeps its batch slot.
-                if location is KVLocation.SWAPPING_IN or \
-                        self._secure_device_kv(job, plan, batch_ids, evicted) is not REFUSED:
-                    num_taken += 1
-                continue
             else:
-                outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
-                if outcome is not SECURED:
-                    self.prefill_closed = self.prefill_closed or fresh
-                    if outcome is WAITING:
-                        num_taken += 1
+                taken = self._take_off_device(job, location, fresh, plan, batch_ids, evicted)
+                if taken is not RUNS:
+                    num_taken += taken is HOLDS
                     continue
             batch.append(job)
             batch_ids.add(job.id)

@@ -37,6 +37,11 @@ REFUSED = 0  # no room can be made now: the job waits without a slot
 SECURED = 1  # its room is claimed: it runs (or, from the host, uploads)
 WAITING = 2  # its room is being vacated by swap-outs in flight: it keeps a slot, runs later
 
+# What a batch walk does with a job whose KV is off the device (`_take_off_device`).
+RUNS = 0  # it runs in this batch
+HOLDS = 1  # it holds a batch slot without running (uploading, or its room is being vacated)
+OUT = 2  # it waits without a slot
+
 
 class KVPlacement:
     """Mixed into `Scheduler`; uses its kv, indexes, swap mode and ranks."""
@@ -76,6 +81,24 @@ class KVPlacement:
             return WAITING
         self._claim(job, target, location, plan)
         return SECURED
+
+    def _take_off_device(self, job: Job, location: KVLocation, fresh: bool, plan: Plan, batch_ids: set[int],
+                         evicted: set[int]) -> int:
+        """A job whose KV is not on the device (new, on the host, or on its way in), shared by
+        both batch walks: RUNS in this batch, HOLDS a slot without running, or is OUT."""
+        if self._defer_compute and not fresh:
+            # Proactive: never make compute wait for an upload. A job on the host starts its
+            # swap-in now and joins a later batch; one already on its way is skipped. Both
+            # keep their batch slot, so lower-priority jobs do not fill it only to be evicted
+            # when the upload lands.
+            if location is KVLocation.SWAPPING_IN or self._secure_device_kv(job, plan, batch_ids, evicted) is not REFUSED:
+                return HOLDS
+            return OUT
+        outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
+        if outcome is SECURED:
+            return RUNS
+        self.prefill_closed = self.prefill_closed or fresh
+        return HOLDS if outcome is WAITING else OUT
 
     def _claim(self, job: Job, target: int, location: KVLocation, plan: Plan) -> None:
         """Take the room for `job` (its upload first, if it is on the host)."""

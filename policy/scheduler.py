@@ -30,7 +30,7 @@ from policy.dispatch import ReplicaLoad
 from policy.horizon import PlanHorizon
 from policy.job import Job, KVLocation, to_us
 from policy.kv import KVCapacity, KVSpace
-from policy.placement import REFUSED, SECURED, WAITING, KVPlacement
+from policy.placement import HOLDS, RUNS, SECURED, WAITING, KVPlacement
 from policy.plan import Plan
 from policy.queue import JobQueue, RankIndex
 
@@ -328,7 +328,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         max_batch, max_prefill_tokens = cfg.max_batch_size, cfg.max_prefill_tokens
         reserve_tokens = cfg.max_seq_tokens if self.reserve_max_seq else 0
         block_tokens, device_blocks = kv.capacity.block_size_tokens, kv.capacity.device_blocks
-        proactive = defer_compute = self._defer_compute
+        defer_compute = self._defer_compute
         in_flight, batch = self._in_flight, plan.batch
         batch_ids: set[int] = set()
         prefill_ids: set[int] = set()
@@ -374,19 +374,9 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
             if fresh and prefill_tokens and prefill_tokens + job.context_tokens > max_prefill_tokens:
                 self.prefill_closed = True
                 continue
-            if proactive and not fresh:
-                # Proactive: never make compute wait for an upload. A job on the host starts
-                # its swap-in now and joins a later batch; one already on its way is skipped.
-                # Both keep their batch slot, so lower-priority jobs do not fill it only to be
-                # evicted when the upload lands.
-                if location is _SWAPPING_IN or self._secure_device_kv(job, plan, batch_ids, evicted) is not REFUSED:
-                    num_taken += 1
-                continue
-            outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
-            if outcome is not SECURED:
-                self.prefill_closed = self.prefill_closed or fresh
-                if outcome is WAITING:
-                    num_taken += 1
+            taken = self._take_off_device(job, location, fresh, plan, batch_ids, evicted)
+            if taken is not RUNS:
+                num_taken += taken is HOLDS
                 continue
             batch.append(job)
             batch_ids.add(job.id)
