@@ -66,6 +66,28 @@ def swap_us(job: Job) -> int:
     return 40 + 2 * job.kv_tokens
 
 
+def skip_count(sched, plan: Plan, now_us: int, transfers_in_flight: bool, next_arrival_us: float) -> int:
+    """Iterations `plan` may run at once, as sim/replica.py decides: pure decode, no transfer in
+    flight, n <= horizon.max_iterations, n <= the smallest remaining output of the batch, the
+    first n - 1 iterations end strictly before horizon.deadline_s, and all n end strictly before
+    the next arrival (an arrival inside a skipped stretch would be queued before demotions the
+    stretch applies at its end). One step is always fine."""
+    if not plan.is_pure_decode or transfers_in_flight:
+        return 1
+    h = sched.horizon(plan, now_us / 1e6)
+    deadline_us = math.inf if math.isinf(h.deadline_s) else round(h.deadline_s * 1e6)
+    limit = min(h.max_iterations, min(j.remaining_tokens for j in plan.batch))
+    n, end_us = 1, iteration_us(plan, 0)  # end_us: when the n-th iteration ends
+    while n < limit:
+        nxt_us = end_us + iteration_us(plan, n)
+        if end_us >= deadline_us or now_us + nxt_us >= next_arrival_us:
+            break
+        n, end_us = n + 1, nxt_us
+    if n > 1 and now_us + end_us >= next_arrival_us:
+        n -= 1
+    return n
+
+
 class ReferenceEngine:
     _SWAP, _ARRIVAL = 0, 1
 
@@ -189,23 +211,8 @@ class ReferenceEngine:
             self.finishes[j.id] = self.finishes.get(j.id, 0) + 1
 
     def skip_count(self, plan: Plan) -> int:
-        """Iterations the plan may run at once, as sim/replica.py decides: pure decode, nothing in
-        flight, within `horizon`, no job past its last token, all ending before the next arrival."""
-        if not plan.is_pure_decode or self._swap_done_us:
-            return 1
-        h = self.sched.horizon(plan, self.now_us / 1e6)
-        deadline_us = math.inf if math.isinf(h.deadline_s) else round(h.deadline_s * 1e6)
-        limit = min(h.max_iterations, min(j.remaining_tokens for j in plan.batch))
         next_arrival_us = min((t for t, k, _, _ in self._events if k == self._ARRIVAL), default=math.inf)
-        n, end_us = 1, iteration_us(plan, 0)
-        while n < limit:
-            nxt_us = end_us + iteration_us(plan, n)
-            if end_us >= deadline_us or self.now_us + nxt_us >= next_arrival_us:
-                break
-            n, end_us = n + 1, nxt_us
-        if n > 1 and self.now_us + end_us >= next_arrival_us:
-            n -= 1
-        return n
+        return skip_count(self.sched, plan, self.now_us, bool(self._swap_done_us), next_arrival_us)
 
     def outcome(self) -> dict[int, tuple]:
         """Per job: what skipping must leave exactly as stepping does."""

@@ -27,7 +27,9 @@ import math
 from dataclasses import dataclass, field
 
 from policy import Job, KVLocation, Plan, Scheduler, SchedulerConfig, make_scheduler
-from policy.conformance.engine import ToyCost  # the tests' cost estimate is the check's
+
+# the tests' toy costs and skip rule are the conformance check's reference engine's
+from policy.conformance.engine import ToyCost, iteration_us, skip_count, swap_us
 
 
 def ids(jobs) -> list[int]:
@@ -62,18 +64,6 @@ def mlfq(name: str = "mlfq", cost=None, **kw) -> Scheduler:
     base = dict(num_levels=3, base_quantum_s=0.010, quantum_growth=2.0, max_batch_size=1)
     base.update(kw)
     return make_scheduler(name, SchedulerConfig(**base), cost)
-
-
-def iteration_us(plan: Plan, extra_decode_tokens: int = 0) -> int:
-    """Toy iteration time in whole microseconds: 1000 + 3 per context token attended + 2 per
-    prefilled token. `extra_decode_tokens` shifts every decode context (repeated iterations)."""
-    prefill = sum(plan.prefill_tokens)
-    decode = sum(c + extra_decode_tokens for c in plan.decode_context_tokens)
-    return 1000 + 3 * (prefill + decode) + 2 * prefill
-
-
-def swap_us(job: Job) -> int:
-    return 40 + 2 * job.kv_tokens
 
 
 @dataclass
@@ -251,26 +241,7 @@ class Engine:
         """Hook for tests that check something after every decision."""
 
     def _skip_count(self, plan: Plan) -> int:
-        """How many iterations the plan may run at once (as sim/replica.py does): pure decode,
-        no transfer in flight, n <= horizon.max_iterations, n <= the smallest remaining output
-        of the batch, the first n - 1 iterations end strictly before horizon.deadline_s, and
-        all n end strictly before the next arrival (an arrival inside a skipped stretch would
-        be queued before demotions the stretch applies at its end). One step is always fine."""
-        if not plan.is_pure_decode or self._swap_done_us:
-            return 1
-        h = self.sched.horizon(plan, self.now_us / 1e6)
-        deadline_us = math.inf if math.isinf(h.deadline_s) else round(h.deadline_s * 1e6)
-        limit = min(h.max_iterations, min(j.remaining_tokens for j in plan.batch))
-        next_arrival_us = self._next_arrival_us()
-        n, end_us = 1, iteration_us(plan, 0)  # end_us: when the n-th iteration ends
-        while n < limit:
-            nxt_us = end_us + iteration_us(plan, n)
-            if end_us >= deadline_us or self.now_us + nxt_us >= next_arrival_us:
-                break
-            n, end_us = n + 1, nxt_us
-        if n > 1 and self.now_us + end_us >= next_arrival_us:
-            n -= 1
-        return n
+        return skip_count(self.sched, plan, self.now_us, bool(self._swap_done_us), self._next_arrival_us())
 
     def results(self) -> dict[int, JobResult]:
         return {
