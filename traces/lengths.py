@@ -194,6 +194,11 @@ class QuantileLengths(LengthSpec):
     name: str | None = field(default=None, compare=False)
     kind: ClassVar[str] = "quantile"
 
+    @classmethod
+    def fitted(cls, params, name: str) -> QuantileLengths:
+        """From a module that traces/fit_sharegpt.py or fit_chat.py generated."""
+        return cls(params.Z_GRID, params.PROMPT_QUANTILES, params.OUTPUT_QUANTILES, params.RHO, name=name)
+
     def __post_init__(self) -> None:
         z_grid = np.asarray(self.z_grid)
         if len(self.prompt_quantiles) != z_grid.size or len(self.output_quantiles) != z_grid.size:
@@ -237,21 +242,9 @@ ALPACA_LIKE = LogNormalLengths(19.31, 0.6, 58.45, 0.9, name="alpaca-like")
 # 85% do) the kept prompts average ~2,630 (median ~2,610, max ~4,060) and the outputs ~285
 # (median ~200, p99 ~1,200).
 ARXIV_LIKE = LogNormalLengths(2850.0, 0.28, 340.0, 0.95, name="arxiv-like")
-SHAREGPT_MULTITURN_LIKE = QuantileLengths(
-    sharegpt_params.Z_GRID,
-    sharegpt_params.PROMPT_QUANTILES,
-    sharegpt_params.OUTPUT_QUANTILES,
-    sharegpt_params.RHO,
-    name="sharegpt-multiturn-like",
-)
+SHAREGPT_MULTITURN_LIKE = QuantileLengths.fitted(sharegpt_params, "sharegpt-multiturn-like")
 SHAREGPT_LIKE = SHAREGPT_MULTITURN_LIKE  # the deprecated name's object
-CHAT_SINGLE_TURN = QuantileLengths(
-    chat_params.Z_GRID,
-    chat_params.PROMPT_QUANTILES,
-    chat_params.OUTPUT_QUANTILES,
-    chat_params.RHO,
-    name="chat-single-turn",
-)
+CHAT_SINGLE_TURN = QuantileLengths.fitted(chat_params, "chat-single-turn")
 NAMED_LENGTHS: dict[str, LengthSpec] = {
     "alpaca-like": ALPACA_LIKE,
     "arxiv-like": ARXIV_LIKE,
