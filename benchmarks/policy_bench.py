@@ -15,17 +15,18 @@ Target: under 50 us per schedule() call; no per-call scan over all queued jobs.
 
 Side by side (`--against REV`): the same measurement with REV's `policy` package and this
 checkout's, in subprocesses, interleaved, best of --reps runs each; prints new/old ratios of the
-time per iteration (schedule() + on_iteration_done + the swaps landing). Two things make the
-plain ratio compare different work:
-- starvation checks now run on the policy's clock at every decision, so about 1,000 promotions
-  fall inside the fresh window (simulated 0-7 s, alpha 3 s) that the artifact's rule (every 1,000
-  iterations, the old code's only rule) leaves for later: the like-for-like column (new*) runs
-  the new code under that rule (`starvation_check_iterations=1000`);
-- the placement rules changed (held slots are lent, compute never waits for a swap-out), so a
-  fresh decision serves, swaps and demotes more jobs: the `chg` columns count them (jobs
-  swapped, admitted, resumed or stopped per decision) and `per chg` compares the cost per change.
-Target (issue 14: no slower than before): like-for-like time per decision, new/old, at most 1.05
-in every row; exits 1 otherwise.
+time per iteration (schedule() + on_iteration_done + the swaps landing). Target (issue 14: no
+slower than before): new/old, each side with its own defaults, at most 1.05 in every row; exits
+1 otherwise. Two columns say how much of a ratio is different work:
+- new*: the new code under the old code's only starvation rule (a check every 1,000
+  iterations). The new default checks on the policy's clock at every decision, so promotions
+  fall inside the fresh window (simulated 0-7 s, alpha 3 s): about 1,150 for mlfq and 8,270
+  for skip-join, whose jobs that joined below the top all come due in one decision (promoted in
+  one pass per index: `SortedBlocks._replace_many`);
+- chg: the placement rules changed (held slots are lent, compute never waits for a swap-out,
+  promoted jobs do not evict), so a decision serves, swaps and demotes different numbers of
+  jobs: jobs swapped, admitted, resumed or stopped per decision, and `per chg` compares the
+  cost per change (new* for the MLFQs).
 
     python benchmarks/policy_bench.py                 # every policy, both states
     python benchmarks/policy_bench.py --policy skip-join-mlfq --profile started
@@ -57,7 +58,7 @@ TARGET_US = 50.0
 # perf_counter: a thread CPU clock costs microseconds a call on some VMs (a syscall), which
 # would swamp a 50 us decision; --against takes the best of interleaved runs instead.
 _clock_ns = time.perf_counter_ns
-TARGET_RATIO = 1.05  # --against: new/old time per iteration, like for like
+TARGET_RATIO = 1.05  # --against: new/old time per iteration, defaults on both sides
 ARTIFACT_CHECK_ITERATIONS = 1000
 
 
@@ -209,15 +210,14 @@ def against(args, policies: list[str]) -> int:
                         changes[name] = row["changes"]
                 like = "new-artifact-rule" if mlfq else "new"
                 per_change = (best[like] / changes[like]) / (best["old"] / changes["old"])
-                ok = best[like] / best["old"] <= TARGET_RATIO
+                ok = best["new"] / best["old"] <= TARGET_RATIO
                 misses += not ok
                 rows.append((policy, state, best, changes, per_change, ok))
     print(f"time per iteration (schedule + on_iteration_done + swaps landing), us, best of {args.reps} "
           f"interleaved runs; old = {args.against}")
     print("new*: the new code under the old code's starvation-check rule (every 1,000 iterations); "
           "chg: jobs swapped, admitted, resumed or stopped per decision (the work a decision does); "
-          "per chg: new/old of us per change, like for like (new* for the MLFQs); target on new*/old "
-          "(new/old where there is no new*)")
+          "per chg: new/old of us per change, like for like (new* for the MLFQs); target on new/old")
     print(f"{'policy':<15} {'state':<8} {'old':>7} {'new':>7} {'new/old':>7} {'new*':>7} {'new*/old':>8} "
           f"{'old chg':>7} {'new chg':>7} {'per chg':>7}")
     for policy, state, best, changes, per_change, ok in rows:
@@ -226,7 +226,7 @@ def against(args, policies: list[str]) -> int:
         like = "new-artifact-rule" if star is not None else "new"
         print(f"{policy:<15} {state:<8} {best['old']:>7.1f} {best['new']:>7.1f} {best['new'] / best['old']:>7.2f} "
               f"{star_txt} {changes['old']:>7.1f} {changes[like]:>7.1f} {per_change:>7.2f}{'' if ok else '  MISS'}")
-    print(f"target: like-for-like time per decision, new/old <= {TARGET_RATIO} in every row: "
+    print(f"target: time per decision, new/old <= {TARGET_RATIO} in every row: "
           f"{'met' if not misses else f'{misses} row(s) missed'}")
     return 1 if misses else 0
 

@@ -112,12 +112,14 @@ class MLFQ(Scheduler):
             due_us = -(-due_us // self._check_us) * self._check_us
         return due_us
 
-    def _promote(self, job: Job) -> None:
-        if self._keep_quantum:
-            job.home_level = job.level
-        job.level = 0
-        job.attained_us = 0
-        self.place(job, new_seq=self.new_seq())
+    def _promote(self, jobs: list[Job]) -> None:
+        """Back to the top level, in this order (the order of their waiting starts)."""
+        for job in jobs:
+            if self._keep_quantum:
+                job.home_level = job.level
+            job.level = 0
+            job.attained_us = 0
+        self.place_many(jobs)
 
     def _may_evict_for(self, job: Job) -> bool:
         # A promotion buys priority for the batch and for free room, not the right to push
@@ -134,18 +136,32 @@ class MLFQ(Scheduler):
                 return
             self._checked_epoch = epoch
             due_us = now_us - self._alpha_us
-            while self._waiting and next(iter(self._waiting.values())).waiting_since_us <= due_us:
-                self._promote(self._pop_waiting())
+            due = self._pop_waiting(lambda job: job.waiting_since_us <= due_us)
+        elif self._waiting and self._promote_at_us(next(iter(self._waiting.values()))) <= now_us:
+            due = self._pop_waiting(lambda job: self._promote_at_us(job) <= now_us)
+        else:  # the common case: nobody is due
             return
-        # `_waiting` is in waiting-start order, and so in promotion order.
-        while self._waiting and self._promote_at_us(next(iter(self._waiting.values()))) <= now_us:
-            self._promote(self._pop_waiting())
+        if due:
+            self._promote(due)
 
-    def _pop_waiting(self) -> Job:
-        job = next(iter(self._waiting.values()))
-        del self._waiting[job.id]
-        self._unindex_waiting(job)
-        return job
+    def _pop_waiting(self, due: Callable[[Job], bool]) -> list[Job]:
+        """The waiting jobs that are `due`, out of the waiting indexes. `_waiting` is in
+        waiting-start order, and so in promotion order: they are a prefix of it."""
+        jobs = []
+        for job in self._waiting.values():
+            if not due(job):
+                break
+            jobs.append(job)
+        if not jobs:
+            return jobs
+        back_or_host = []
+        for job in jobs:
+            del self._waiting[job.id]
+            if self._device_waiting.pop(job.id, None) is None:  # see `_unindex_waiting`
+                back_or_host.append(job)
+        self._device_waiting_back.discard_many(back_or_host)
+        self._host_waiting.discard_many(back_or_host)
+        return jobs
 
     # -- queues ------------------------------------------------------------------------------
     def level_counts(self) -> list[int]:
@@ -307,6 +323,10 @@ class MLFQ(Scheduler):
     def place(self, job: Job, new_seq: int | None = None) -> None:
         self._ahead_cache = None
         super().place(job, new_seq)
+
+    def place_many(self, jobs: list[Job]) -> None:
+        self._ahead_cache = None
+        super().place_many(jobs)
 
     # Fast orders by (ENST, rank) (policy_bench.py: sorting every host job by ENST cost
     # milliseconds a decision). T_execute grows with rank and T_promote with the waiting start,

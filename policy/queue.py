@@ -18,8 +18,14 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from itertools import accumulate, chain
+from operator import itemgetter
 
 from policy.job import Job
+
+_first = itemgetter(0)
+# `*_many` changes take one pass over every entry when they touch at least 1/_BULK_SHARE of
+# them: a pass costs about what that many single changes do (policy_bench.py, 10,000 jobs)
+_BULK_SHARE = 16
 
 
 class SortedBlocks:
@@ -47,21 +53,13 @@ class SortedBlocks:
     def __reversed__(self) -> Iterator[Job]:
         return chain.from_iterable(map(reversed, reversed(self._job_blocks)))
 
-    def _locate(self, key: int) -> tuple[int, int] | None:
-        """(block, index) of the entry stored under `key`, or None."""
+    def _insert(self, key: int, job: Job) -> Job | None:
+        """Store `job` under `key`; if another job holds `key`, change nothing and return that
+        job (the check rides on the insert's own search)."""
         maxes = self._maxes
-        if not maxes or key > maxes[-1]:  # past every key (appends ask this)
-            return None
-        b = bisect_left(maxes, key)
-        keys = self._key_blocks[b]
-        i = bisect_left(keys, key)
-        return (b, i) if keys[i] == key else None
-
-    def _insert(self, key: int, job: Job) -> None:
-        """Store `job` under `key`, which no job holds."""
-        maxes, self._offsets = self._maxes, None
-        self._len += 1
         if not maxes or key > maxes[-1]:  # the common case for queues: a new largest key
+            self._len += 1
+            self._offsets = None
             if not maxes or len(self._key_blocks[-1]) >= 2 * self._BLOCK:
                 self._key_blocks.append([key])
                 self._job_blocks.append([job])
@@ -70,10 +68,14 @@ class SortedBlocks:
                 self._key_blocks[-1].append(key)
                 self._job_blocks[-1].append(job)
                 maxes[-1] = key
-            return
+            return None
         b = bisect_left(maxes, key)
         keys, jobs = self._key_blocks[b], self._job_blocks[b]
-        i = bisect_left(keys, key)
+        i = bisect_left(keys, key)  # < len(keys): maxes[b] >= key
+        if keys[i] == key:
+            return jobs[i]
+        self._len += 1
+        self._offsets = None
         keys.insert(i, key)
         jobs.insert(i, job)
         if len(keys) > 2 * self._BLOCK:
@@ -81,6 +83,7 @@ class SortedBlocks:
             self._key_blocks[b:b + 1] = [keys[:half], keys[half:]]
             self._job_blocks[b:b + 1] = [jobs[:half], jobs[half:]]
             maxes[b:b + 1] = [keys[half - 1], keys[-1]]
+        return None
 
     def _pop(self, key: int, job: Job | None = None) -> bool:
         """Remove the entry stored under `key` (only if it is `job`, when given); False if
@@ -119,6 +122,27 @@ class SortedBlocks:
             yield from self._job_blocks[b][bisect_right(self._key_blocks[b], key):]
             yield from chain.from_iterable(self._job_blocks[b + 1:])
 
+    def _replace_many(self, drop_keys: set[int], add: list[tuple[int, Job]]) -> None:
+        """Remove the entries under `drop_keys` and store the (key, job) pairs of `add` (keys no
+        kept entry holds) in one pass over every entry, re-blocked: cheaper than one move per
+        entry once the changes are more than a few percent of the entries (MLFQ's first
+        starvation check after a burst promotes most of the queue in one decision)."""
+        kept = [(key, job) for key, job in zip(chain.from_iterable(self._key_blocks),
+                                               chain.from_iterable(self._job_blocks), strict=True)
+                if key not in drop_keys]
+        if len(kept) != self._len - len(drop_keys):
+            raise KeyError(f"{self._len - len(drop_keys) - len(kept)} of the keys to drop are not stored")
+        # two sorted runs, which timsort merges in one pass (by key alone: jobs do not compare)
+        pairs = sorted(kept + sorted(add, key=_first), key=_first)
+        if len({key for key, _ in pairs}) != len(pairs):
+            raise ValueError("a key to add is already stored (or given twice)")
+        size = self._BLOCK
+        self._key_blocks = [[key for key, _ in pairs[i:i + size]] for i in range(0, len(pairs), size)]
+        self._job_blocks = [[job for _, job in pairs[i:i + size]] for i in range(0, len(pairs), size)]
+        self._maxes = [keys[-1] for keys in self._key_blocks]
+        self._len = len(pairs)
+        self._offsets = None
+
     def last_below(self, key: int) -> Job | None:
         """The job with the largest key smaller than `key`, or None."""
         b = bisect_left(self._maxes, key)
@@ -135,14 +159,20 @@ class JobQueue(SortedBlocks):
     __slots__ = ()
 
     def add(self, job: Job) -> None:
-        seq, maxes = job.seq, self._maxes
-        if maxes and seq <= maxes[-1] and self._locate(seq) is not None:  # an append cannot clash
-            raise ValueError(f"job {job.id}: seq {seq} already queued")
-        self._insert(seq, job)
+        if self._insert(job.seq, job) is not None:
+            raise ValueError(f"job {job.id}: seq {job.seq} already queued")
 
     def remove(self, job: Job) -> None:
         if not self._pop(job.seq, job):
             raise KeyError(f"job {job.id} is not in this queue")
+
+    def remove_many(self, jobs: list[Job]) -> None:
+        """`remove` each of `jobs`: one at a time, or in one pass when they are many."""
+        if len(jobs) * _BULK_SHARE < self._len:
+            for job in jobs:
+                self.remove(job)
+        else:
+            self._replace_many({job.seq for job in jobs}, [])
 
 
 def merge_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[], bool]) -> Iterator[Job]:
@@ -196,16 +226,50 @@ class RankIndex(SortedBlocks):
         old = self._key_of.get(job.id)
         if old == key:
             return
-        maxes = self._maxes
-        at = self._locate(key) if maxes and key <= maxes[-1] else None  # an append cannot clash
-        if at is not None:
-            raise ValueError(f"job {job.id}: rank key {key} already indexed for job {self._job_blocks[at[0]][at[1]].id}")
+        holder = self._insert(key, job)
+        if holder is not None:
+            raise ValueError(f"job {job.id}: rank key {key} already indexed for job {holder.id}")
         if old is not None:
             self._pop(old)
-        self._insert(key, job)
         self._key_of[job.id] = key
+
+    def rekey(self, job: Job, key: int) -> bool:
+        """`add(job, key)` if `job` is indexed; False (and nothing done) if it is not."""
+        old = self._key_of.get(job.id)
+        if old is None:
+            return False
+        if old != key:
+            holder = self._insert(key, job)
+            if holder is not None:
+                raise ValueError(f"job {job.id}: rank key {key} already indexed for job {holder.id}")
+            self._pop(old)
+            self._key_of[job.id] = key
+        return True
 
     def discard(self, job: Job) -> None:
         key = self._key_of.pop(job.id, None)
         if key is not None:
             self._pop(key)
+
+    def discard_many(self, jobs: list[Job]) -> None:
+        """`discard` each of `jobs`, in one pass (`_replace_many`)."""
+        if len(jobs) * _BULK_SHARE < self._len:
+            for job in jobs:
+                self.discard(job)
+            return
+        key_of = self._key_of
+        drop = {key_of.pop(job.id) for job in jobs if job.id in key_of}
+        if drop:
+            self._replace_many(drop, [])
+
+    def rekey_many(self, jobs: list[Job], key_of_job: Callable[[Job], int]) -> None:
+        """Re-key each of `jobs` (all indexed) to `key_of_job(job)`: one at a time, or in one
+        pass when they are many."""
+        if len(jobs) * _BULK_SHARE < self._len:
+            for job in jobs:
+                self.add(job, key_of_job(job))
+            return
+        key_of = self._key_of
+        pairs = [(key_of_job(job), job) for job in jobs]
+        self._replace_many({key_of[job.id] for job in jobs}, pairs)
+        key_of.update((job.id, key) for key, job in pairs)

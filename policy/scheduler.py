@@ -138,10 +138,11 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
                 if job.generated_tokens < job.output_tokens:
                     job.attained_us += elapsed_us
             return
+        on_served = self.on_served
         for job in jobs:
-            if not job.finished:
+            if job.generated_tokens < job.output_tokens:  # not `job.finished`: a call per job
                 job.attained_us += elapsed_us
-                self.on_served(job, elapsed_us)
+                on_served(job, elapsed_us)
 
     def on_stopped(self, job: Job, now_us: int) -> None:
         """A running job was left out of a batch (it is waiting from now on)."""
@@ -205,10 +206,31 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         q = self.queue_for(job)
         q.add(job)
         self._queue_of[job.id] = q
-        if job in self._device:  # re-key: its level or seq may have changed
-            self._device.add(job, self._rank(job))
-        elif job in self._host:
-            self._host.add(job, self._rank(job))
+        rank = self._rank(job)  # its level or seq may have changed: re-key it where it is indexed
+        if not self._device.rekey(job, rank):
+            self._host.rekey(job, rank)
+
+    def place_many(self, jobs: list[Job]) -> None:
+        """`place(job, new_seq=self.new_seq())` for each of `jobs` in turn, each queue and
+        location index changed once (one pass each when the jobs are many of its entries)."""
+        leaving: dict[int, tuple[JobQueue, list[Job]]] = {}
+        for job in jobs:
+            queue = self._queue_of.pop(job.id)
+            leaving.setdefault(id(queue), (queue, []))[1].append(job)
+        for queue, gone in leaving.values():
+            queue.remove_many(gone)
+        on_device, on_host = [], []
+        for job in jobs:
+            job.seq = self.new_seq()
+            queue = self.queue_for(job)
+            queue.add(job)
+            self._queue_of[job.id] = queue
+            if job in self._device:
+                on_device.append(job)
+            elif job in self._host:
+                on_host.append(job)
+        self._device.rekey_many(on_device, self._rank)
+        self._host.rekey_many(on_host, self._rank)
 
     def _track(self, job: Job, old: KVLocation) -> None:
         """Keep the location indexes in step: the job's KV went from `old` to `job.kv`."""

@@ -110,3 +110,64 @@ def test_job_queue_matches_a_sorted_model(script):
         assert [j.seq for j in queue] == sorted(model.values())
         for probe in (0, seq, seq + 1, 61):
             assert queue.position(probe) == sum(1 for v in model.values() if v < probe)
+
+
+bulk_script = st.tuples(st.lists(st.integers(0, 60), min_size=0, max_size=31, unique=True),  # keys of jobs 0..
+                        st.lists(st.booleans(), min_size=31, max_size=31),  # which of them change
+                        st.integers(-5, 70))  # re-keyed jobs' new keys start here, ascending
+
+
+@settings(max_examples=300, deadline=None)
+@given(bulk_script)
+def test_many_at_once_matches_one_at_a_time(script):
+    """`rekey_many`, `discard_many` and `remove_many` leave the entries one-at-a-time changes
+    would, on either side of the bulk threshold (few changes go one at a time, many in a pass)."""
+    keys, chosen, start = script
+    jobs = [_job(i) for i in range(len(keys))]
+    picked = [job for job, pick in zip(jobs, chosen, strict=False) if pick]
+    stored = set(keys)
+    new_key = {job.id: start + 100 * k for k, job in enumerate(picked)}  # ascending, may clash with kept keys
+    clash = any(key in stored and keys.index(key) not in new_key for key in new_key.values())
+
+    def filled(kind):
+        index = kind()
+        for job, key in zip(jobs, keys, strict=True):
+            index.add(job, key)
+        return index
+
+    bulk, single = filled(TinyBlocks), filled(TinyBlocks)
+    if clash:
+        with pytest.raises(ValueError):
+            bulk.rekey_many(picked, lambda job: new_key[job.id])
+    else:
+        bulk.rekey_many(picked, lambda job: new_key[job.id])
+        for job in picked:  # one at a time, re-keyed last-first (earlier ones may take freed keys)
+            single.discard(job)
+        for job in picked:
+            single.add(job, new_key[job.id])
+        assert [(j.id, bulk._key_of[j.id]) for j in bulk] == [(j.id, single._key_of[j.id]) for j in single]  # noqa: SLF001
+    bulk, single = filled(TinyBlocks), filled(TinyBlocks)
+    bulk.discard_many(picked + [_job(99)])  # one not indexed: ignored, as by discard
+    for job in picked:
+        single.discard(job)
+    assert [j.id for j in bulk] == [j.id for j in single] and len(bulk) == len(single)
+    assert all((job in bulk) == (job in single) for job in jobs)
+
+    queue = TinyQueue()
+    for job, key in zip(jobs, keys, strict=True):
+        job.seq = key
+        queue.add(job)
+    queue.remove_many(picked)
+    assert [j.id for j in queue] == [j.id for j in sorted(jobs, key=lambda j: j.seq) if j not in picked]
+    assert [queue.position(p) for p in range(62)] == [sum(1 for j in jobs if j not in picked and j.seq < p)
+                                                      for p in range(62)]
+
+
+def test_a_bulk_pass_refuses_keys_it_does_not_hold():
+    index = RankIndex()
+    jobs = [_job(i) for i in range(4)]
+    for job in jobs[:3]:
+        index.add(job, job.id)
+    with pytest.raises(KeyError, match="1 of the keys to drop are not stored"):
+        index._replace_many({0, 7}, [])  # noqa: SLF001
+    assert [j.id for j in index] == [0, 1, 2]
