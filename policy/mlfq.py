@@ -195,8 +195,8 @@ class MLFQ(Scheduler):
         # apply the demotions in the order a step-by-step run would, since each one queues the
         # job behind the jobs demoted before it: by iteration, and within one iteration in that
         # iteration's batch order, which is priority order after the earlier iterations'
-        # demotions (when every unfinished job runs, the skip goes on past demotions, and a
-        # stepping run re-sorts its batch after each one).
+        # demotions (a skip goes on past demotions that keep every left-out job behind the
+        # batch, `deadline_us`, and a stepping run re-sorts its batch after each one).
         ends = iteration_ends_us
         events = []
         for position, job in enumerate(jobs):
@@ -264,16 +264,40 @@ class MLFQ(Scheduler):
 
     # -- event skipping ----------------------------------------------------------------------
     def deadline_us(self, plan: Plan, now_us: int) -> float:
-        if len(self.jobs) == len(plan.batch):
+        level_left_out = self._first_level_left_out(plan)
+        if level_left_out is None:
             # Every unfinished job is running: a demotion cannot change who runs, and `advance`
             # charges quanta iteration by iteration, so only memory and the engine bound a skip.
             return math.inf
-        deadline = min(self._quantum_left_us(j) for j in plan.batch)
+        deadline = min(self._service_until_overtaken_us(j, level_left_out) for j in plan.batch)
         period = self.config.starvation_check_iterations
         if self._waiting and (period is None or period == 1):
             # the next promotion (the first waiting job is promoted first)
             deadline = min(deadline, self._promote_at_us(next(iter(self._waiting.values()))) - now_us)
         return deadline
+
+    def _first_level_left_out(self, plan: Plan) -> int | None:
+        """The highest level holding a job outside the batch (None if every job runs)."""
+        in_batch = [0] * self.config.num_levels
+        for job in plan.batch:
+            in_batch[job.level] += 1
+        for level, (fresh, started) in enumerate(zip(self._fresh, self._started, strict=True)):
+            if len(fresh) + len(started) > in_batch[level]:
+                return level
+        return None
+
+    def _service_until_overtaken_us(self, job: Job, level_left_out: int) -> int:
+        """Service a running job receives before a demotion files it behind a job left out of
+        the batch, that is into `level_left_out` or below. Demotions above that level change
+        only the order inside the batch (every left-out job still ranks below every batch job),
+        and `_on_served_batch` replays them in a stepping run's order, so a skip runs past them."""
+        service_us = self._quantum_left_us(job)
+        level, home_level = job.level, job.home_level
+        while True:
+            level, home_level = self._next_level(level, home_level), -1
+            if level >= level_left_out:
+                return service_us
+            service_us += self.quantum_us[level]
 
     def max_iterations(self) -> int:
         period = self.config.starvation_check_iterations

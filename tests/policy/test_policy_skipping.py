@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from policy import SchedulerConfig
+from policy import Job, SchedulerConfig
 from tests.policy.policy_strategies import proactive_scenarios, scenarios
 from tests.policy.policy_testkit import Scenario
 
@@ -81,3 +81,18 @@ def test_demotions_in_one_skipped_iteration_follow_that_iterations_priority():
     step, skip = _compare(Scenario("skip-join-mlfq", cfg, trace))
     assert skip.num_schedule_calls < step.num_schedule_calls  # the long skip happened
     assert step.results()[3].finish_s < step.results()[0].finish_s  # job 3 ran ahead at the end
+
+
+def test_a_skip_runs_past_demotions_that_keep_every_left_out_job_behind():
+    """Job 2 ran alone down to the bottom level (3) before jobs 0 and 1 arrived and took the
+    batch of 2. Their demotions to levels 1 and 2 leave job 2 behind both, so a skip runs past
+    them (the batch only changes order); the one to level 3 files each behind job 2 and ends
+    the skip. 17 decisions; 19 with a decision at every demotion."""
+    cfg = SchedulerConfig(device_kv_tokens=4096, host_kv_tokens=0, max_batch_size=2, num_levels=4,
+                          base_quantum_s=0.002, alpha_s=10.0)
+    sc = Scenario("mlfq", cfg, ((0, 20_000, 1, 60), (1, 20_000, 1, 60), (2, 0, 1, 200)))
+    step, skip = _compare(sc)
+    assert skip.num_schedule_calls == 17 and step.num_schedule_calls == 233
+    assert [step.results()[i].levels for i in range(3)] == [[0, 1, 2, 3]] * 3
+    sched = sc.scheduler()
+    assert sched._service_until_overtaken_us(Job(id=9, arrival_s=0, prompt_tokens=1, output_tokens=9), 3) == 14_000  # noqa: SLF001  (q0 + q1 + q2)
