@@ -223,14 +223,11 @@ class RankIndex(SortedBlocks):
     def add(self, job: Job, key: int) -> None:
         """Index `job` under `key`, or re-key it. A key held by another job is an error, raised
         before anything changes."""
-        old = self._key_of.get(job.id)
-        if old == key:
+        if self.rekey(job, key):
             return
         holder = self._insert(key, job)
         if holder is not None:
             raise ValueError(f"job {job.id}: rank key {key} already indexed for job {holder.id}")
-        if old is not None:
-            self._pop(old)
         self._key_of[job.id] = key
 
     def rekey(self, job: Job, key: int) -> bool:
