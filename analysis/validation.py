@@ -22,6 +22,12 @@ by the live executor and one by the simulator, and gives per policy five rows of
   PER-ITERATION ERRORS (predicted - measured) / measured, a paired comparison, so it is not
   simulated / measured - 1.
 
+A chunked policy's iterations (`chunked_prefill_tokens` in the run's config, or a policy that
+always chunks, sarathi) are priced as chunked prefill, as the simulator prices them: each
+prefill's chunk context is passed, zeros included, so a profile's `mixed_chunk` grid prices
+their mixed iterations (profiles/cost.py); the record's `prefill_context_tokens` is split
+evenly over the chunks.
+
 A live iteration record holds sums, not per-job lengths: its `num_prefills` prompts are given
 `prefill_tokens` split as evenly as integers allow, and its decodes `decode_context_tokens`
 split the same way, except that one decode gets `decode_max_context_tokens` when the record
@@ -39,6 +45,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.load import InputError, RunData
+from policy import POLICIES
 from profiles.plan_events import plan_ends, plan_events
 
 COLUMNS = ["policy", "metric", "measured", "simulated", "rel_error"]
@@ -80,11 +87,12 @@ def batch_of(batch_size: int, num_prefills: int, prefill_tokens: int, decode_con
 
 
 def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=None, finish_s=None,
-                     where: str = "iterations") -> pd.DataFrame:
+                     where: str = "iterations", chunked: bool = False) -> pd.DataFrame:
     """One run's iteration rows, sorted by start, with measured_s, predicted_s and rel_error
     added. `arrival_s`: the run's request arrivals, to charge new plans; `finish_s`: its finish
     times, to measure up to the next start while work was left (see above); without them, new
-    plans cost nothing extra and an iteration lasts end_s - start_s."""
+    plans cost nothing extra and an iteration lasts end_s - start_s. `chunked`: the policy
+    chunked its prefills (see above)."""
     missing = [c for c in ITERATION_INPUTS if c not in iterations.columns]
     if missing:
         raise InputError(f"{where}: missing column(s) {', '.join(missing)}")
@@ -107,13 +115,16 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
                else pd.Series(0, index=iterations.index))
     columns = [iterations[c].astype("int64").tolist() for c in ITERATION_INPUTS[:4]] + [longest.astype("int64").tolist()]
     predicted = np.array([cost.iteration_s(*batch_of(*row)) for row in zip(*columns, strict=True)], dtype=np.float64)
-    if "prefill_context_tokens" in iterations and (iterations["prefill_context_tokens"] > 0).any():
-        # chunked prefill: chunks after earlier chunks also attend to their KV (split evenly)
-        chunked = (iterations["prefill_context_tokens"] > 0).to_numpy()
-        for i in np.flatnonzero(chunked):
+    context_tokens = (iterations["prefill_context_tokens"] if "prefill_context_tokens" in iterations
+                      else pd.Series(0, index=iterations.index))
+    if chunked or (context_tokens > 0).any():
+        # chunked prefill: chunks after earlier chunks also attend to their KV (split evenly);
+        # a chunked policy's chunks are priced as chunks even after 0 tokens, as the simulator does
+        as_chunks = ((iterations["num_prefills"] > 0) if chunked else (context_tokens > 0)).to_numpy()
+        for i in np.flatnonzero(as_chunks):
             row = [c[i] for c in columns]
             prompts, decodes = batch_of(*row)
-            context = split_evenly(int(iterations["prefill_context_tokens"].iloc[i]), len(prompts))
+            context = split_evenly(int(context_tokens.iloc[i]), len(prompts))
             predicted[i] = cost.iteration_s(prompts, decodes, context)
     plan_overhead_s = getattr(cost, "plan_overhead_s", None)
     if plan_overhead_s is not None and arrival_s is not None:
@@ -130,6 +141,15 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
     with np.errstate(divide="ignore", invalid="ignore"):
         errors = np.where(measured > 0, (predicted - measured) / measured, np.nan)
     return iterations.assign(measured_s=measured, predicted_s=predicted, rel_error=errors)
+
+
+def chunks_prefills(config: dict, policy: str) -> bool:
+    """Whether `policy` chunked its prefills in the run of `config` (its config.json): a
+    `chunked_prefill_tokens` budget set, or a built-in policy that always chunks."""
+    settings = config.get("policies", {}).get(policy, {}) if isinstance(config.get("policies"), dict) else {}
+    if isinstance(settings, dict) and settings.get("chunked_prefill_tokens") is not None:
+        return True
+    return getattr(POLICIES.get(policy), "default_chunked_prefill_tokens", None) is not None
 
 
 def _summary_row(run: RunData, policy: str, which: str) -> pd.Series:
@@ -158,7 +178,8 @@ def validation_table(live: RunData, sim: RunData, cost: IterationCost) -> pd.Dat
         requests = live.requests[live.requests["policy"] == policy]
         for_policy = getattr(cost, "for_policy", None)  # a profile's overhead measured with this policy
         err = iteration_errors(its, for_policy(policy) if for_policy is not None else cost, requests["arrival_s"],
-                               requests["finish_s"].dropna(), f"{live.path}/iterations.parquet")
+                               requests["finish_s"].dropna(), f"{live.path}/iterations.parquet",
+                               chunked=chunks_prefills(live.config, policy))
         rows.append((policy, ITERATION_METRIC, float(err["measured_s"].median()),
                      float(err["predicted_s"].median()), float(err["rel_error"].median())))
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -5,6 +5,14 @@ Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine
 - prefill_context grid: one iteration prefilling one chunk of `n` tokens of a job whose first
   `c` tokens' KV is already in the pool (chunked prefill: the chunk attends to it too); the
   context is written by an untimed prefill first, and each timed step rewrites the same chunk;
+- mixed_chunk grid: what one chunk of `n` tokens after `c` adds to a decode iteration of
+  `mixed_decode_jobs` jobs at `mixed_decode_context_tokens` (chunked prefill beside running
+  decodes, the bulk of a chunked run): the median of `mixed_repeats` differences, each the
+  decode pass with the chunk minus the decode pass alone, timed back to back, so that the
+  machine's speed drift cancels from each (priced as a prefill grid point minus a fixed cost
+  measured at another moment, the chunk's ~0.2 ms came out anywhere in -0.02-0.68 ms). Its
+  chunk axis is 1 and the prefill_context grid's: a one-token chunk runs as a decode
+  (executor/runner.py), and the chunks a budget's leftover makes are short;
 - decode grid: one decode iteration of `b` jobs whose longest context is `c` tokens (the KV of
   the first c - 1 tokens sits in the pool, the new token's is written by the step). One job is
   at c and the others at c - 1: the pooled attention pads every job to the longest context and
@@ -31,6 +39,18 @@ Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine
   `cpu_pool_fraction` of the RAM available now. The formulas are written into `notes`.
 Each point: `warmups` untimed runs, then repetitions up to `max_repeats`, fewer when the
 `budget_s` would be exceeded (never fewer than one), and the median. A tqdm bar shows progress.
+
+The iteration grids are measured in `sweeps` interleaved sweeps: each sweep visits every
+point of all four (its own set-up, warm-ups and its share of the repetitions), and a point's value
+is the median of all its sweeps' samples. Why: on a shared VM the machine's speed drifts over
+seconds (tiny-opt, CPU: medians of 200 back-to-back passes moved 30-50 % between moments seconds
+apart), so a point measured in one ~50 ms burst took the speed of the moment it landed in: in 20
+validate profiles the prefill grid's one-prompt row and the prefill_context grid's chunks after
+0 tokens, which time the same passes, disagreed by up to 2x. Swept, a slow phase shorter than a
+third of the grids' time is outvoted in every point's median. Drifts longer than a sweep remain
+(in 9 swept profiles those two points still differed by 0.82-1.45x); the mixed_chunk grid's
+paired differences are what keeps the drift out of a chunk's price. (The swap curve and the
+distributed profiler measure each point in one burst, as before.)
 """
 
 from __future__ import annotations
@@ -65,9 +85,15 @@ class ProfileConfig:
     swap_tokens: tuple[int, ...] = (16, 64, 256, 1024, 4096)
     chunk_tokens: tuple[int, ...] = (8, 32, 128)  # prefill_context grid: chunk lengths
     chunk_context_tokens: tuple[int, ...] = (0, 64, 256, 1024)  # and KV before them (from 0)
+    mixed_decode_jobs: int = 8  # mixed_chunk grid: the decode pass a chunk joins
+    mixed_decode_context_tokens: int = 64
+    # samples per mixed_chunk point, each a difference of two passes: a chunk's share of the
+    # pass is small (~0.2 of ~1.2 ms on tiny-opt, CPU), so its median needs many (~2 s in all)
+    mixed_repeats: int = 60
     block_size_tokens: int = 16
     warmups: int = 2
-    max_repeats: int = 7
+    max_repeats: int = 7  # per point, over all sweeps
+    sweeps: int = 3  # of the iteration grids, interleaved (see the module docstring)
     budget_s: float = 120.0
     memory_utilization: float = 0.9  # CUDA
     cpu_pool_fraction: float = 0.25  # CPU: of available RAM, for each of the two pools
@@ -84,8 +110,10 @@ class ProfileConfig:
             raise ValueError(f"chunk_tokens must hold at least 2 increasing positive integers, got {self.chunk_tokens}")
         if len(ctx) < 2 or ctx[0] != 0 or list(ctx) != sorted(set(ctx)):
             raise ValueError(f"chunk_context_tokens must hold at least 2 increasing integers from 0, got {ctx}")
-        if self.block_size_tokens <= 0 or self.warmups < 0 or self.max_repeats < 1:
-            raise ValueError("block_size_tokens and max_repeats must be positive, warmups >= 0")
+        if self.mixed_decode_jobs < 1 or self.mixed_decode_context_tokens < 2 or self.mixed_repeats < 1:
+            raise ValueError("mixed_decode_jobs and mixed_repeats must be >= 1, mixed_decode_context_tokens >= 2")
+        if self.block_size_tokens <= 0 or self.warmups < 0 or self.max_repeats < 1 or self.sweeps < 1:
+            raise ValueError("block_size_tokens, max_repeats and sweeps must be positive, warmups >= 0")
         if not self.budget_s > 0:
             raise ValueError(f"budget_s must be > 0, got {self.budget_s}")
         if not 0 < self.memory_utilization <= 1 or not 0 < self.cpu_pool_fraction <= 0.5:
@@ -107,7 +135,8 @@ class ProfileConfig:
             fits = tuple(b for b in overhead.batch_sizes if b + (b + 1) // 2 <= self.decode_batch_sizes[-1])
             overhead = replace(overhead, block_size_tokens=self.block_size_tokens, batch_sizes=fits or (1,))
         return replace(self, prompt_tokens=prompt, context_tokens=context, chunk_tokens=chunks,
-                       chunk_context_tokens=chunk_context, overhead=overhead)
+                       chunk_context_tokens=chunk_context, overhead=overhead,
+                       mixed_decode_context_tokens=min(self.mixed_decode_context_tokens, max_tokens))
 
 
 class _Clock:
@@ -119,25 +148,82 @@ class _Clock:
 
     def median_s(self, fn: Callable[[], None], reset: Callable[[], None] | None = None) -> float:
         """Median wall time of `fn` (`reset` runs untimed after each call)."""
-        def once() -> float:
+        return statistics.median(self.samples_s(fn, self.cfg.max_repeats, self.cfg.warmups, reset))
+
+    def samples_s(self, fn: Callable[[], None], max_repeats: int, warmups: int,
+                  reset: Callable[[], None] | None = None, base: Callable[[], None] | None = None) -> list[float]:
+        """Wall times of up to `max_repeats` calls of `fn` after `warmups` untimed ones (one
+        visit of a point: fewer calls when its share of the budget left is smaller). With `base`,
+        each sample is fn's time minus base's, the two timed back to back in alternating order
+        (neither always runs on the caches the other left): a difference no drift of the
+        machine's speed reaches, as two medians taken apart would."""
+        def timed(f: Callable[[], None]) -> float:
             self.sync()
             t = time.perf_counter()
-            fn()
+            f()
             self.sync()
             elapsed = time.perf_counter() - t
             if reset is not None:
                 reset()
             return elapsed
 
-        for _ in range(self.cfg.warmups if time.perf_counter() < self.deadline else min(1, self.cfg.warmups)):
-            once()
-        samples = [once()]
+        def once(k: int) -> tuple[float, float]:
+            """(the sample, the wall time it took)"""
+            if base is None:
+                t = timed(fn)
+                return t, t
+            if k % 2:
+                with_fn, without = timed(fn), timed(base)
+            else:
+                without, with_fn = timed(base), timed(fn)
+            return with_fn - without, with_fn + without
+
+        for k in range(warmups if time.perf_counter() < self.deadline else min(1, warmups)):
+            once(k)
+        sample, cost_s = once(0)
         share_s = max(0.0, self.deadline - time.perf_counter()) / max(1, self.left)
-        repeats = min(self.cfg.max_repeats, max(1, int(share_s / max(samples[0], 1e-9))))
-        samples += [once() for _ in range(repeats - 1)]
+        repeats = min(max_repeats, max(1, int(share_s / max(cost_s, 1e-9))))
+        samples = [sample] + [once(k)[0] for k in range(1, repeats)]
         self.left -= 1
         self.bar.update(1)
-        return statistics.median(samples)
+        return samples
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One visit of a grid point, as its set-up (KV grown, context written) returns it: the
+    timed step, the clean-up that frees what the set-up took, and for a point that is a
+    difference, the step it is paired with (`_Clock.samples_s`'s `base`)."""
+    step: Callable[[], None]
+    clean_up: Callable[[], None]
+    base: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class Probe:
+    setup: Callable[[], Visit]
+    max_repeats: int  # samples, over all the sweeps
+
+
+def swept_medians(clock, probes: dict, sweeps: int, warmups: int) -> dict:
+    """Each probe's median sample, its `max_repeats` samples split over `sweeps` sweeps that
+    visit every probe in turn (see the module docstring); `clock` is a `_Clock`. Only the first
+    sweep pays the full `warmups`: later visits need one pass to settle a shape back in, not
+    the process's first-call costs."""
+    samples = {key: [] for key in probes}
+    for sweep in range(sweeps):
+        for key, probe in probes.items():
+            visit = probe.setup()
+            samples[key] += clock.samples_s(visit.step, -(-probe.max_repeats // sweeps),
+                                            warmups if sweep == 0 else min(1, warmups), base=visit.base)
+            visit.clean_up()
+    return {key: statistics.median(values) for key, values in samples.items()}
+
+
+def _mixed_chunk_tokens(cfg: ProfileConfig) -> tuple[int, ...]:
+    """The mixed_chunk grid's chunk axis: 1 (a one-token chunk runs as a decode), then the
+    prefill_context grid's."""
+    return tuple(sorted({1, *cfg.chunk_tokens}))
 
 
 def _sync_for(device: torch.device) -> Callable[[], None]:
@@ -157,15 +243,19 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
         cfg.prefill_batch_sizes[-1] * blocks(cfg.prompt_tokens[-1]),
         cfg.decode_batch_sizes[-1] * blocks(cfg.context_tokens[-1]),
         blocks(cfg.swap_tokens[-1]),
-        blocks(cfg.chunk_tokens[-1] + cfg.chunk_context_tokens[-1]),
+        blocks(cfg.chunk_tokens[-1] + cfg.chunk_context_tokens[-1])
+        + cfg.mixed_decode_jobs * blocks(cfg.mixed_decode_context_tokens),
     )
     store = KVStore(layout, KVCapacity(pool_blocks, blocks(cfg.swap_tokens[-1]), bs),
                     max(cfg.prompt_tokens[-1], cfg.context_tokens[-1], cfg.swap_tokens[-1],
                         cfg.chunk_tokens[-1] + cfg.chunk_context_tokens[-1]), device)
     runner, swapper, sync = ModelRunner(model, store), Swapper(store), _sync_for(device)
-    num_points = (len(cfg.prefill_batch_sizes) * len(cfg.prompt_tokens)
-                  + len(cfg.decode_batch_sizes) * len(cfg.context_tokens) + 2 * len(cfg.swap_tokens)
-                  + len(cfg.chunk_tokens) * len(cfg.chunk_context_tokens)
+    mixed_chunks = _mixed_chunk_tokens(cfg)
+    grid_points = (len(cfg.prefill_batch_sizes) * len(cfg.prompt_tokens)
+                   + len(cfg.decode_batch_sizes) * len(cfg.context_tokens)
+                   + len(cfg.chunk_tokens) * len(cfg.chunk_context_tokens)
+                   + len(mixed_chunks) * len(cfg.chunk_context_tokens))
+    num_points = (cfg.sweeps * grid_points + 2 * len(cfg.swap_tokens)
                   + (cfg.overhead.num_runs if cfg.overhead is not None else 0))
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -173,30 +263,63 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
     with tqdm(total=num_points, desc=f"profile {name}", unit="point", disable=not progress) as bar:
         clock = _Clock(cfg, num_points, sync, bar)
 
-        def iteration_s(batch: int, tokens: int, prefill: bool) -> float:
-            for j in range(batch):
-                store.grow(j, blocks(tokens))
-            # decode: job 0 at the full context, the others one token shorter (masked path)
-            segs = [Segment(j, [(j + i) % vocab for i in range(tokens)], 0) if prefill
-                    else Segment(j, [j % vocab], tokens - 1 - (j > 0 and tokens > 1)) for j in range(batch)]
-            t = clock.median_s(lambda: runner.step(segs))
-            for j in range(batch):
-                store.drop(j)
-            return t
+        def iteration_probe(batch: int, tokens: int, prefill: bool) -> Probe:
+            def setup() -> Visit:
+                for j in range(batch):
+                    store.grow(j, blocks(tokens))
+                # decode: job 0 at the full context, the others one token shorter (masked path)
+                segs = [Segment(j, [(j + i) % vocab for i in range(tokens)], 0) if prefill
+                        else Segment(j, [j % vocab], tokens - 1 - (j > 0 and tokens > 1)) for j in range(batch)]
 
-        prefill = tuple(tuple(iteration_s(b, n, True) for n in cfg.prompt_tokens) for b in cfg.prefill_batch_sizes)
-        decode = tuple(tuple(iteration_s(b, c, False) for c in cfg.context_tokens) for b in cfg.decode_batch_sizes)
+                def clean_up() -> None:
+                    for j in range(batch):
+                        store.drop(j)
+                return Visit(lambda: runner.step(segs), clean_up)
+            return Probe(setup, cfg.max_repeats)
 
-        def chunk_s(n: int, c: int) -> float:
-            store.grow(0, blocks(c + n))
-            tokens = [i % vocab for i in range(c + n)]
-            if c:
-                runner.step([Segment(0, tokens[:c], 0)])  # the earlier chunks' KV, untimed
-            t = clock.median_s(lambda: runner.step([Segment(0, tokens[c:], c)]))
-            store.drop(0)
-            return t
+        def chunk_probe(n: int, c: int) -> Probe:
+            def setup() -> Visit:
+                store.grow(0, blocks(c + n))
+                tokens = [i % vocab for i in range(c + n)]
+                if c:
+                    runner.step([Segment(0, tokens[:c], 0)])  # the earlier chunks' KV, untimed
+                return Visit(lambda: runner.step([Segment(0, tokens[c:], c)]), lambda: store.drop(0))
+            return Probe(setup, cfg.max_repeats)
 
-        chunked = tuple(tuple(chunk_s(n, c) for c in cfg.chunk_context_tokens) for n in cfg.chunk_tokens)
+        def mixed_probe(n: int, c: int) -> Probe:
+            """The mixed_chunk grid's point: the decode pass with the chunk (job `jobs`) minus
+            the decode pass alone."""
+            jobs, context = cfg.mixed_decode_jobs, cfg.mixed_decode_context_tokens
+
+            def setup() -> Visit:
+                for j in range(jobs):
+                    store.grow(j, blocks(context))
+                store.grow(jobs, blocks(c + n))
+                tokens = [i % vocab for i in range(c + n)]
+                if c:
+                    runner.step([Segment(jobs, tokens[:c], 0)])  # the earlier chunks' KV, untimed
+                decodes = [Segment(j, [j % vocab], context - 1 - (j > 0)) for j in range(jobs)]
+                mixed = [*decodes, Segment(jobs, tokens[c:], c)]
+
+                def clean_up() -> None:
+                    for j in range(jobs + 1):
+                        store.drop(j)
+                return Visit(lambda: runner.step(mixed), clean_up, base=lambda: runner.step(decodes))
+            return Probe(setup, cfg.mixed_repeats)
+
+        probes = {**{("prefill", b, n): iteration_probe(b, n, True)
+                     for b in cfg.prefill_batch_sizes for n in cfg.prompt_tokens},
+                  **{("decode", b, c): iteration_probe(b, c, False)
+                     for b in cfg.decode_batch_sizes for c in cfg.context_tokens},
+                  **{("chunk", n, c): chunk_probe(n, c) for n in cfg.chunk_tokens for c in cfg.chunk_context_tokens},
+                  **{("mixed", n, c): mixed_probe(n, c) for n in mixed_chunks for c in cfg.chunk_context_tokens}}
+        medians = swept_medians(clock, probes, cfg.sweeps, cfg.warmups)
+        prefill = tuple(tuple(medians["prefill", b, n] for n in cfg.prompt_tokens) for b in cfg.prefill_batch_sizes)
+        decode = tuple(tuple(medians["decode", b, c] for c in cfg.context_tokens) for b in cfg.decode_batch_sizes)
+        chunked = tuple(tuple(medians["chunk", n, c] for c in cfg.chunk_context_tokens) for n in cfg.chunk_tokens)
+        # a marginal lost in the noise (<= 0) is kept at 1 us: the schema wants latencies > 0
+        added = tuple(tuple(max(medians["mixed", n, c], 1e-6) for c in cfg.chunk_context_tokens)
+                      for n in mixed_chunks)
         out_s, in_s = [], []
         for tokens in cfg.swap_tokens:
             store.grow(0, blocks(tokens))
@@ -216,6 +339,7 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
             prefill=LatencyGrid(cfg.prefill_batch_sizes, cfg.prompt_tokens, prefill),
             decode=LatencyGrid(cfg.decode_batch_sizes, cfg.context_tokens, decode),
             prefill_context=LatencyGrid(cfg.chunk_tokens, cfg.chunk_context_tokens, chunked),
+            mixed_chunk=LatencyGrid(mixed_chunks, cfg.chunk_context_tokens, added),
             swap_out=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(out_s)),
             swap_in=LatencyCurve(tuple(t * layout.bytes_per_token for t in cfg.swap_tokens), tuple(in_s)),
             kv_bytes_per_token=layout.bytes_per_token, source="measured", generated_by=generated_by,
@@ -235,7 +359,8 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
         policy_overhead=policy_overhead,
         notes={
             "method": "executor ModelRunner.step / Swapper on this machine; median of repetitions after "
-                      f"{cfg.warmups} warm-ups, at most {cfg.max_repeats} repetitions, budget {cfg.budget_s:g} s",
+                      f"{cfg.warmups} warm-ups, at most {cfg.max_repeats} repetitions (iteration grids: over "
+                      f"{cfg.sweeps} interleaved sweeps), budget {cfg.budget_s:g} s",
             "kv_capacity": capacity_note, "block_size_tokens": bs, "torch_threads": torch.get_num_threads(),
             **({"engine_overhead": overhead_note} if overhead_note else {}),
         },

@@ -27,6 +27,15 @@ How an iteration is costed (all lookups are piecewise linear, see profiles/inter
   kinds of work, which the extrapolation misses). So T = max(Tp, Td, Tp + Td - F).
   `mixed_batch = "sequential"` is for
   engines that run the two parts as separate forward passes: T = Tp + Td.
+- mixed chunk iteration (chunked prefill: the caller passes `prefill_context_tokens`, as the
+  simulator does for every plan of a chunked policy, zeros included) with a `mixed_chunk` grid
+  and fused passes: T = Td + sum over chunks of M(n, c), M the grid's measured marginal of one
+  chunk joining a decode pass. Why not the rule above: a chunk's share of such a pass is small
+  (~0.2 ms of ~1.3 ms on tiny-opt, CPU), and Tp - F prices it as the difference of a prefill
+  grid point and a fixed cost measured at other moments (F by the calibration's engine runs):
+  across 10 validate profiles that difference ranged -0.02 to 0.68 ms while the live one held at
+  0.17-0.31 ms, a -17 % to +18 % error on two thirds of a chunked run's iterations. M is
+  measured as one difference of two passes timed back to back (executor/profiler.py);
 - forward scale (optional `forward_scale`, default 1): Tp and Td are multiplied by it before
   they are combined: the engine's passes are slower than the grids' tight-loop medians. With
   `forward_scale_by_batch` the scale is the curve's, interpolated at the pass's job count
@@ -105,6 +114,8 @@ class TableCostModel:
         self._decode = Table2D(profile.decode.batch_sizes, profile.decode.tokens, profile.decode.latency_s)
         pc = profile.prefill_context
         self._prefill_context = Table2D(pc.batch_sizes, pc.tokens, pc.latency_s) if pc is not None else None
+        mc = profile.mixed_chunk
+        self._mixed_chunk = Table2D(mc.batch_sizes, mc.tokens, mc.latency_s) if mc is not None and self._fused else None
         self._swap = {"out": Table1D(profile.swap_out.size_bytes, profile.swap_out.latency_s),
                       "in": Table1D(profile.swap_in.size_bytes, profile.swap_in.latency_s)}
         sr = profile.send_recv
@@ -167,6 +178,8 @@ class TableCostModel:
                 self._outside_decode(num_decodes, context)
             if not num_prefills:
                 return td + overhead
+            if prefill_context_tokens and self._mixed_chunk is not None:
+                return td + scale * self.mixed_chunk_s(prefill_tokens, prefill_context_tokens) + overhead
         total = sum(prefill_tokens)
         tp, outside = self._prefill.scalar(num_prefills, total / num_prefills)
         if prefill_context_tokens:
@@ -201,6 +214,22 @@ class TableCostModel:
                 extra += max(0.0, whole - self._prefill.scalar(1, c)[0] - self._prefill.scalar(1, n)[0]
                              + self._grid_fixed_s)
         return extra
+
+    def mixed_chunk_s(self, prefill_tokens: Sequence[int], prefill_context_tokens: Sequence[int]) -> float:
+        """What the prefill chunks add to the decode pass they join: the `mixed_chunk` grid's
+        marginal of each (unscaled; a profile without the grid: ValueError)."""
+        table = self._mixed_chunk
+        if table is None:
+            raise ValueError(f"profile {self.name}: no mixed_chunk grid (or not fused passes)")
+        added = 0.0
+        for n, c in zip(prefill_tokens, prefill_context_tokens, strict=True):
+            value, outside = table.scalar(n, c)
+            if outside:
+                g = self.profile.mixed_chunk
+                self._outside(f"prefill chunk of {n} tokens after {c} beside decodes",
+                              _beyond(n, g.batch_sizes, "chunk tokens") or _beyond(c, g.tokens, "context tokens"))
+            added += max(0.0, value)
+        return added
 
     def noisy_iteration_s(self, prefill_tokens: Sequence[int], decode_context_tokens: Sequence[int],
                           index: int, prefill_context_tokens: Sequence[int] = ()) -> float:

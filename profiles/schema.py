@@ -80,6 +80,13 @@ JSON layout (schema_version 1); paths in error messages use these names:
                      cost model adds T(n, c) - T(n, 0) per chunk to the prefill grid's price.
                      Absent: the chunk's extra attention is estimated from the prefill grid
                      (profiles/cost.py)
+    mixed_chunk      optional {"chunk_tokens", "context_tokens", "latency_s"}: latency_s[i][j]
+                     is what ONE prefill chunk of chunk_tokens[i] tokens after context_tokens[j]
+                     tokens of its job's KV ADDS to a decode iteration it joins (chunked prefill
+                     beside running decodes), measured as (decodes + chunk) - (decodes alone),
+                     the two passes timed back to back. context_tokens starts at 0. With it the
+                     cost model prices a mixed iteration of a chunked policy as the decode grid
+                     plus these marginals instead of max(Tp, Td, Tp + Td - F) (profiles/cost.py)
     swap             {"bytes", "out_s", "in_s"}: moving this much KV device->host / host->device
                      (bytes of the whole replica; TP/PP ranks move their shares in parallel)
     collectives      optional {"send_recv": {"bytes", "latency_s"}, "all_reduce": {...}};
@@ -226,6 +233,7 @@ class Profile:
     forward_noise: tuple[float, ...] = ()
     forward_scale_by_batch: tuple[tuple[float, float], ...] = ()
     prefill_context: LatencyGrid | None = None  # batch_sizes: chunk tokens; tokens: context tokens
+    mixed_chunk: LatencyGrid | None = None  # the same axes; added seconds
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -278,6 +286,8 @@ class Profile:
         _check_grid("decode", "context_tokens", self.decode)
         if self.prefill_context is not None:
             _check_grid("prefill_context", "context_tokens", self.prefill_context, "chunk_tokens", first_token=0)
+        if self.mixed_chunk is not None:
+            _check_grid("mixed_chunk", "context_tokens", self.mixed_chunk, "chunk_tokens", first_token=0)
         _check_curve("swap", "out_s", self.swap_out)
         _check_curve("swap", "in_s", self.swap_in)
         if self.swap_out.size_bytes != self.swap_in.size_bytes:

@@ -97,6 +97,8 @@ def profile_to_dict(p: Profile) -> dict:
         out["forward_scale_by_batch"] = [list(pair) for pair in p.forward_scale_by_batch]
     if p.prefill_context is not None:
         out["prefill_context"] = _grid_dict(p.prefill_context, "context_tokens", "chunk_tokens")
+    if p.mixed_chunk is not None:
+        out["mixed_chunk"] = _grid_dict(p.mixed_chunk, "context_tokens", "chunk_tokens")
     if p.overhead is not None:
         out["engine_overhead"] = _overhead_dict(p.overhead)
     if p.policy_overhead:
@@ -140,6 +142,8 @@ def profile_from_dict(d) -> Profile:
         forward_scale_by_batch=d.get("forward_scale_by_batch", ()),
         prefill_context=(_grid(_obj(d, "prefill_context"), "prefill_context", "context_tokens", "chunk_tokens")
                          if "prefill_context" in d else None),
+        mixed_chunk=(_grid(_obj(d, "mixed_chunk"), "mixed_chunk", "context_tokens", "chunk_tokens")
+                     if "mixed_chunk" in d else None),
         schema_version=d["schema_version"],
     )
 

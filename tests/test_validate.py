@@ -24,6 +24,7 @@ from analysis.validation import (
     COLUMNS,
     METRICS,
     batch_of,
+    chunks_prefills,
     iteration_errors,
     rel_error,
     split_evenly,
@@ -183,6 +184,42 @@ def test_chunk_rows_are_priced_with_the_kv_their_chunks_attend_to():
     got = iteration_errors(rows, ChunkCost())
     want = [2e-3 + 1e-5 * 20 + 1e-4 + 1e-6 * 40 + 1e-6 * 30, 1e-3 + 1e-5 * 8]
     assert got["predicted_s"].tolist() == pytest.approx(want, rel=1e-12)
+
+
+class RecordingCost(HandCost):
+    """HandCost that records the chunk contexts each call passed (None: not passed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contexts = []
+
+    def iteration_s(self, prefill_tokens, decode_context_tokens, prefill_context_tokens=None):
+        self.contexts.append(None if prefill_context_tokens is None else list(prefill_context_tokens))
+        return super().iteration_s(prefill_tokens, decode_context_tokens)
+
+
+def test_a_chunked_policy_prices_its_chunks_as_chunks_even_after_no_context():
+    # a chunked policy's first chunk (context 0) beside a decode is priced as a chunk, as the
+    # simulator prices it (the profile's mixed_chunk grid applies); a decode-only row is not
+    rows = iterations("sarathi", "recompute", [(0.0, 0.002, 1, 2, 1, 16, 40, 40), (0.002, 0.003, 1, 1, 0, 0, 41, 41)])
+    rows["prefill_context_tokens"] = [0, 0]
+    chunked = RecordingCost()
+    iteration_errors(rows, chunked, chunked=True)
+    assert chunked.contexts == [None, None, [0]]  # row 0 priced again, with its chunk's context
+    plain = RecordingCost()
+    iteration_errors(rows, plain)
+    assert plain.contexts == [None, None]
+
+
+@pytest.mark.parametrize(("config", "policy", "expected"), [
+    ({"policies": {"sarathi": {"chunked_prefill_tokens": None}}}, "sarathi", True),  # always chunks (512)
+    ({"policies": {"fcfs": {"chunked_prefill_tokens": 32}}}, "fcfs", True),
+    ({"policies": {"fcfs": {"chunked_prefill_tokens": None}}}, "fcfs", False),
+    ({}, "skip-join-mlfq", False),
+    ({}, "my_policies.py:Mine", False),  # a user policy: its config says it
+])
+def test_which_runs_chunked_their_prefills(config, policy, expected):
+    assert chunks_prefills(config, policy) is expected
 
 
 def test_busy_iterations_last_until_the_next_start():

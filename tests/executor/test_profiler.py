@@ -7,7 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from executor.profiler import ProfileConfig, profile_model
+import executor.profiler as profiler
+from executor.profiler import ProfileConfig, profile_model, swept_medians
 from fastserve.cli import main
 from profiles import cost_model, load_profile
 from profiles.models import get_model
@@ -29,6 +30,92 @@ def test_profile_of_a_tiny_model_within_budget():
     assert p.device_kv_tokens > 0 and p.host_kv_tokens > 0 and p.mixed_batch == "fused"
     g = p.prefill_context  # one chunk after 0 or 32 tokens of KV
     assert (g.batch_sizes, g.tokens) == ((8, 32), (0, 32)) and all(v > 0 for row in g.latency_s for v in row)
+    m = p.mixed_chunk  # what one chunk adds to a decode pass: from a one-token chunk (a decode)
+    assert (m.batch_sizes, m.tokens) == ((1, 8, 32), (0, 32)) and all(v > 0 for row in m.latency_s for v in row)
+
+
+def test_grid_points_are_measured_in_interleaved_sweeps(monkeypatch):
+    """Each grid point's passes come in `sweeps` visits with every other grid point between
+    them, not in one burst: a burst took whatever speed phase a shared machine was in."""
+    shapes = []
+
+    class Recording(profiler.ModelRunner):
+        def step(self, segments):
+            shapes.append(tuple((len(s.token_ids), s.start_pos) for s in segments))
+            return super().step(segments)
+
+    monkeypatch.setattr(profiler, "ModelRunner", Recording)
+    cfg = ProfileConfig(budget_s=30, **{**QUICK, "max_repeats": 6}, sweeps=3, overhead=None)
+    profile_model(tiny("tiny-opt").model, "tiny-opt", cfg, "pytest", progress=False)
+    decode_4_at_64 = ((1, 63), (1, 62), (1, 62), (1, 62))  # job 0 at the full context, the rest masked
+    chunk_8_after_32 = ((8, 32),)
+    for shape in (decode_4_at_64, chunk_8_after_32):
+        calls = [i for i, s in enumerate(shapes) if s == shape]
+        bursts = 1 + sum(b - a > 1 for a, b in zip(calls, calls[1:], strict=False))
+        # 1 warm-up + 2 samples, then twice 1 warm-up + 2 samples (the budget is ample)
+        assert (len(calls), bursts) == (3 + 3 + 3, 3)
+    # between two visits of a point lie the visits of the others, of all three grids and the
+    # mixed passes (8 decodes at 64 with a chunk of 8 after 32)
+    calls = [i for i, s in enumerate(shapes) if s == decode_4_at_64]
+    between = set(shapes[calls[2] + 1:calls[3]])
+    mixed_8_after_32 = ((1, 63), *[(1, 62)] * 7, (8, 32))
+    assert {((32, 0), (32, 0)), chunk_8_after_32, mixed_8_after_32} <= between
+
+
+class _PhasedClock:
+    """A fake `_Clock`: every sample lasts its probe's cost, doubled while the machine is in its
+    slow phase (the first `slow_visits` visits), so the test measures no real time."""
+
+    def __init__(self, slow_visits: int) -> None:
+        self.slow_visits, self.visits, self.cost_s = slow_visits, 0, 0.0
+
+    def samples_s(self, step, max_repeats: int, warmups: int, base=None) -> list[float]:
+        step()
+        factor = 2.0 if self.visits < self.slow_visits else 1.0
+        self.visits += 1
+        return [self.cost_s * factor] * max_repeats
+
+
+@pytest.mark.parametrize(("sweeps", "expected"), [
+    (1, {"a": 2e-3, "b": 4e-3, "c": 3e-3}),  # one burst each: "a" and "b" took the slow phase
+    (3, {"a": 1e-3, "b": 2e-3, "c": 3e-3}),  # each point's slow sweep is outvoted by two fast ones
+])
+def test_swept_medians_outvote_a_slow_phase(sweeps, expected):
+    costs_s = {"a": 1e-3, "b": 2e-3, "c": 3e-3}
+    clock = _PhasedClock(slow_visits=2 if sweeps == 1 else 3)  # the first third of the visits
+    events = []
+
+    def probe(key):
+        def setup():
+            clock.cost_s = costs_s[key]
+            events.append(("set up", key))
+            return profiler.Visit(lambda: events.append(("step", key)), lambda: events.append(("clean up", key)))
+        return profiler.Probe(setup, max_repeats=3)
+
+    medians = swept_medians(clock, {k: probe(k) for k in costs_s}, sweeps, warmups=2)
+    assert medians == expected
+    visit = lambda k: [("set up", k), ("step", k), ("clean up", k)]  # noqa: E731
+    assert events == [e for _ in range(sweeps) for k in costs_s for e in visit(k)]
+
+
+def test_a_paired_sample_is_the_difference_of_two_passes_timed_back_to_back(monkeypatch):
+    """The mixed_chunk grid's samples: the pass with the chunk minus the pass without, the two
+    timed one right after the other, in alternating order; a fake clock, no real time."""
+    now = [0.0]
+    monkeypatch.setattr(profiler.time, "perf_counter", lambda: now[0])
+    calls = []
+
+    def step(name, cost_s):
+        def run():
+            calls.append(name)
+            now[0] += cost_s
+        return run
+
+    cfg = ProfileConfig(budget_s=100, **QUICK)
+    clock = profiler._Clock(cfg, 10, lambda: None, type("Bar", (), {"update": lambda self, n: None})())
+    samples = clock.samples_s(step("mixed", 0.0015), 4, warmups=1, base=step("decodes", 0.0012))
+    assert samples == pytest.approx([0.0003] * 4, abs=1e-15)
+    assert calls == ["decodes", "mixed"] + ["decodes", "mixed", "mixed", "decodes"] * 2
 
 
 def test_profile_cli_writes_a_loadable_profile(tmp_path):
@@ -51,6 +138,8 @@ def test_profile_cli_errors_are_one_line(tmp_path):
 def test_profile_config_validation():
     with pytest.raises(ValueError, match="prompt_tokens must hold at least 2 increasing"):
         ProfileConfig(prompt_tokens=(32, 16))
+    with pytest.raises(ValueError, match="max_repeats and sweeps must be positive"):
+        ProfileConfig(sweeps=0)
     with pytest.raises(ValueError, match="fewer than 2 grid points fit the model's 20-token context"):
         ProfileConfig(**{**QUICK, "context_tokens": (16, 64)}).capped(20)
 
