@@ -17,8 +17,8 @@ The workload keeps the tiny models busy ~95 % of the time with bursty arrivals (
 form and drain); near saturation a JCT error is a few times the per-iteration error that causes
 it, which makes this a demanding test. It runs at two device KV sizes and a chunked configuration (`--kv`):
 
-- standard, 2,048 tokens: skip-join-mlfq preempts hundreds of times but swaps only a few;
-- swap-heavy, 768 tokens, skip-join-mlfq only: it swaps 1,300-2,100 times a run (the check
+- standard, 2,048 tokens: skip-join-mlfq swaps 1,100-1,400 times a run (2026-12-03);
+- swap-heavy, 768 tokens, skip-join-mlfq only: it swaps 2,200-3,300 times a run (the check
   refuses a run with fewer than 100), so the swap timing is validated too. (fcfs never swaps;
   reserving max_seq_tokens per request it would hold 4 at a time, an overload in which a 1 %
   throughput error is a 10-45 % JCT error from run to run: a test of the machine's noise.)
