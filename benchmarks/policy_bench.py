@@ -22,7 +22,7 @@ sim_speed.py's ratios do. Target (issue 14: no
 slower than before): new/old, each side with its own defaults, at most 1.05 in every row, as
 the median over repetitions of the ratio of each repetition's two runs (made one after the
 other, so a drift of the machine's speed over minutes cancels; the best of each side does not
-pair them: the old code's best of 7 moved from 245 to 338 us between runs minutes apart);
+pair them: the old code's best moved from 245 to 338 us between runs minutes apart);
 exits 1 otherwise. Two columns say how much of a ratio is different work:
 - new*: the new code under the old code's only starvation rule (a check every 1,000
   iterations). The new default checks on the policy's clock at every decision, so promotions
