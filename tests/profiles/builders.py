@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from profiles.models import get_model
-from profiles.schema import LatencyCurve, LatencyGrid, Profile
+from profiles.schema import EngineOverhead, LatencyCurve, LatencyGrid, Profile
 from profiles.store import profile_to_dict
 
 # prefill: latency grows with batch and prompt length
@@ -13,6 +13,15 @@ PREFILL = LatencyGrid((1, 2, 4), (16, 64, 256),
 DECODE = LatencyGrid((1, 2, 4, 8), (1, 100, 1000),
                      ((0.009, 0.010, 0.019), (0.010, 0.012, 0.030), (0.012, 0.016, 0.052), (0.016, 0.024, 0.096)))
 SWAP = LatencyCurve((1000, 10_000, 1_000_000), (0.001, 0.002, 0.050))
+# a forward-scale curve (job count, scale) and an engine overhead, for the cost-model tests
+CURVE = ((1.0, 1.0), (3.0, 1.2), (7.0, 1.3))
+OVERHEAD = EngineOverhead(iteration_s=1e-4, per_job_s=2e-5, per_prefill_s=5e-4, per_plan_s=3e-4, per_admission_s=7e-5)
+
+
+def quiet(cm):
+    """Silence a cost model's extrapolation warning (tested on its own in test_cost.py)."""
+    cm._warned = True
+    return cm
 
 
 def small_profile(**changes) -> Profile:

@@ -13,15 +13,9 @@ from policy import CostModel
 from profiles.cost import ExtrapolationWarning
 from profiles.interp import Table2D
 from profiles.schema import LatencyCurve
-from tests.profiles.builders import DECODE, PREFILL, small_profile
+from tests.profiles.builders import DECODE, PREFILL, quiet, small_profile
 
 BUNDLED = profiles.load_profile(profiles.DEFAULT_PROFILE)
-
-
-def quiet(cm):
-    """Silence the extrapolation warning (tested on its own below)."""
-    cm._warned = True
-    return cm
 
 
 def test_satisfies_the_policy_protocol():

@@ -10,17 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import profiles
-from profiles.schema import EngineOverhead, ProfileError
+from profiles.schema import ProfileError
 from profiles.store import profile_from_dict, profile_to_dict
-from tests.profiles.builders import small_profile, small_profile_dict
+from tests.profiles.builders import OVERHEAD, quiet, small_profile, small_profile_dict
 
-OVERHEAD = EngineOverhead(iteration_s=1e-4, per_job_s=2e-5, per_prefill_s=5e-4, per_plan_s=3e-4, per_admission_s=7e-5)
 ZEROS = {"per_plan_s": 0.0, "per_admission_s": 0.0}
-
-
-def quiet(cm):
-    cm._warned = True
-    return cm
 
 
 def test_max_mode_looks_decodes_up_at_the_longest_context():

@@ -7,17 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import profiles
-from profiles.schema import EngineOverhead
-from tests.profiles.builders import small_profile
+from tests.profiles.builders import CURVE, OVERHEAD, quiet, small_profile
 
 BUNDLED = profiles.load_profile(profiles.DEFAULT_PROFILE)
-CURVE = ((1.0, 1.0), (3.0, 1.2), (7.0, 1.3))
-OVERHEAD = EngineOverhead(iteration_s=1e-4, per_job_s=2e-5, per_prefill_s=5e-4, per_plan_s=3e-4, per_admission_s=7e-5)
-
-
-def quiet(cm):
-    cm._warned = True
-    return cm
 
 
 def models():

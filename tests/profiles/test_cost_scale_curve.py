@@ -8,17 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import profiles
-from profiles.schema import EngineOverhead, ProfileError
+from profiles.schema import ProfileError
 from profiles.store import profile_from_dict, profile_to_dict
-from tests.profiles.builders import small_profile, small_profile_dict
-
-CURVE = ((1.0, 1.0), (3.0, 1.2), (7.0, 1.3))
-OVERHEAD = EngineOverhead(iteration_s=1e-4, per_job_s=2e-5, per_prefill_s=5e-4, per_plan_s=3e-4, per_admission_s=7e-5)
-
-
-def quiet(cm):
-    cm._warned = True
-    return cm
+from tests.profiles.builders import CURVE, OVERHEAD, quiet, small_profile, small_profile_dict
 
 
 def test_scale_is_interpolated_at_the_job_count_and_clamped():
