@@ -36,7 +36,8 @@ from executor.distributed.rank import RankModel, StageRunner, store_for
 from executor.distributed.replay import RecordingStore, Replica
 from executor.kv_store import KVStore
 from executor.models import spec_of
-from executor.profiler import ProfileConfig, _Clock, _hardware, _kv_capacity, _software, _sync_for
+from executor.profile_timing import Clock
+from executor.profiler import ProfileConfig, _hardware, _kv_capacity, _software, _sync_for
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper
 from policy import KVCapacity
@@ -173,7 +174,7 @@ def profile_replica(session: Session, name: str, cfg: ProfileConfig, generated_b
         bar.update(1)
         activation_bytes = rank_model.hidden_size * rank_model.layout.dtype.itemsize
         curve_bytes = tuple(n * activation_bytes for n in COLLECTIVE_TOKENS)
-        clock = _Clock(cfg, num_points, sync, bar)
+        clock = Clock(cfg, num_points, sync, bar)
 
         def iteration_s(batch: int, tokens: int, prefill: bool) -> float:
             for j in range(batch):

@@ -8,7 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 import executor.profiler as profiler
-from executor.profiler import ProfileConfig, profile_model, swept_medians
+from executor import profile_timing
+from executor.profile_timing import swept_medians
+from executor.profiler import ProfileConfig, profile_model
 from fastserve.cli import main
 from profiles import cost_model, load_profile
 from profiles.models import get_model
@@ -65,7 +67,7 @@ def test_grid_points_are_measured_in_interleaved_sweeps(monkeypatch):
 
 
 class _PhasedClock:
-    """A fake `_Clock`: every sample lasts its probe's cost, doubled while the machine is in its
+    """A fake `Clock`: every sample lasts its probe's cost, doubled while the machine is in its
     slow phase (the first `slow_visits` visits), so the test measures no real time."""
 
     def __init__(self, slow_visits: int) -> None:
@@ -91,8 +93,8 @@ def test_swept_medians_outvote_a_slow_phase(sweeps, expected):
         def setup():
             clock.cost_s = costs_s[key]
             events.append(("set up", key))
-            return profiler.Visit(lambda: events.append(("step", key)), lambda: events.append(("clean up", key)))
-        return profiler.Probe(setup, max_repeats=3)
+            return profile_timing.Visit(lambda: events.append(("step", key)), lambda: events.append(("clean up", key)))
+        return profile_timing.Probe(setup, max_repeats=3)
 
     medians = swept_medians(clock, {k: probe(k) for k in costs_s}, sweeps, warmups=2)
     assert medians == expected
@@ -104,7 +106,7 @@ def test_a_paired_sample_is_the_difference_of_two_passes_timed_back_to_back(monk
     """The mixed_chunk grid's samples: the pass with the chunk minus the pass without, the two
     timed one right after the other, in alternating order; a fake clock, no real time."""
     now = [0.0]
-    monkeypatch.setattr(profiler.time, "perf_counter", lambda: now[0])
+    monkeypatch.setattr(profile_timing.time, "perf_counter", lambda: now[0])
     calls = []
 
     def step(name, cost_s):
@@ -114,7 +116,7 @@ def test_a_paired_sample_is_the_difference_of_two_passes_timed_back_to_back(monk
         return run
 
     cfg = ProfileConfig(budget_s=100, **QUICK)
-    clock = profiler._Clock(cfg, 10, lambda: None, type("Bar", (), {"update": lambda self, n: None})())
+    clock = profile_timing.Clock(cfg, 10, lambda: None, type("Bar", (), {"update": lambda self, n: None})())
     samples = clock.samples_s(step("mixed", 0.0015), 4, warmups=1, base=step("decodes", 0.0012))
     assert samples == pytest.approx([0.0003] * 4, abs=1e-15)
     assert calls == ["decodes", "mixed"] + ["decodes", "mixed", "mixed", "decodes"] * 2
