@@ -103,7 +103,8 @@ class MLFQ(Scheduler):
         job.level = level
         job.home_level = -1
         job.attained_us = 0
-        self.place(job, new_seq=self.new_seq())
+        self._next_seq += 1  # `new_seq`, inlined: tens of demotions a decision
+        self.place(job, new_seq=self._next_seq)
 
     def _promote_at_us(self, job: Job) -> int:
         """When a waiting job is promoted: once it has waited alpha, at the next check instant."""
@@ -188,8 +189,19 @@ class MLFQ(Scheduler):
                     yield job
 
     def _on_served_batch(self, jobs: list[Job], elapsed_us: int, iteration_ends_us) -> None:
-        if iteration_ends_us is None:
+        if iteration_ends_us is None and type(self).on_served is not MLFQ.on_served:
             return super()._on_served_batch(jobs, elapsed_us, None)
+        if iteration_ends_us is None:
+            # One iteration: `on_served` for each unfinished job, inlined (every batch job, every
+            # decision: policy_bench.py).
+            quantum_us, demote, next_level = self.quantum_us, self._demote, self._next_level
+            for job in jobs:
+                if job.generated_tokens < job.output_tokens:
+                    attained_us = job.attained_us = job.attained_us + elapsed_us
+                    home_level = job.home_level
+                    if attained_us >= quantum_us[home_level if home_level >= 0 else job.level]:
+                        demote(job, next_level(job.level, home_level))
+            return
         # Several iterations at once: find, per job, every iteration at whose end its quantum
         # ran out (cumulative service crossing its quantum, then counting again from zero), then
         # apply the demotions in the order a step-by-step run would, since each one queues the
@@ -239,7 +251,6 @@ class MLFQ(Scheduler):
             self._unindex_waiting(job)
 
     def on_finished(self, job: Job) -> None:
-        self._ahead_cache = None
         if self._waiting.pop(job.id, None) is not None:
             self._unindex_waiting(job)
 
@@ -336,21 +347,14 @@ class MLFQ(Scheduler):
     def _ahead_us(self) -> list[int]:
         """Per level, the quanta of every queued job in the levels above it (cached until a
         job changes queue: a decision's swaps do not)."""
-        if self._ahead_cache is None:
+        if self._queues_changed or self._ahead_cache is None:
             ahead, total = [], 0
             for fresh, started, quantum_us in zip(self._fresh, self._started, self.quantum_us, strict=True):
                 ahead.append(total)
                 total += (len(fresh) + len(started)) * quantum_us
             self._ahead_cache = ahead
+            self._queues_changed = False
         return self._ahead_cache
-
-    def place(self, job: Job, new_seq: int | None = None) -> None:
-        self._ahead_cache = None
-        super().place(job, new_seq)
-
-    def place_many(self, jobs: list[Job]) -> None:
-        self._ahead_cache = None
-        super().place_many(jobs)
 
     # Fast orders by (ENST, rank) (policy_bench.py: sorting every host job by ENST cost
     # milliseconds a decision). T_execute grows with rank and T_promote with the waiting start,

@@ -94,6 +94,9 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         self._swapping_out: dict[int, Job] = {}
         self._swapping_in: dict[int, Job] = {}
         self._queue_of: dict[int, JobQueue] = {}
+        # Set whenever a job changes queue (or leaves), for state a policy derives from its
+        # queues' sizes and caches between changes (MLFQ's quanta ahead of each level).
+        self._queues_changed = True
         self.prefill_closed = False
         # Proactive mode keeps compute off blocks that swap-outs still occupy (policy.placement).
         self._defer_compute = self.swap_mode == "proactive"
@@ -197,7 +200,9 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         return (job.level << RANK_SEQ_BITS) | job.seq
 
     def place(self, job: Job, new_seq: int | None = None) -> None:
-        """(Re)file the job in the queue its state calls for; re-keys it if `new_seq` is given."""
+        """(Re)file the job in the queue its state calls for; re-keys it if `new_seq` is given.
+        (Called per demotion and per prefill: `_rank` inlined.)"""
+        self._queues_changed = True
         old = self._queue_of.pop(job.id, None)
         if old is not None:
             old.remove(job)
@@ -206,13 +211,15 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         q = self.queue_for(job)
         q.add(job)
         self._queue_of[job.id] = q
-        rank = self._rank(job)  # its level or seq may have changed: re-key it where it is indexed
+        # its level or seq may have changed: re-key it where it is indexed
+        rank = (job.level << RANK_SEQ_BITS) | job.seq
         if not self._device.rekey(job, rank):
             self._host.rekey(job, rank)
 
     def place_many(self, jobs: list[Job]) -> None:
         """`place(job, new_seq=self.new_seq())` for each of `jobs` in turn, each queue and
         location index changed once (one pass each when the jobs are many of its entries)."""
+        self._queues_changed = True
         leaving: dict[int, tuple[JobQueue, list[Job]]] = {}
         for job in jobs:
             queue = self._queue_of.pop(job.id)
@@ -583,6 +590,7 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         self._remove(job, old)
 
     def _remove(self, job: Job, old: KVLocation) -> None:
+        self._queues_changed = True
         self._track(job, old)
         self._queue_of.pop(job.id).remove(job)
         del self.jobs[job.id]
