@@ -211,9 +211,13 @@ class MLFQ(Scheduler):
         # batch, `deadline_us`, and a stepping run re-sorts its batch after each one).
         ends = iteration_ends_us
         events = []
+        quantum_us_of, run_us = self.quantum_us, int(ends[-1])
         for position, job in enumerate(jobs):
             level, home, base_us, attained_us = job.level, job.home_level, 0, job.attained_us
             charged = len(ends) - 1 if job.finished else len(ends)  # retired before its last
+            if not charged or ends[charged - 1] < quantum_us_of[home if home >= 0 else level] - attained_us:
+                job.attained_us = attained_us + run_us  # the common case: its quantum outlasts the run
+                continue
             while True:
                 quantum_us = self.quantum_us[home if home >= 0 else level]
                 i = bisect_left(ends, base_us + quantum_us - attained_us, 0, charged)
@@ -280,7 +284,7 @@ class MLFQ(Scheduler):
             # Every unfinished job is running: a demotion cannot change who runs, and `advance`
             # charges quanta iteration by iteration, so only memory and the engine bound a skip.
             return math.inf
-        deadline = min(self._service_until_overtaken_us(j, level_left_out) for j in plan.batch)
+        deadline = min([self._service_until_overtaken_us(j, level_left_out) for j in plan.batch])
         period = self.config.starvation_check_iterations
         if self._waiting and (period is None or period == 1):
             # the next promotion (the first waiting job is promoted first)
@@ -302,13 +306,10 @@ class MLFQ(Scheduler):
         the batch, that is into `level_left_out` or below. Demotions above that level change
         only the order inside the batch (every left-out job still ranks below every batch job),
         and `_on_served_batch` replays them in a stepping run's order, so a skip runs past them."""
-        service_us = self._quantum_left_us(job)
-        level, home_level = job.level, job.home_level
-        while True:
-            level, home_level = self._next_level(level, home_level), -1
-            if level >= level_left_out:
-                return service_us
-            service_us += self.quantum_us[level]
+        level = self._next_level(job.level, job.home_level)
+        # then the quanta of the levels it passes through above `level_left_out`, one
+        # `demotion_levels` step apart (a step past the bottom level lands on it, at or below)
+        return self._quantum_left_us(job) + sum(self.quantum_us[level:level_left_out:self.config.demotion_levels])
 
     def max_iterations(self) -> int:
         period = self.config.starvation_check_iterations

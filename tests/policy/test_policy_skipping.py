@@ -96,3 +96,19 @@ def test_a_skip_runs_past_demotions_that_keep_every_left_out_job_behind():
     assert [step.results()[i].levels for i in range(3)] == [[0, 1, 2, 3]] * 3
     sched = sc.scheduler()
     assert sched._service_until_overtaken_us(Job(id=9, arrival_s=0, prompt_tokens=1, output_tokens=9), 3) == 14_000  # noqa: SLF001  (q0 + q1 + q2)
+
+
+def test_service_until_overtaken_steps_by_the_demotion_levels():
+    """With demotion_levels = 2 a job at level 0 passes through level 2 on its way down: its
+    quantum left, then q2, before a demotion into level 4 or below; a promoted job goes home
+    first (q_home left, then the levels below home)."""
+    cfg = SchedulerConfig(device_kv_tokens=4096, host_kv_tokens=0, num_levels=6, demotion_levels=2,
+                          base_quantum_s=0.001, alpha_s=10.0)
+    sched = Scenario("mlfq", cfg, ((0, 0, 1, 9),)).scheduler()
+    job = Job(id=9, arrival_s=0, prompt_tokens=1, output_tokens=9)
+    job.attained_us = 300
+    assert sched._service_until_overtaken_us(job, 4) == 700 + 4_000  # noqa: SLF001  (q0 - 300 + q2)
+    assert sched._service_until_overtaken_us(job, 2) == 700  # noqa: SLF001  (the first demotion reaches it)
+    assert sched._service_until_overtaken_us(job, 5) == 700 + 4_000 + 16_000  # noqa: SLF001  (+ q4)
+    job.level, job.home_level, job.attained_us = 0, 1, 0  # promoted from level 1: home, then 3
+    assert sched._service_until_overtaken_us(job, 5) == 2_000 + 2_000 + 8_000  # noqa: SLF001  (q1 left, q1, q3)
