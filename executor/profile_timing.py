@@ -2,16 +2,23 @@
 to measure, and grid points measured in interleaved sweeps.
 
 The iteration grids are measured in `sweeps` interleaved sweeps: each sweep visits every
-point of the four (prefill, decode, prefill_context, mixed_chunk; its own set-up, warm-ups and its share of the repetitions), and a point's value
-is the median of all its sweeps' samples. Why: on a shared VM the machine's speed drifts over
-seconds (tiny-opt, CPU: medians of 200 back-to-back passes moved 30-50 % between moments seconds
-apart), so a point measured in one ~50 ms burst took the speed of the moment it landed in: in 20
-validate profiles the prefill grid's one-prompt row and the prefill_context grid's chunks after
-0 tokens, which time the same passes, disagreed by up to 2x. Swept, a slow phase shorter than a
-third of the grids' time is outvoted in every point's median. Drifts longer than a sweep remain
-(in 9 swept profiles those two points still differed by 0.82-1.45x); the mixed_chunk grid's
-paired differences are what keeps the drift out of a chunk's price. (The swap curve and the
-distributed profiler measure each point in one burst.)
+point of the four (prefill, decode, prefill_context, mixed_chunk; its own set-up, warm-ups and
+its share of the repetitions). A point's value is the mean over its visits of each visit's
+median (`swept_times`). Why both:
+- On a shared VM the machine's speed moves between phases seconds long (tiny-opt, CPU: one fixed
+  decode pass had 5-second medians from 0.80 to 1.61 ms over two minutes), so a point measured
+  in one ~50 ms burst took the speed of the moment it landed in (in 20 validate profiles the
+  prefill grid's one-prompt row and the prefill_context grid's chunks after 0 tokens, which time
+  the same passes, disagreed by up to 2x). Sweeps spread every point over the profile's time.
+- Within a visit the samples are back to back, in one phase: their median drops a time slice
+  lost to another process. Across visits the mean is the phase average, which is what a served
+  run's summed time sees. The median of all samples (this module's rule until 2026-12-03) sat
+  at the typical phase instead, and live runs meet slow phases too: `validate_targets.py
+  --kv chunked --repeats 10` gave mean JCT -21.0 % and -16.3 % (tiny-opt, tiny-llama) with it,
+  and +1.7 % and +3.9 % with the mean of 7 visits' medians, the same day.
+The mixed_chunk grid's samples are differences of two passes timed back to back, which keeps
+the drift out of a chunk's price. (The swap curve and the distributed profiler measure each
+point in one burst.)
 """
 
 from __future__ import annotations
@@ -90,16 +97,17 @@ class Probe:
     max_repeats: int  # samples, over all the sweeps
 
 
-def swept_medians(clock, probes: dict, sweeps: int, warmups: int) -> dict:
-    """Each probe's median sample, its `max_repeats` samples split over `sweeps` sweeps that
-    visit every probe in turn (see the module docstring); `clock` is a `Clock`. Only the first
-    sweep pays the full `warmups`: later visits need one pass to settle a shape back in, not
-    the process's first-call costs."""
-    samples = {key: [] for key in probes}
+def swept_times(clock, probes: dict, sweeps: int, warmups: int) -> dict:
+    """Each probe's time: its `max_repeats` samples split over `sweeps` sweeps that visit every
+    probe in turn, and the mean over its visits of each visit's median (see the module
+    docstring); `clock` is a `Clock`. Only the first sweep pays the full `warmups`: later visits
+    need one pass to settle a shape back in, not the process's first-call costs."""
+    visit_medians: dict = {key: [] for key in probes}
     for sweep in range(sweeps):
         for key, probe in probes.items():
             visit = probe.setup()
-            samples[key] += clock.samples_s(visit.step, -(-probe.max_repeats // sweeps),
-                                            warmups if sweep == 0 else min(1, warmups), base=visit.base)
+            samples = clock.samples_s(visit.step, -(-probe.max_repeats // sweeps),
+                                      warmups if sweep == 0 else min(1, warmups), base=visit.base)
             visit.clean_up()
-    return {key: statistics.median(values) for key, values in samples.items()}
+            visit_medians[key].append(statistics.median(samples))
+    return {key: statistics.fmean(medians) for key, medians in visit_medians.items()}

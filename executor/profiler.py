@@ -7,7 +7,8 @@ Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine
   context is written by an untimed prefill first, and each timed step rewrites the same chunk;
 - mixed_chunk grid: what one chunk of `n` tokens after `c` adds to a decode iteration of
   `mixed_decode_jobs` jobs at `mixed_decode_context_tokens` (chunked prefill beside running
-  decodes, the bulk of a chunked run): the median of `mixed_repeats` differences, each the
+  decodes, the bulk of a chunked run): from `mixed_repeats` differences (swept like the other
+  grids: the mean of each visit's median), each the
   decode pass with the chunk minus the decode pass alone, timed back to back, so that the
   machine's speed drift cancels from each (priced as a prefill grid point minus a fixed cost
   measured at another moment, the chunk's ~0.2 ms came out anywhere in -0.02-0.68 ms). Its
@@ -40,7 +41,8 @@ Every number comes from the same `ModelRunner.step` / `Swapper` calls the engine
 Each point: `warmups` untimed runs, then repetitions up to `max_repeats`, fewer when the
 `budget_s` would be exceeded (never fewer than one), and the median. A tqdm bar shows progress.
 
-The iteration grids are measured in `sweeps` interleaved sweeps (executor/profile_timing.py).
+The iteration grids are measured in `sweeps` interleaved sweeps, a point's value the mean of
+its visits' medians (executor/profile_timing.py).
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ from executor.calibration import calibrate
 from executor.kv_store import KVStore
 from executor.models import kv_layout, spec_of
 from executor.overhead import OverheadConfig, measure_engine_overhead
-from executor.profile_timing import Clock, Probe, Visit, swept_medians
+from executor.profile_timing import Clock, Probe, Visit, swept_times
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper
 from policy import KVCapacity
@@ -221,7 +223,7 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
                      for b in cfg.decode_batch_sizes for c in cfg.context_tokens},
                   **{("chunk", n, c): chunk_probe(n, c) for n in cfg.chunk_tokens for c in cfg.chunk_context_tokens},
                   **{("mixed", n, c): mixed_probe(n, c) for n in mixed_chunks for c in cfg.chunk_context_tokens}}
-        medians = swept_medians(clock, probes, cfg.sweeps, cfg.warmups)
+        medians = swept_times(clock, probes, cfg.sweeps, cfg.warmups)
         prefill = tuple(tuple(medians["prefill", b, n] for n in cfg.prompt_tokens) for b in cfg.prefill_batch_sizes)
         decode = tuple(tuple(medians["decode", b, c] for c in cfg.context_tokens) for b in cfg.decode_batch_sizes)
         chunked = tuple(tuple(medians["chunk", n, c] for c in cfg.chunk_context_tokens) for n in cfg.chunk_tokens)
@@ -268,7 +270,7 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
         notes={
             "method": "executor ModelRunner.step / Swapper on this machine; median of repetitions after "
                       f"{cfg.warmups} warm-ups, at most {cfg.max_repeats} repetitions (iteration grids: over "
-                      f"{cfg.sweeps} interleaved sweeps), budget {cfg.budget_s:g} s",
+                      f"{cfg.sweeps} interleaved sweeps, the mean of each visit's median), budget {cfg.budget_s:g} s",
             "kv_capacity": capacity_note, "block_size_tokens": bs, "torch_threads": torch.get_num_threads(),
             **({"engine_overhead": overhead_note} if overhead_note else {}),
         },

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 import executor.profiler as profiler
 from executor import profile_timing
-from executor.profile_timing import swept_medians
+from executor.profile_timing import swept_times
 from executor.profiler import ProfileConfig, profile_model
 from fastserve.cli import main
 from profiles import cost_model, load_profile
@@ -68,7 +68,8 @@ def test_grid_points_are_measured_in_interleaved_sweeps(monkeypatch):
 
 class _PhasedClock:
     """A fake `Clock`: every sample lasts its probe's cost, doubled while the machine is in its
-    slow phase (the first `slow_visits` visits), so the test measures no real time."""
+    slow phase (the first `slow_visits` visits), and one sample of each visit ten times as long
+    (a time slice another process took), so the test measures no real time."""
 
     def __init__(self, slow_visits: int) -> None:
         self.slow_visits, self.visits, self.cost_s = slow_visits, 0, 0.0
@@ -77,14 +78,15 @@ class _PhasedClock:
         step()
         factor = 2.0 if self.visits < self.slow_visits else 1.0
         self.visits += 1
-        return [self.cost_s * factor] * max_repeats
+        return [self.cost_s * factor] * (max_repeats - 1) + [10 * self.cost_s * factor]
 
 
 @pytest.mark.parametrize(("sweeps", "expected"), [
     (1, {"a": 2e-3, "b": 4e-3, "c": 3e-3}),  # one burst each: "a" and "b" took the slow phase
-    (3, {"a": 1e-3, "b": 2e-3, "c": 3e-3}),  # each point's slow sweep is outvoted by two fast ones
+    # every point spends one visit of three in the slow phase: the phase average, 4/3 of its cost
+    (3, {"a": 4e-3 / 3, "b": 8e-3 / 3, "c": 12e-3 / 3}),
 ])
-def test_swept_medians_outvote_a_slow_phase(sweeps, expected):
+def test_swept_times_average_the_phases_and_drop_lost_slices(sweeps, expected):
     costs_s = {"a": 1e-3, "b": 2e-3, "c": 3e-3}
     clock = _PhasedClock(slow_visits=2 if sweeps == 1 else 3)  # the first third of the visits
     events = []
@@ -94,10 +96,10 @@ def test_swept_medians_outvote_a_slow_phase(sweeps, expected):
             clock.cost_s = costs_s[key]
             events.append(("set up", key))
             return profile_timing.Visit(lambda: events.append(("step", key)), lambda: events.append(("clean up", key)))
-        return profile_timing.Probe(setup, max_repeats=3)
+        return profile_timing.Probe(setup, max_repeats=3 * sweeps)
 
-    medians = swept_medians(clock, {k: probe(k) for k in costs_s}, sweeps, warmups=2)
-    assert medians == expected
+    times = swept_times(clock, {k: probe(k) for k in costs_s}, sweeps, warmups=2)
+    assert times == pytest.approx(expected, rel=1e-12)
     visit = lambda k: [("set up", k), ("step", k), ("clean up", k)]  # noqa: E731
     assert events == [e for _ in range(sweeps) for k in costs_s for e in visit(k)]
 
