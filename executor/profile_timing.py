@@ -13,9 +13,10 @@ median (`swept_times`). Why both:
 - Within a visit the samples are back to back, in one phase: their median drops a time slice
   lost to another process. Across visits the mean is the phase average, which is what a served
   run's summed time sees. The median of all samples (this module's rule until 2026-12-03) sat
-  at the typical phase instead, and live runs meet slow phases too: `validate_targets.py
-  --kv chunked --repeats 10` gave mean JCT -21.0 % and -16.3 % (tiny-opt, tiny-llama) with it,
-  and +1.7 % and +3.9 % with the mean of 7 visits' medians, the same day.
+  at the typical phase instead, and live runs meet slow phases too. `validate_targets.py
+  --kv chunked --repeats 10`, one afternoon, median mean-JCT errors (tiny-opt, tiny-llama): with
+  that rule -21.0 % and -16.3 %; with the mean of 7 visits' medians +1.7 % and +3.9 %, then
+  -10.2 % and -14.5 % on a second run. Between runs of one code this noise is as large as the change.
 The mixed_chunk grid's samples are differences of two passes timed back to back, which keeps
 the drift out of a chunk's price. (The swap curve and the distributed profiler measure each
 point in one burst.)

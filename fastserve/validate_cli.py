@@ -86,8 +86,7 @@ def _profile(model, name: str, path: str | None, block_size: int | None, budget_
     try:
         # more repetitions than `fastserve profile`'s default, in 7 sweeps of 3: each visit's
         # median shrugs off a time slice another process took, and 7 visits spread over the
-        # budget average the machine's speed phases as a served run does (profile_timing.py;
-        # with 3 sweeps the chunked validation's mean JCT came out -16 % and -21 %)
+        # budget average the machine's speed phases as a served run does (profile_timing.py)
         cfg = ProfileConfig(budget_s=budget_s, block_size_tokens=block, warmups=3, max_repeats=21, sweeps=7,
                             overhead=OverheadConfig(policies=policies), **grid)
         prof = profile_model(model, name, cfg, _command_line() + "  (profile step)")
