@@ -265,7 +265,8 @@ def main() -> None:
                     help="Queued jobs (several values show how the cost scales with the queue).")
     ap.add_argument("--against", metavar="REV",
                     help="Compare with the policy package of git revision REV, side by side (see above).")
-    ap.add_argument("--reps", type=int, default=5, help="--against: interleaved runs per side (best counts).")
+    ap.add_argument("--reps", type=int, default=5, help="--against: repetitions, each one run per side, back to back; the target is on the "
+                         "median of their new/old ratios.")
     ap.add_argument("--inner", type=int, default=5,
                     help="--against: timed windows per run, each on a freshly built state; the fastest counts.")
     ap.add_argument("--check-iterations", type=int, default=None,

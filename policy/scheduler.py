@@ -10,8 +10,9 @@ evicts and swaps by the same rules:
   needs a prefill joins while the prefill-token budget allows (one prefill may exceed it
   alone); after the first prefill that does not fit, prefill admission closes for this
   decision (head-of-line, as in vLLM and Orca), and only started jobs can still join.
-- KV placement and swap modes are in `policy.placement` (mixed in), event skipping in
-  `policy.horizon`.
+- The batch walk is in `policy.batch_walk`, its chunked variant in `policy.chunked`, KV
+  placement and swap modes in `policy.placement`, event skipping in `policy.horizon` (each
+  mixed in).
 - Non-preemptive policies (Orca) reserve `max_seq_tokens` per job at admission and never evict.
 
 Times are integer microseconds inside; see `policy.job`.
@@ -23,6 +24,7 @@ import math
 from collections.abc import Iterator, Sequence
 from typing import ClassVar
 
+from policy.batch_walk import BatchWalk
 from policy.chunked import ChunkedBatching
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
@@ -30,7 +32,7 @@ from policy.dispatch import ReplicaLoad
 from policy.horizon import PlanHorizon
 from policy.job import Job, KVLocation, to_us
 from policy.kv import KVCapacity, KVSpace
-from policy.placement import HOLDS, RUNS, SECURED, WAITING, KVPlacement
+from policy.placement import KVPlacement
 from policy.plan import Plan
 from policy.queue import JobQueue, RankIndex
 
@@ -50,7 +52,7 @@ def _side(location: KVLocation) -> str | None:
     return _HOST_SIDE if location is _HOST or location is _SWAPPING_IN else _NO_SIDE
 
 
-class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
+class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
     name: ClassVar[str] = ""
     default_chunked_prefill_tokens: ClassVar[int | None] = None  # a policy that always chunks
     default_swap: ClassVar[str] = "proactive"
@@ -349,155 +351,6 @@ class Scheduler(KVPlacement, PlanHorizon, ChunkedBatching):
         plan.prefill_ids = frozenset(prefill_ids)
         self._in_flight.update(batch_ids)
         return plan
-
-    def _form_batch(self, plan: Plan) -> tuple[set[int], set[int]]:
-        """Walk jobs in priority order into `plan` (see the module docstring). The hot path (a
-        resident job that grows in place) is inlined: policy_bench.py times this loop."""
-        cfg, kv = self.config, self.kv
-        max_batch, max_prefill_tokens = cfg.max_batch_size, cfg.max_prefill_tokens
-        reserve_tokens = cfg.max_seq_tokens if self.reserve_max_seq else 0
-        block_tokens, device_blocks = kv.capacity.block_size_tokens, kv.capacity.device_blocks
-        defer_compute = self._defer_compute
-        in_flight, batch = self._in_flight, plan.batch
-        batch_ids: set[int] = set()
-        prefill_ids: set[int] = set()
-        evicted: set[int] = set()
-        prefill_tokens = 0
-        num_taken = 0  # batch jobs plus uploads holding a slot
-        self.prefill_closed = False
-        self._plan_swap_in_blocks = 0
-        self._held_ids = set()
-        self._room_closed = False  # no later job of this walk takes new room (policy.placement)
-        self._room_closed_rank = 0
-        self._reset_room_bound()  # see KVPlacement._make_room
-        last = None  # the last job the walk visited: lending starts after it
-        for job in self.walk():
-            if num_taken >= max_batch or self._room_closed:
-                break
-            last = job
-            location = job.kv
-            if location is _DEVICE:
-                if job.id in in_flight or job.id in evicted:
-                    continue
-                target = job.prompt_tokens + job.generated_tokens
-                if target < reserve_tokens:  # not max(): a call per job costs more
-                    target = reserve_tokens
-                # the hot path, inlined (`KVSpace.try_grow` included): its KV already holds the
-                # next token, or it grows in place from free blocks (with swap-outs in flight,
-                # proactive mode checks that compute does not need their blocks)
-                held = job.device_blocks
-                if held * block_tokens < target:
-                    extra = -(-target // block_tokens) - held
-                    if (defer_compute and kv.releasing_blocks) or extra > device_blocks - kv.device_used_blocks:
-                        num_taken += self._take_resident(job, plan, batch_ids, evicted)
-                        continue
-                    kv.device_used_blocks += extra
-                    job.device_blocks = held + extra
-                batch.append(job)
-                batch_ids.add(job.id)
-                num_taken += 1
-                continue
-            if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
-                continue
-            fresh = location is _NONE
-            if fresh and prefill_tokens and prefill_tokens + job.context_tokens > max_prefill_tokens:
-                self.prefill_closed = True
-                continue
-            taken = self._take_off_device(job, location, fresh, plan, batch_ids, evicted)
-            if taken is not RUNS:
-                num_taken += taken is HOLDS
-                continue
-            batch.append(job)
-            batch_ids.add(job.id)
-            num_taken += 1
-            if fresh:
-                prefill_ids.add(job.id)
-                prefill_tokens += job.context_tokens
-        if self._room_closed and num_taken < max_batch:
-            num_taken, last = self._walk_residents_after(self._room_closed_rank, plan, batch_ids, evicted,
-                                                         num_taken, last)
-        if num_taken > len(batch) and len(batch) < max_batch:
-            # A resident job the walks visited and left out cannot grow now, unless a drop
-            # freed blocks after it was refused: lending then starts from the first job.
-            start = None if plan.recompute or last is None else self._rank(last)
-            self._lend_held_slots(plan, batch_ids, evicted, start)
-        return batch_ids, prefill_ids
-
-    def _walk_residents_after(self, rank: int, plan: Plan, batch_ids: set[int], evicted: set[int],
-                              num_taken: int, last: Job | None) -> tuple[int, Job | None]:
-        """Once the room is closed (policy.placement) only resident jobs can still join, so the
-        walk goes on over the device index from where it stopped (rank order is the walk's
-        order) instead of visiting every queued job, each refused at once: thousands on the
-        host, ~50 ms a decision in policy_bench.py. Returns the slots taken and the last job
-        visited (`last` if none)."""
-        batch, max_batch, kv = plan.batch, self.config.max_batch_size, self.kv
-        block_tokens = kv.capacity.block_size_tokens
-        reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
-        grow_freely = not (self._defer_compute and kv.releasing_blocks)
-        for job in list(self._device.after(rank)):  # a list: a drop below changes the index
-            if num_taken >= max_batch:
-                break
-            last = job
-            if job.kv is not _DEVICE or job.id in self._in_flight or job.id in evicted:
-                continue
-            target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
-            if job.device_blocks * block_tokens >= target or (grow_freely and kv.try_grow(job, target)):
-                batch.append(job)  # the walk's hot path
-                batch_ids.add(job.id)
-                num_taken += 1
-            else:
-                num_taken += self._take_resident(job, plan, batch_ids, evicted)
-        return num_taken, last
-
-    def _take_resident(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> int:
-        """A resident job that must grow beyond free room: secure it (policy.placement) and file
-        the outcome; returns the batch slots it takes (1 in the batch or WAITING, else 0)."""
-        outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
-        if outcome is SECURED:
-            plan.batch.append(job)
-            batch_ids.add(job.id)
-            return 1
-        if outcome is WAITING:
-            self._held_ids.add(job.id)
-            return 1
-        if self.self_preempts and job.id in self._running:
-            # vLLM: nobody behind it to preempt, so it preempts itself
-            self._evict(job, plan)
-            evicted.add(job.id)
-        return 0
-
-    def _lend_held_slots(self, plan: Plan, batch_ids: set[int], evicted: set[int], after_rank: int | None) -> None:
-        """Slots held by jobs whose room or KV is still in transit go, for this iteration only,
-        to the next resident jobs in priority order that can grow from free room: the GPU keeps
-        a full batch while the link works (an empty batch behind 16 uploads idled a
-        memory-bound skip-join run a fifth of the time). Lending takes no room from anyone:
-        these jobs hold their KV already, and none is evicted for them. Candidates are the
-        resident jobs ranked after `after_rank` (all of them for None)."""
-        kv, batch, in_flight = self.kv, plan.batch, self._in_flight
-        reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
-        block_tokens, max_batch = kv.capacity.block_size_tokens, self.config.max_batch_size
-        # The room a lent job may grow into: free blocks, and in proactive mode no more than
-        # compute may take now (`compute_room_blocks`); each growth takes from both alike, so
-        # one count, kept here, stands for the two checks per job (the scan visits hundreds).
-        room = kv.capacity.device_blocks - kv.device_used_blocks
-        if self._defer_compute:
-            room = min(room, kv.compute_room_blocks(self._plan_swap_in_blocks))
-        for job in self._device if after_rank is None else self._device.after(after_rank):
-            if len(batch) >= max_batch:
-                return
-            if job.kv is not _DEVICE or job.id in batch_ids or job.id in in_flight or job.id in evicted:
-                continue
-            target = job.prompt_tokens + job.generated_tokens
-            if target < reserve_tokens:
-                target = reserve_tokens
-            need = -(-target // block_tokens) - job.device_blocks
-            if need > room:
-                continue
-            if need > 0:
-                kv.grow(job, target)
-                room -= need
-            batch.append(job)
-            batch_ids.add(job.id)
 
     def on_iteration_done(self, plan: Plan, now_s: float, elapsed_s: float) -> list[Job]:
         """The plan's batch ran one iteration, ending at `now_s`. Returns the jobs that finished."""
