@@ -17,7 +17,10 @@ by the live executor and one by the simulator, and gives per policy five rows of
   from its start to the next iteration's start while the engine had work left (the engine's
   bookkeeping between two iterations belongs to the first, as in the simulator, whose
   iterations tile its busy time and whose profile measured its overhead that way), else to its
-  own end (an idle wait follows). The live engine starts a new plan's iteration before planning.
+  own end (an idle wait follows). The live engine starts a new plan's iteration before planning
+  and before issuing the plan's KV transfers, so a row with transfers is also charged what the
+  simulator charges for them (`swaps_s`: each one's issue cost, and on a CPU device, which
+  copies synchronously, the copy).
   measured and simulated are the medians of the two series; rel_error is the MEDIAN OF THE
   PER-ITERATION ERRORS (predicted - measured) / measured, a paired comparison, so it is not
   simulated / measured - 1.
@@ -46,7 +49,7 @@ import pandas as pd
 
 from analysis.load import InputError, RunData
 from policy import POLICIES
-from profiles.plan_events import plan_ends, plan_events
+from profiles.plan_events import plan_ends, plan_events, swap_copies_s
 
 COLUMNS = ["policy", "metric", "measured", "simulated", "rel_error"]
 SUMMARY_METRICS = ("jct_mean_s", "jct_p50_s", "jct_p99_s", "ttft_mean_s")
@@ -132,6 +135,7 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
         pure_decode = (iterations["num_prefills"] == 0).to_numpy()
         predicted += np.array([plan_overhead_s(int(a), bool(d), int(b)) if p else 0.0 for p, a, d, b
                                in zip(new_plan, admitted, pure_decode, iterations["batch_size"], strict=True)])
+    predicted += swaps_s(iterations, cost)
     plan_end_overhead_s = getattr(cost, "plan_end_overhead_s", None)
     if plan_end_overhead_s is not None and busy.any():
         # the wrap-up lies between the iteration's end and the next start: in `measured` only when busy
@@ -141,6 +145,27 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
     with np.errstate(divide="ignore", invalid="ignore"):
         errors = np.where(measured > 0, (predicted - measured) / measured, np.nan)
     return iterations.assign(measured_s=measured, predicted_s=predicted, rel_error=errors)
+
+
+def swaps_s(iterations: pd.DataFrame, cost) -> np.ndarray:
+    """Per row, what its plan's KV transfers add before its forward pass, as the simulator
+    charges them (sim/replica.py, `_apply_swaps`): each transfer's issue cost
+    (`swap_overhead_s`), and, when the engine copies synchronously (`sync_transfers`: a CPU
+    device), the copy itself at its direction's mean size (`swap_s`, the swap curve). The live
+    engine starts a plan's row before issuing them, so they are in the measured time; on a
+    GPU the copies run on their own streams beside compute. Zeros without swap counts in the
+    rows (`num_swaps_out`, `num_swaps_in`) or swap prices in the cost model."""
+    added = np.zeros(len(iterations))
+    issue_s = cost.swap_overhead_s() if callable(getattr(cost, "swap_overhead_s", None)) else 0.0
+    swap_s = getattr(cost, "swap_s", None) if getattr(cost, "sync_transfers", False) else None
+    for direction in ("out", "in"):
+        if f"num_swaps_{direction}" not in iterations:
+            continue
+        counts = iterations[f"num_swaps_{direction}"].to_numpy(np.int64)
+        added += counts * issue_s
+        if swap_s is not None:
+            added += swap_copies_s(counts, iterations[f"swap_{direction}_tokens"], swap_s, direction)
+    return added
 
 
 def chunks_prefills(config: dict, policy: str) -> bool:

@@ -49,7 +49,7 @@ from executor.serve import LiveServer
 from policy import POLICIES, Job, SchedulerConfig
 from policy.loading import load_policy_class
 from profiles import EngineOverhead
-from profiles.plan_events import plan_ends, plan_events
+from profiles.plan_events import plan_ends, plan_events, swap_copies_s
 
 
 @dataclass(frozen=True)
@@ -102,8 +102,7 @@ def overhead_rows(iterations: pd.DataFrame, arrival_s, finish_s, swap_s=None) ->
     copy_s = np.zeros(len(it))
     if swap_s is not None:
         for d, n in counts.items():
-            tokens = it[f"swap_{d}_tokens"].to_numpy(np.float64)
-            copy_s += [k * swap_s(round(t / k), d) if k else 0.0 for k, t in zip(n, tokens, strict=True)]
+            copy_s += swap_copies_s(n, it[f"swap_{d}_tokens"], swap_s, d)
     return it.assign(overhead_s=period - it["forward_s"] - it["admit_s"] - copy_s, new_plan=new_plan,
                      admitted=admitted, decode_plan=new_plan & (it["num_prefills"] == 0).to_numpy(),
                      ends_plan=ends_plan, finished=finished, num_swaps=counts["out"] + counts["in"])

@@ -16,8 +16,10 @@ from policy.plan import Horizon, Plan
 class PlanHorizon:
     """Mixed into `Scheduler`."""
 
-    def horizon(self, plan: Plan, now_s: float) -> Horizon:
-        """How many times a pure-decode `plan` can repeat unchanged (see `Horizon`)."""
+    def horizon(self, plan: Plan, now_s: float, at_most: int | None = None) -> Horizon:
+        """How many times a pure-decode `plan` can repeat unchanged (see `Horizon`). `at_most`:
+        the engine repeats the plan no more often than this anyway (its jobs' last tokens, the
+        next arrival), so a bound that cannot bind below it is not worked out exactly."""
         if not plan.is_pure_decode:
             return Horizon(1, 0.0)
         kv = self.kv
@@ -53,9 +55,19 @@ class PlanHorizon:
         elif kv.capacity.block_size_tokens == 1:
             # Every job holds exactly its context and grows one token per iteration.
             lo = min(max_i, room // len(batch))
+        elif at_most is not None and growth_fits(kv.capacity.block_size_tokens, len(batch), at_most - 1, room):
+            lo = min(max_i, at_most - 1)  # the engine's own limit fits: spare the pass over the batch
         else:
             lo = min(max_i, _most_iterations(kv.capacity.block_size_tokens, batch, room))
         return Horizon(lo + 1, self.deadline_us(plan, to_us(now_s)) / 1_000_000)
+
+
+def growth_fits(block: int, num_jobs: int, iterations: int, room: int) -> bool:
+    """Whether `iterations` more iterations of any batch of `num_jobs` jobs fit in `room` blocks,
+    each job holding at least the KV of its context less one token (slack s >= -1, as the walk
+    and `advance` leave them): after i iterations none needs more than ceil((i + 1) / block)
+    new blocks. Then `_most_iterations` is at least `iterations`, without a pass over the batch."""
+    return num_jobs * -(-(iterations + 1) // block) <= room
 
 
 def _most_iterations(block: int, batch: list, room: int) -> int:

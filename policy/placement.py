@@ -86,6 +86,20 @@ class KVPlacement:
                          evicted: set[int]) -> int:
         """A job whose KV is not on the device (new, on the host, or on its way in), shared by
         both batch walks: RUNS in this batch, HOLDS a slot without running, or is OUT."""
+        bound = self._room_bound[True]
+        if bound < math.inf and (fresh or location is KVLocation.HOST) and not self._may_drop_any:
+            # A failed eviction scan bounds the room of every later job that must push its
+            # victims out (`_make_room`), as all of these must. A job needing more than that
+            # is refused, as `_secure_device_kv` would refuse it (`need` > every room it
+            # checks), but without its calls: under memory pressure a walk passes hundreds
+            # of host jobs a decision, each refused (0.4-0.6 ms a skip-join decision with
+            # ~200 jobs on the host, in the simulator and the live engine alike).
+            tokens = job.prompt_tokens + job.generated_tokens
+            if self.reserve_max_seq and tokens < self.config.max_seq_tokens:
+                tokens = self.config.max_seq_tokens
+            if -(-tokens // self.kv.capacity.block_size_tokens) > bound and self._may_evict_for(job):
+                self.prefill_closed = self.prefill_closed or fresh
+                return OUT
         if self._defer_compute and not fresh:
             # Proactive: never make compute wait for an upload. A job on the host starts its
             # swap-in now and joins a later batch; one already on its way is skipped. Both

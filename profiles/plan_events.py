@@ -20,7 +20,8 @@ next start, so the run's last iteration, whose period ends at its own end, is no
     finished[i]  = requests with finish_s == end_s[i]
 
 Both the profiler's overhead fit (executor/overhead.py) and `fastserve validate`'s pricing of live
-iterations (analysis/validation.py) read iterations this way, so they live here, on numpy only.
+iterations (analysis/validation.py) read iterations this way, and price a row's KV copies alike
+(`swap_copies_s`), so they live here, on numpy only.
 Admissions before a loop pass that ran no iteration (a transfer-only plan, an idle wait) count
 toward the next new plan, which is where an engine that charges them per plan puts them too.
 """
@@ -55,3 +56,13 @@ def plan_ends(start_s, end_s, finish_s) -> tuple[np.ndarray, np.ndarray]:
     finish = np.sort(np.asarray(finish_s, dtype=np.float64))
     finished = np.searchsorted(finish, end, side="right") - np.searchsorted(finish, end, side="left")
     return ends_plan, finished.astype(np.int64)
+
+
+def swap_copies_s(num_swaps, swap_tokens, swap_s, direction: str) -> np.ndarray:
+    """Per iteration row, the copies of the transfers its plan made in one `direction`, each at
+    the row's mean transfer size: a row records their count and summed tokens, and the swap
+    curve `swap_s(tokens, direction)` prices each (it is nearly linear in size)."""
+    counts = np.asarray(num_swaps, dtype=np.int64)
+    tokens = np.asarray(swap_tokens, dtype=np.float64)
+    return np.array([k * swap_s(round(t / k), direction) if k else 0.0 for k, t in zip(counts, tokens, strict=True)],
+                    dtype=np.float64)

@@ -177,11 +177,7 @@ class Replica:
                 yield env.timeout(plan_us)
             start_us = env.now
             level_counts = sched.level_counts() if self.iterations is not None else None
-            # computed once per decision
-            if plan.prefill_ids:
-                prefill_tokens, decode_context = plan.prefill_tokens, plan.decode_context_tokens
-            else:
-                prefill_tokens, decode_context = [], [j.prompt_tokens + j.generated_tokens for j in plan.batch]
+            prefill_tokens, decode_context = plan.token_lists()  # once per decision
             step_us = duration_us(self._iteration_s(plan, prefill_tokens, decode_context))
             n, total_us, ends_us = 1, step_us, None
             if self.config.skip and plan.is_pure_decode and not self.transfers:
@@ -241,7 +237,7 @@ class Replica:
             limit = min(limit, (next_arrival_us - now_us) // shortest_us + 1)
         if limit < 2:  # settled before asking the policy, which costs more
             return 1, step_us, None
-        horizon = self.scheduler.horizon(plan, to_s(now_us))
+        horizon = self.scheduler.horizon(plan, to_s(now_us), limit)
         limit = min(limit, horizon.max_iterations)
         if limit < 2:
             return 1, step_us, None
@@ -317,9 +313,10 @@ class Replica:
         start_us = env.now
         level_counts = self.scheduler.level_counts() if self.iterations is not None else None
         chunk_context = plan.prefill_context_tokens
-        args = (plan.prefill_tokens, plan.decode_context_tokens) + ((chunk_context,) if chunk_context else ())
+        prefill_tokens, decode_context = plan.token_lists()
+        args = (prefill_tokens, decode_context) + ((chunk_context,) if chunk_context else ())
         stage_us = duration_us(cost.iteration_s(*args) / self.config.pp)
-        num_tokens = sum(plan.prefill_tokens) + len(plan.decode_context_tokens)
+        num_tokens = sum(prefill_tokens) + len(decode_context)
         send_us = duration_us(cost.pp_send_recv_s(num_tokens))
         for k, stage in enumerate(stages):
             with stage.request() as req:
@@ -331,7 +328,7 @@ class Replica:
             if k < len(stages) - 1:
                 yield env.timeout(send_us)
         self._batches_in_flight -= 1
-        self._record(plan, start_us, 1, level_counts, sum(plan.prefill_tokens), sum(plan.decode_context_tokens))
+        self._record(plan, start_us, 1, level_counts, sum(prefill_tokens), sum(decode_context))
         for job in self.scheduler.on_iteration_done(plan, to_s(env.now), to_s(env.now - start_us)):
             self._finish(job)
         self.notify()

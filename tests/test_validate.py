@@ -169,6 +169,38 @@ def test_a_plans_wrap_up_is_charged_to_its_last_iteration_when_work_follows():
     assert got["measured_s"].tolist() == pytest.approx([0.001, 0.0011, 0.0009], rel=1e-9)
 
 
+class SwapCost(HandCost):
+    """HandCost plus transfers: 20 us to issue one, and copies of 1 us per token out, 2 us in."""
+
+    def __init__(self, sync_transfers: bool) -> None:
+        super().__init__()
+        self.sync_transfers = sync_transfers
+
+    def swap_overhead_s(self):
+        return 2e-5
+
+    def swap_s(self, tokens, direction):
+        return (1e-6 if direction == "out" else 2e-6) * tokens
+
+
+def test_a_rows_transfers_are_charged_as_the_simulator_charges_them():
+    # row 0: 2 swap-outs of 30 tokens in all and 1 swap-in of 8 before its decode; row 1: none
+    rows = iterations("skip-join-mlfq", "proactive", [(0.0, 0.001, 1, 1, 0, 0, 50, 50),
+                                                      (0.001, 0.002, 1, 1, 0, 0, 51, 51)])
+    rows = rows.assign(num_swaps_out=[2, 0], swap_out_tokens=[30, 0], num_swaps_in=[1, 0], swap_in_tokens=[8, 0])
+    base = [1e-4 + 1e-6 * 50, 1e-4 + 1e-6 * 51]
+    sync = iteration_errors(rows, SwapCost(sync_transfers=True))["predicted_s"].tolist()
+    # a CPU engine copies before the pass: each copy at its direction's mean size, plus the issue costs
+    assert sync == pytest.approx([base[0] + 3 * 2e-5 + 2 * 1e-6 * 15 + 2e-6 * 8, base[1]], rel=1e-12)
+    # a GPU's copies run beside compute: only issuing them is on the critical path
+    overlapped = iteration_errors(rows, SwapCost(sync_transfers=False))["predicted_s"].tolist()
+    assert overlapped == pytest.approx([base[0] + 3 * 2e-5, base[1]], rel=1e-12)
+    # without swap prices or swap counts nothing is added
+    assert iteration_errors(rows, HandCost())["predicted_s"].tolist() == pytest.approx(base, rel=1e-12)
+    plain = rows.drop(columns=["num_swaps_out", "num_swaps_in"])
+    assert iteration_errors(plain, SwapCost(sync_transfers=True))["predicted_s"].tolist() == pytest.approx(base, rel=1e-12)
+
+
 class ChunkCost(HandCost):
     """HandCost plus 1 us per token of KV a prefill chunk attends to beyond its own."""
 

@@ -80,6 +80,7 @@ def test_sarathi_takes_decodes_first_then_chunks_in_arrival_order():
     # Decodes 1 and 2 take a token each; job 3 (earlier) gets the other 8; job 4 waits.
     p = s.schedule(0.001)
     assert plan_ids(p) == expect(batch=[1, 2, 3], prefill=[3]) and p.prefill_chunks == {3: (0, 8)}
+    assert p.token_lists() == ([8], [5, 4])  # the chunk's tokens; the decodes' contexts 4 + 1, 3 + 1
     s.on_iteration_done(p, 0.002, 0.001)
     # The split job 3 keeps its place: its next chunk still comes before job 4's prefill.
     p = s.schedule(0.002)

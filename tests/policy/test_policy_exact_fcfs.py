@@ -75,6 +75,7 @@ def test_fcfs_prefill_budget_is_head_of_line():
     p = s.schedule(0.001)
     assert plan_ids(p) == expect(batch=[1, 2, 3], prefill=[2, 3])
     assert p.prefill_tokens == [25, 10] and p.decode_context_tokens == [31]
+    assert p.token_lists() == ([25, 10], [31])  # both in one pass, as the simulator reads them
 
 
 def test_lone_prefill_may_exceed_the_budget():

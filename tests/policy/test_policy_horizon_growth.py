@@ -1,11 +1,12 @@
 """The KV bound of event skipping (`policy.horizon._most_iterations`): the closed form for
-slacks within one block, and the search otherwise, equal a scan of every iteration count."""
+slacks within one block, and the search otherwise, equal a scan of every iteration count; the
+shortcut that spares the search when the engine's own limit fits is never wrong."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policy import Job
-from policy.horizon import _most_iterations
+from policy.horizon import _most_iterations, growth_fits
 
 
 def scan(block: int, batch: list[Job], room: int) -> int:
@@ -43,3 +44,19 @@ def test_most_iterations_is_the_largest_count_that_fits(block, contexts, extra, 
 def test_the_closed_form_serves_slacks_as_allocation_leaves_them(block, contexts, room):
     batch = batch_of(contexts, [0] * len(contexts), block)  # every slack in [-1, block - 1)
     assert _most_iterations(block, batch, room) == scan(block, batch, room)
+
+
+@settings(max_examples=300, deadline=None)
+@given(block=st.integers(2, 32), contexts=st.lists(st.integers(1, 3000), min_size=1, max_size=256),
+       iterations=st.integers(0, 200), room=st.integers(0, 2_000))
+def test_growth_fits_only_when_the_search_would_allow_as_many(block, contexts, iterations, room):
+    batch = batch_of(contexts, [0] * len(contexts), block)  # every slack in [-1, block - 1)
+    if growth_fits(block, len(batch), iterations, room):
+        assert _most_iterations(block, batch, room) >= iterations
+
+
+def test_growth_fits_at_the_boundary():
+    # 4 jobs, block 16: 15 more iterations need at most one block each, 16 need two
+    assert growth_fits(16, 4, 15, 4) and not growth_fits(16, 4, 16, 4) and growth_fits(16, 4, 16, 8)
+    batch = batch_of([17] * 4, [0] * 4, 16)  # each holds 1 block for 16 tokens: slack -1
+    assert _most_iterations(16, batch, 4) == 15

@@ -1,9 +1,10 @@
 """The room bound of batch formation changes nothing but the work.
 
 `KVPlacement._secure_device_kv` remembers the room a failed victim scan found and refuses later
-(lower-priority) jobs that need more without scanning, until an eviction frees room. Here a
+(lower-priority) jobs that need more without scanning, until an eviction frees room; a job off
+the device that needs more is refused before any placement call (`_take_off_device`). Here a
 subclass without the bound must plan identically on random scenarios with tight device and
-host capacities, and a saturated run (device and host full) shows the scans it saves.
+host capacities, and a saturated run (device and host full) shows the scans and calls it saves.
 """
 
 from __future__ import annotations
@@ -86,3 +87,28 @@ def test_a_saturated_run_scans_far_less(policy):
     plain_scans, plain = _count_scans(sc, unbounded(POLICIES[policy]))
     assert bounded.plans == plain.plans and bounded.results() == plain.results()
     assert bounded_scans < plain_scans / 5, (bounded_scans, plain_scans)
+
+
+@pytest.mark.parametrize("policy", ["mlfq", "skip-join-mlfq"])
+def test_host_jobs_past_the_bound_cost_no_placement_call(policy):
+    """The saturated run again: once a failed scan bounds the room, the host jobs that need
+    more are refused by the walk itself, the same plans at a fraction of the calls."""
+    cfg = SchedulerConfig(device_kv_tokens=600, host_kv_tokens=300, max_batch_size=8, max_seq_tokens=64,
+                          swap="proactive", swap_reserve_fraction=0.1, base_quantum_s=0.001, num_levels=3)
+    trace = tuple((i, 0, 10 + (7 * i) % 20, 10 + (5 * i) % 30) for i in range(120))
+    sc = Scenario(policy, cfg, trace)
+    counts = {}
+    engines = {}
+    for name, cls in (("bounded", POLICIES[policy]), ("plain", unbounded(POLICIES[policy]))):
+        calls = [0]
+
+        class Counting(cls):
+            def _secure_device_kv(self, *args, _calls=calls):
+                _calls[0] += 1
+                return super()._secure_device_kv(*args)
+
+        engines[name] = _run(sc, Counting)
+        counts[name] = calls[0]
+    assert engines["bounded"].plans == engines["plain"].plans
+    assert engines["bounded"].results() == engines["plain"].results()
+    assert counts["bounded"] < counts["plain"] / 2, counts  # mlfq: 1,949 calls against 4,429
