@@ -12,6 +12,8 @@ further down (`_lend_held_slots`).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from policy.job import Job, KVLocation
 from policy.placement import HOLDS, RUNS, SECURED, WAITING
 from policy.plan import Plan
@@ -44,83 +46,65 @@ class BatchWalk:
         self._room_closed_rank = 0
         self._reset_room_bound()  # see KVPlacement._make_room
         last = None  # the last job the walk visited: lending starts after it
-        for job in self.walk():
-            if num_taken >= max_batch or self._room_closed:
-                break
-            last = job
-            location = job.kv
-            if location is _DEVICE:
-                if job.id in in_flight or job.id in evicted:
-                    continue
-                target = job.prompt_tokens + job.generated_tokens
-                if target < reserve_tokens:  # not max(): a call per job costs more
-                    target = reserve_tokens
-                # the hot path, inlined (`KVSpace.try_grow` included): its KV already holds the
-                # next token, or it grows in place from free blocks (with swap-outs in flight,
-                # proactive mode checks that compute does not need their blocks)
-                held = job.device_blocks
-                if held * block_tokens < target:
-                    extra = -(-target // block_tokens) - held
-                    if (defer_compute and kv.releasing_blocks) or extra > device_blocks - kv.device_used_blocks:
-                        num_taken += self._take_resident(job, plan, batch_ids, evicted)
+        jobs: Iterable[Job] = self.walk()
+        residents_only = False
+        while True:
+            for job in jobs:
+                if num_taken >= max_batch or (self._room_closed and not residents_only):
+                    break
+                last = job
+                location = job.kv
+                if location is _DEVICE:
+                    if job.id in in_flight or job.id in evicted:
                         continue
-                    kv.device_used_blocks += extra
-                    job.device_blocks = held + extra
+                    target = job.prompt_tokens + job.generated_tokens
+                    if target < reserve_tokens:  # not max(): a call per job costs more
+                        target = reserve_tokens
+                    # the hot path, inlined (`KVSpace.try_grow` included): its KV already holds the
+                    # next token, or it grows in place from free blocks (with swap-outs in flight,
+                    # proactive mode checks that compute does not need their blocks)
+                    held = job.device_blocks
+                    if held * block_tokens < target:
+                        extra = -(-target // block_tokens) - held
+                        if (defer_compute and kv.releasing_blocks) or extra > device_blocks - kv.device_used_blocks:
+                            num_taken += self._take_resident(job, plan, batch_ids, evicted)
+                            continue
+                        kv.device_used_blocks += extra
+                        job.device_blocks = held + extra
+                    batch.append(job)
+                    batch_ids.add(job.id)
+                    num_taken += 1
+                    continue
+                if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
+                    continue
+                fresh = location is _NONE
+                if fresh and prefill_tokens and prefill_tokens + job.context_tokens > max_prefill_tokens:
+                    self.prefill_closed = True
+                    continue
+                taken = self._take_off_device(job, location, fresh, plan, batch_ids, evicted)
+                if taken is not RUNS:
+                    num_taken += taken is HOLDS
+                    continue
                 batch.append(job)
                 batch_ids.add(job.id)
                 num_taken += 1
+                if fresh:
+                    prefill_ids.add(job.id)
+                    prefill_tokens += job.context_tokens
+            if self._room_closed and not residents_only and num_taken < max_batch:
+                # Once the room is closed only resident jobs can still join: the walk goes on
+                # over the device index from where it stopped (rank order is the walk's order)
+                # instead of visiting every queued job, each refused at once (thousands on the
+                # host: ~50 ms a decision in policy_bench.py). A list: a drop changes the index.
+                jobs, residents_only = list(self._device.after(self._room_closed_rank)), True
                 continue
-            if location is _SWAPPING_OUT or job.id in in_flight or job.id in evicted:
-                continue
-            fresh = location is _NONE
-            if fresh and prefill_tokens and prefill_tokens + job.context_tokens > max_prefill_tokens:
-                self.prefill_closed = True
-                continue
-            taken = self._take_off_device(job, location, fresh, plan, batch_ids, evicted)
-            if taken is not RUNS:
-                num_taken += taken is HOLDS
-                continue
-            batch.append(job)
-            batch_ids.add(job.id)
-            num_taken += 1
-            if fresh:
-                prefill_ids.add(job.id)
-                prefill_tokens += job.context_tokens
-        if self._room_closed and num_taken < max_batch:
-            num_taken, last = self._walk_residents_after(self._room_closed_rank, plan, batch_ids, evicted,
-                                                         num_taken, last)
+            break
         if num_taken > len(batch) and len(batch) < max_batch:
             # A resident job the walks visited and left out cannot grow now, unless a drop
             # freed blocks after it was refused: lending then starts from the first job.
             start = None if plan.recompute or last is None else self._rank(last)
             self._lend_held_slots(plan, batch_ids, evicted, start)
         return batch_ids, prefill_ids
-
-    def _walk_residents_after(self, rank: int, plan: Plan, batch_ids: set[int], evicted: set[int],
-                              num_taken: int, last: Job | None) -> tuple[int, Job | None]:
-        """Once the room is closed (policy.placement) only resident jobs can still join, so the
-        walk goes on over the device index from where it stopped (rank order is the walk's
-        order) instead of visiting every queued job, each refused at once: thousands on the
-        host, ~50 ms a decision in policy_bench.py. Returns the slots taken and the last job
-        visited (`last` if none)."""
-        batch, max_batch, kv = plan.batch, self.config.max_batch_size, self.kv
-        block_tokens = kv.capacity.block_size_tokens
-        reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
-        grow_freely = not (self._defer_compute and kv.releasing_blocks)
-        for job in list(self._device.after(rank)):  # a list: a drop below changes the index
-            if num_taken >= max_batch:
-                break
-            last = job
-            if job.kv is not _DEVICE or job.id in self._in_flight or job.id in evicted:
-                continue
-            target = max(job.prompt_tokens + job.generated_tokens, reserve_tokens)
-            if job.device_blocks * block_tokens >= target or (grow_freely and kv.try_grow(job, target)):
-                batch.append(job)  # the walk's hot path
-                batch_ids.add(job.id)
-                num_taken += 1
-            else:
-                num_taken += self._take_resident(job, plan, batch_ids, evicted)
-        return num_taken, last
 
     def _take_resident(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> int:
         """A resident job that must grow beyond free room: secure it (policy.placement) and file
