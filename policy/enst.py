@@ -117,21 +117,21 @@ class EnstOrders:
 
     def _by_wait_back(self) -> Iterator[Job]:
         """Waiting jobs on the device side, latest waiting start first."""
-        tail, back = reversed(self._device_waiting.values()), reversed(self._device_waiting_back)
-        x, y = next(tail, None), next(back, None)
-        while x is not None and y is not None:
-            if x.waiting_since_us >= y.waiting_since_us:
-                yield x
-                x = next(tail, None)
+        stopped, brought_back = reversed(self._device_waiting.values()), reversed(self._device_waiting_back)
+        stopped_job, back_job = next(stopped, None), next(brought_back, None)
+        while stopped_job is not None and back_job is not None:
+            if stopped_job.waiting_since_us >= back_job.waiting_since_us:
+                yield stopped_job
+                stopped_job = next(stopped, None)
             else:
-                yield y
-                y = next(back, None)
-        if x is not None:
-            yield x
-            yield from tail
-        elif y is not None:
-            yield y
-            yield from back
+                yield back_job
+                back_job = next(brought_back, None)
+        if stopped_job is not None:
+            yield stopped_job
+            yield from stopped
+        elif back_job is not None:
+            yield back_job
+            yield from brought_back
 
     def _upload_order(self, now_us: int) -> Iterator[Job]:
         t_execute, t_promote, rank_of = self._t_execute_fn(), self._t_promote_fn(now_us), self._rank
