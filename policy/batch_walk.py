@@ -39,12 +39,7 @@ class BatchWalk:
         evicted: set[int] = set()
         prefill_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
-        self.prefill_closed = False
-        self._plan_swap_in_blocks = 0
-        self._held_ids = set()
-        self._room_closed = False  # no later job of this walk takes new room (policy.placement)
-        self._room_closed_rank = 0
-        self._reset_room_bound()  # see KVPlacement._make_room
+        self._begin_walk()
         last = None  # the last job the walk visited: lending starts after it
         jobs: Iterable[Job] = self.walk()
         residents_only = False

@@ -51,11 +51,7 @@ class ChunkedBatching:
         evicted: set[int] = set()
         num_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
-        self.prefill_closed = False
-        self._plan_swap_in_blocks = 0
-        self._held_ids = set()
-        self._room_closed = False
-        self._reset_room_bound()
+        self._begin_walk()
         for job in self.walk():
             if num_taken >= max_batch or num_tokens >= budget:
                 break

@@ -46,6 +46,15 @@ OUT = 2  # it waits without a slot
 class KVPlacement:
     """Mixed into `Scheduler`; uses its kv, indexes, swap mode and ranks."""
 
+    def _begin_walk(self) -> None:
+        """Reset the placement state one batch walk builds up (both walks call it first)."""
+        self.prefill_closed = False
+        self._plan_swap_in_blocks = 0  # device blocks of the swap-ins this decision started
+        self._held_ids: set[int] = set()  # device jobs this decision left WAITING for their room
+        self._room_closed = False  # no later job of this walk takes new room (see `_secure_device_kv`)
+        self._room_closed_rank = 0
+        self._reset_room_bound()  # per push-only flag, the most room a job can get now (`_make_room`)
+
     def _secure_device_kv(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> int:
         """Make room for `job`'s next iteration on the device and claim it (see the module
         docstring): SECURED, WAITING or REFUSED."""
@@ -86,20 +95,18 @@ class KVPlacement:
                          evicted: set[int]) -> int:
         """A job whose KV is not on the device (new, on the host, or on its way in), shared by
         both batch walks: RUNS in this batch, HOLDS a slot without running, or is OUT."""
+        # A failed eviction scan bounds the room of every later job that must push its victims
+        # out (`_make_room`), as all of these must. A job needing more than that is refused, as
+        # `_secure_device_kv` would refuse it (its need exceeds every room that checks), but
+        # without its calls: under memory pressure a walk passes hundreds of host jobs a
+        # decision, each refused (0.4-0.6 ms a skip-join decision with ~200 jobs on the host, in
+        # the simulator and the live engine alike).
         bound = self._room_bound[True]
-        if bound < math.inf and (fresh or location is KVLocation.HOST) and not self._may_drop_any:
-            # A failed eviction scan bounds the room of every later job that must push its
-            # victims out (`_make_room`), as all of these must. A job needing more than that
-            # is refused, as `_secure_device_kv` would refuse it (`need` > every room it
-            # checks), but without its calls: under memory pressure a walk passes hundreds
-            # of host jobs a decision, each refused (0.4-0.6 ms a skip-join decision with
-            # ~200 jobs on the host, in the simulator and the live engine alike).
-            tokens = job.prompt_tokens + job.generated_tokens
-            if self.reserve_max_seq and tokens < self.config.max_seq_tokens:
-                tokens = self.config.max_seq_tokens
-            if -(-tokens // self.kv.capacity.block_size_tokens) > bound and self._may_evict_for(job):
-                self.prefill_closed = self.prefill_closed or fresh
-                return OUT
+        if (bound < math.inf and (fresh or location is KVLocation.HOST) and not self._may_drop_any
+                and self.kv.blocks_for(self._target_tokens(job.context_tokens)) > bound
+                and self._may_evict_for(job)):
+            self.prefill_closed = self.prefill_closed or fresh
+            return OUT
         if self._defer_compute and not fresh:
             # Proactive: never make compute wait for an upload. A job on the host starts its
             # swap-in now and joins a later batch; one already on its way is skipped. Both

@@ -99,14 +99,10 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         # Set whenever a job changes queue (or leaves), for state a policy derives from its
         # queues' sizes and caches between changes (MLFQ's quanta ahead of each level).
         self._queues_changed = True
-        self.prefill_closed = False
         # Proactive mode keeps compute off blocks that swap-outs still occupy (policy.placement).
         self._defer_compute = self.swap_mode == "proactive"
-        self._plan_swap_in_blocks = 0  # device blocks of the swap-ins this decision started
-        self._held_ids: set[int] = set()  # device jobs this decision left WAITING for their room
-        self._room_closed = False
         self._may_drop_any = False  # set for a second walk when the first would stall
-        self._room_bound: dict[bool, float] = {}  # per push-only flag: most room a job can get now
+        self._begin_walk()  # the per-walk placement state (policy.placement)
         self._next_seq = 0
         # Chunked prefill (policy/chunked.py) forms batches its own way; everything else is shared.
         self.chunk_budget_tokens = config.chunked_prefill_tokens or self.default_chunked_prefill_tokens
