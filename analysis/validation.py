@@ -135,7 +135,7 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
         pure_decode = (iterations["num_prefills"] == 0).to_numpy()
         predicted += np.array([plan_overhead_s(int(a), bool(d), int(b)) if p else 0.0 for p, a, d, b
                                in zip(new_plan, admitted, pure_decode, iterations["batch_size"], strict=True)])
-    predicted += swaps_s(iterations, cost)
+    predicted += swaps_s(iterations, cost, where)
     plan_end_overhead_s = getattr(cost, "plan_end_overhead_s", None)
     if plan_end_overhead_s is not None and busy.any():
         # the wrap-up lies between the iteration's end and the next start: in `measured` only when busy
@@ -147,7 +147,7 @@ def iteration_errors(iterations: pd.DataFrame, cost: IterationCost, arrival_s=No
     return iterations.assign(measured_s=measured, predicted_s=predicted, rel_error=errors)
 
 
-def swaps_s(iterations: pd.DataFrame, cost) -> np.ndarray:
+def swaps_s(iterations: pd.DataFrame, cost, where: str = "iterations") -> np.ndarray:
     """Per row, what its plan's KV transfers add before its forward pass, as the simulator
     charges them (sim/replica.py, `_apply_swaps`): each transfer's issue cost
     (`swap_overhead_s`), and, when the engine copies synchronously (`sync_transfers`: a CPU
@@ -164,6 +164,9 @@ def swaps_s(iterations: pd.DataFrame, cost) -> np.ndarray:
         counts = iterations[f"num_swaps_{direction}"].to_numpy(np.int64)
         added += counts * issue_s
         if swap_s is not None:
+            if f"swap_{direction}_tokens" not in iterations:
+                raise InputError(f"{where}: column num_swaps_{direction} without swap_{direction}_tokens "
+                                 "(the copies' size prices them)")
             added += swap_copies_s(counts, iterations[f"swap_{direction}_tokens"], swap_s, direction)
     return added
 

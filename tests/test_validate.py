@@ -199,6 +199,10 @@ def test_a_rows_transfers_are_charged_as_the_simulator_charges_them():
     assert iteration_errors(rows, HandCost())["predicted_s"].tolist() == pytest.approx(base, rel=1e-12)
     plain = rows.drop(columns=["num_swaps_out", "num_swaps_in"])
     assert iteration_errors(plain, SwapCost(sync_transfers=True))["predicted_s"].tolist() == pytest.approx(base, rel=1e-12)
+    # counts without sizes cannot be priced: one line naming the file and the column
+    with pytest.raises(InputError, match=r"^live/iterations.parquet: column num_swaps_out without swap_out_tokens"):
+        iteration_errors(rows.drop(columns=["swap_out_tokens"]), SwapCost(sync_transfers=True),
+                         where="live/iterations.parquet")
 
 
 class ChunkCost(HandCost):
