@@ -11,7 +11,8 @@ RUN_DIR/validation.json keeps the command, the configuration and, per policy, ho
 the machine was: the live run's CPU time over its busy wall time (`busy_cpu_share`) and the
 load average. Clock noise is the first cause of a miss on a shared machine: a process that
 waits for the CPU mid-iteration has slower iterations than any profile (a median) predicts.
-Both engines get the trace already scaled by `--time-scale`, so they see identical arrivals.
+Both engines get the trace already scaled by `--time-scale` (or to `--load`, sim/capacity.py), so they
+see identical arrivals.
 The KV block size defaults to the profile's (16 when profiling here): the profiler's grids are
 timed with that block size, and the default serve block size (1) pays other costs.
 Only `fastserve` may import both engines, hence the orchestration lives here.
@@ -142,6 +143,24 @@ def _system_busy_s() -> float | None:
     return (sum(fields[:7]) - idle) / os.sysconf("SC_CLK_TCK")  # user..softirq, no steal
 
 
+def _at_load(tr, load: float, cost, cfgs: dict) -> tuple:
+    """The trace rescaled to offer `load` times the lowest simulated capacity over the policies
+    (sim/capacity.py says why), and what was chosen, for validation.json."""
+    from sim.capacity import burst_capacity_rps
+
+    try:
+        capacity = {policy: burst_capacity_rps(tr, cost, policy, cfg) for policy, cfg in cfgs.items()}
+        lowest = min(capacity, key=capacity.get)
+        rate_rps = load * capacity[lowest]
+        scaled = tr.rescale_rate(rate_rps)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--load") from None
+    factor = float(tr.stats()["rate_rps"] / rate_rps)
+    click.echo(f"--load {load:g}: {lowest} finishes {capacity[lowest]:.4g} req/s with every request at once; "
+               f"arrivals scaled by {factor:.4g} to offer {rate_rps:.4g} req/s", err=True)
+    return scaled, {"load": load, "capacity_rps": capacity, "rate_rps": rate_rps, "time_scale": factor}
+
+
 def _simulate(tr, policies, cfgs, cost, run_dir: Path, base_config: dict) -> None:
     from sim import SimConfig, simulate
 
@@ -175,6 +194,7 @@ def _report(out: Path, cost, policies) -> None:
 @click.option("--profile-budget-s", type=click.FloatRange(min=0, min_open=True), default=60.0, show_default=True, help="Time budget of the profiling step.")
 @click.option("--quick-profile", is_flag=True, help="Profile a small grid (smoke tests; costs outside it are extrapolated).")
 @click.option("--time-scale", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True, help="Multiply the trace's arrival times by this for both engines (0.1: ten times the rate).")
+@click.option("--load", type=click.FloatRange(min=0, min_open=True, max=2), default=None, help="Instead of --time-scale: rescale the trace's arrivals to offer this fraction of the simulated capacity (requests/s with every request arriving at once; the lowest over --policy), measured with the profile of this run; e.g. 0.8.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights, prompt token ids and synthetic traces.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--threads", type=click.IntRange(1), default=None, help=THREADS_HELP)
@@ -182,12 +202,16 @@ def _report(out: Path, cost, policies) -> None:
 @overwrite_option
 @policy_options
 def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile, profile_budget_s, quick_profile, time_scale,
-                 seed, device, threads, run_dir, overwrite, **options):
+                 load, seed, device, threads, run_dir, overwrite, **options):
     """Run the live executor and the simulator on one trace and report how far apart they are."""
     from executor.serve import LiveServer
     from policy import POLICIES
 
+    if load is not None and time_scale != 1.0:
+        raise click.UsageError("give --load or --time-scale, not both: --load chooses the time scale")
     if endpoint is not None:
+        if load is not None:
+            raise click.UsageError("--load needs the in-process executor (--model): it simulates the model's profile")
         from fastserve.validate_endpoint import validate_endpoint
 
         prepare_run_dir(run_dir, "-o", overwrite)
@@ -226,7 +250,11 @@ def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile
             cfgs[p] = server.fit_config(cfg, options.get("max_seq_tokens") is not None)
         except ValueError as e:
             raise click.BadParameter(str(e), param_hint="--max-seq-tokens") from None
-    base = {"trace": trace, "time_scale": time_scale, "num_requests": len(tr), "model": model, "device": device,
+    at_load = None
+    if load is not None:
+        tr, at_load = _at_load(tr, load, cost, cfgs)
+        time_scale = at_load["time_scale"]
+    base = {"trace": trace, "time_scale": time_scale, "load": at_load, "num_requests": len(tr), "model": model, "device": device,
             "threads": threads, "profile": profile or str(out / "profile.json"), "seed": seed,
             "kv_bytes_per_token": cost.kv_bytes_per_token, "tp": 1, "pp": 1,
             "policies": {p: config_dict(c) for p, c in cfgs.items()}}
