@@ -98,13 +98,11 @@ class Probe:
     max_repeats: int  # samples, over all the sweeps
 
 
-def swept_times(clock, probes: dict, sweeps: int, warmups: int, visits: list | None = None) -> dict:
+def swept_times(clock, probes: dict, sweeps: int, warmups: int) -> dict:
     """Each probe's time: its `max_repeats` samples split over `sweeps` sweeps that visit every
     probe in turn, and the mean over its visits of each visit's median (see the module
     docstring); `clock` is a `Clock`. Only the first sweep pays the full `warmups`: later visits
-    need one pass to settle a shape back in, not the process's first-call costs. `visits`, if
-    given, gets (when the visit ended, perf_counter seconds; key; the visit's median) appended
-    for every visit (`speed_phases`)."""
+    need one pass to settle a shape back in, not the process's first-call costs."""
     visit_medians: dict = {key: [] for key in probes}
     for sweep in range(sweeps):
         for key, probe in probes.items():
@@ -113,44 +111,4 @@ def swept_times(clock, probes: dict, sweeps: int, warmups: int, visits: list | N
                                       warmups if sweep == 0 else min(1, warmups), base=visit.base)
             visit.clean_up()
             visit_medians[key].append(statistics.median(samples))
-            if visits is not None:
-                visits.append((time.perf_counter(), key, visit_medians[key][-1]))
     return {key: statistics.fmean(medians) for key, medians in visit_medians.items()}
-
-
-PHASE_WINDOW_S = 1.0  # see speed_phases
-MIN_PHASE_VISITS = 5  # visits a window needs to give a phase
-NUM_PHASES = 5
-
-
-def speed_phases(visits: list, means: dict, window_s: float = PHASE_WINDOW_S,
-                 num_phases: int = NUM_PHASES) -> tuple[float, ...]:
-    """`forward_phases` from the grid sweeps' visits ((end time, key, median), `swept_times`):
-    each visit's median over its point's mean is the machine's speed at that moment; the visits
-    are grouped into windows of `window_s` from the first, and a window's phase is the median of
-    its ratios (windows with fewer than MIN_PHASE_VISITS are left out). The phases are the
-    means of `num_phases` equal-count groups of the sorted window phases, divided by their mean
-    (the grids set the level; phases only spread it). Difference points (a `key` whose mean is
-    not > 0) are left out. Fewer than `num_phases` windows, or one phase: none.
-    One second is the shortest window whose median of ~10 visits is steadier than the visits;
-    what varies faster is per-pass noise (`forward_noise`, executor/calibration.py)."""
-    if not visits:
-        return ()
-    start_s = visits[0][0]
-    windows: dict[int, list[float]] = {}
-    for end_s, key, median_s in visits:
-        mean_s = means.get(key, 0.0)
-        if mean_s > 0 and median_s > 0:
-            windows.setdefault(int((end_s - start_s) // window_s), []).append(median_s / mean_s)
-    phases = sorted(statistics.median(r) for r in windows.values() if len(r) >= MIN_PHASE_VISITS)
-    if len(phases) < num_phases:
-        return ()
-    size, extra = divmod(len(phases), num_phases)
-    groups, at = [], 0
-    for g in range(num_phases):  # equal counts, the first groups one shorter when uneven
-        n = size + (1 if g >= num_phases - extra else 0)
-        groups.append(statistics.fmean(phases[at:at + n]))
-        at += n
-    level = statistics.fmean(groups)
-    factors = tuple(g / level for g in groups)
-    return factors if factors[0] < factors[-1] else ()

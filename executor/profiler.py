@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -61,15 +60,7 @@ from executor.calibration import calibrate
 from executor.kv_store import KVStore
 from executor.models import kv_layout, spec_of
 from executor.overhead import OverheadConfig, measure_engine_overhead
-from executor.profile_timing import (
-    NUM_PHASES,
-    PHASE_WINDOW_S,
-    Clock,
-    Probe,
-    Visit,
-    speed_phases,
-    swept_times,
-)
+from executor.profile_timing import Clock, Probe, Visit, swept_times
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper
 from policy import KVCapacity
@@ -232,8 +223,7 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
                      for b in cfg.decode_batch_sizes for c in cfg.context_tokens},
                   **{("chunk", n, c): chunk_probe(n, c) for n in cfg.chunk_tokens for c in cfg.chunk_context_tokens},
                   **{("mixed", n, c): mixed_probe(n, c) for n in mixed_chunks for c in cfg.chunk_context_tokens}}
-        visits: list = []
-        medians = swept_times(clock, probes, cfg.sweeps, cfg.warmups, visits)
+        medians = swept_times(clock, probes, cfg.sweeps, cfg.warmups)
         prefill = tuple(tuple(medians["prefill", b, n] for n in cfg.prompt_tokens) for b in cfg.prefill_batch_sizes)
         decode = tuple(tuple(medians["decode", b, c] for c in cfg.context_tokens) for b in cfg.decode_batch_sizes)
         chunked = tuple(tuple(medians["chunk", n, c] for c in cfg.chunk_context_tokens) for n in cfg.chunk_tokens)
@@ -274,25 +264,14 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
             policy_overhead, overhead, overhead_note, engine_rows = measure_engine_overhead(
                 model, cfg.overhead, decode[0][0], on_run=lambda: bar.update(1), cost=estimate)
     device_tokens, host_tokens, capacity_note = _kv_capacity(model, store, cfg, layout.bytes_per_token)
-    # speed phases from the passes' visits (differences of passes are too noisy to say)
-    phases = speed_phases(visits, {k: v for k, v in medians.items() if k[0] != "mixed"})
-    if engine_rows is not None and len(engine_rows):  # a served iteration, to hold a phase a window long
-        typical_s = float((engine_rows["end_s"] - engine_rows["start_s"]).median())
-    else:
-        typical_s = statistics.median(v for row in decode for v in row)
     profile = Profile(
         **common, device_kv_tokens=device_tokens, host_kv_tokens=host_tokens, overhead=overhead,
-        policy_overhead=policy_overhead, forward_phases=phases,
-        forward_phase_iterations=max(1, round(PHASE_WINDOW_S / typical_s)) if phases else 0,
+        policy_overhead=policy_overhead,
         notes={
             "method": "executor ModelRunner.step / Swapper on this machine; median of repetitions after "
                       f"{cfg.warmups} warm-ups, at most {cfg.max_repeats} repetitions (iteration grids: over "
                       f"{cfg.sweeps} interleaved sweeps, the mean of each visit's median), budget {cfg.budget_s:g} s",
             "kv_capacity": capacity_note, "block_size_tokens": bs, "torch_threads": torch.get_num_threads(),
-            "forward_phases": (f"the grid visits' median over their point's mean, per {PHASE_WINDOW_S:g} s window "
-                               f"({len(visits)} visits), in {NUM_PHASES} equal-count groups of mean 1; held for "
-                               f"one window of served iterations (median {typical_s * 1e3:.3g} ms)"
-                               if phases else "none: too few windows, or no spread"),
             **({"engine_overhead": overhead_note} if overhead_note else {}),
         },
     )

@@ -48,11 +48,6 @@ How an iteration is costed (all lookups are piecewise linear, see profiles/inter
   evenly in any stretch of iterations, so the simulated iterations have the measured spread
   (their median the typical one, their mean the mean) with no random state: the same index
   gives the same time with and without event skipping;
-- speed phases (optional `forward_phases`, held `forward_phase_iterations` iterations each):
-  the forward part also times the phase of its index, segment j = index // length visiting the
-  K phases in the fixed order `_phase_order(K)` (every K consecutive segments see each phase once,
-  so a long run's mean is unchanged). Per-iteration noise averages out within a burst; a phase
-  lasts long enough to build a queue, as a shared machine's slow seconds do;
 - engine overhead (optional `engine_overhead`, measured by running the live engine): the
   engine's own time outside the forward pass, added to every iteration:
   iteration_s + per_job_s * jobs + per_prefill_s * prefills. The grids time the forward pass
@@ -133,12 +128,6 @@ class TableCostModel:
         # The engine's swaps block compute (CPU) instead of overlapping it (GPU copy streams).
         self.sync_transfers = profile.transfers == "sync"
         self._noise = np.array(profile.forward_noise, dtype=np.float64)
-        self.forward_phases = profile.forward_phases
-        self._phases = np.array(profile.forward_phases, dtype=np.float64)[_phase_order(len(profile.forward_phases))]
-        self._phase_iterations = profile.forward_phase_iterations
-        # the fastest an iteration can be against `iteration_s` (bounds event skipping's work)
-        self.min_clock_factor = (min(1.0, profile.forward_noise[0]) if profile.forward_noise else 1.0) * (
-            min(1.0, profile.forward_phases[0]) if profile.forward_phases else 1.0)
 
     def for_policy(self, policy: str) -> TableCostModel:
         """This cost model with the engine overhead measured for `policy`, if the profile has one
@@ -247,32 +236,22 @@ class TableCostModel:
         """The `index`-th iteration of a simulated run: `iteration_s` with its forward part
         times the clock-noise factor of `index` (see above); `iteration_s` without noise."""
         value = self.iteration_s(prefill_tokens, decode_context_tokens, prefill_context_tokens)
-        if not (self.forward_noise or self.forward_phases) or not value:
+        if not self.forward_noise or not value:
             return value
         n = len(prefill_tokens) + len(decode_context_tokens)
         overhead = self._overhead.s(n, len(prefill_tokens)) if self._overhead else 0.0
-        forward = value - overhead
-        if self.forward_noise:
-            forward *= self.forward_noise[_noise_group(index, len(self.forward_noise))]
-        if self.forward_phases:
-            forward *= float(self._phases[(index // self._phase_iterations) % len(self._phases)])
-        return overhead + forward
+        return overhead + (value - overhead) * self.forward_noise[_noise_group(index, len(self.forward_noise))]
 
     def noisy_decode_iterations_s(self, decode_context_tokens: Sequence[int], num_iterations: int,
                                   first_index: int) -> np.ndarray:
         """`decode_iterations_s` as iterations first_index, first_index + 1, ...; element i
         equals `noisy_iteration_s([], [c + i for c in ctx], first_index + i)` bit for bit."""
         values = self.decode_iterations_s(decode_context_tokens, num_iterations)
-        if not (self.forward_noise or self.forward_phases) or not len(decode_context_tokens):
+        if not self.forward_noise or not len(decode_context_tokens):
             return values
         overhead = self._overhead.s(len(decode_context_tokens), 0) if self._overhead else 0.0
         index = np.arange(first_index, first_index + num_iterations, dtype=np.int64)
-        forward = values - overhead
-        if self.forward_noise:  # the same float64 operations, in the same order, as noisy_iteration_s
-            forward = forward * self._noise[_noise_groups(index, len(self.forward_noise))]
-        if self.forward_phases:
-            forward = forward * self._phases[(index // self._phase_iterations) % len(self._phases)]
-        return overhead + forward
+        return overhead + (values - overhead) * self._noise[_noise_groups(index, len(self.forward_noise))]
 
     def forward_scale_at(self, num_jobs: int) -> float:
         """The scale of a pass of `num_jobs` jobs: `forward_scale_by_batch` interpolated at it,
@@ -401,14 +380,6 @@ _PHI = 0.6180339887498949  # the golden ratio's fraction: frac(k * _PHI) is equi
 
 def _noise_group(index: int, num_groups: int) -> int:
     return min(int((index * _PHI) % 1.0 * num_groups), num_groups - 1)
-
-
-def _phase_order(num_phases: int) -> np.ndarray:
-    """Which phase (by rank) segment j % num_phases holds: the ranks of frac((j + 1) * phi), so
-    neighbouring segments are far apart in speed and the order starts mid-range (5 phases:
-    3, 1, 4, 2, 0)."""
-    values = [((j + 1) * _PHI) % 1.0 for j in range(num_phases)]
-    return np.argsort(np.argsort(values, kind="stable"), kind="stable").astype(np.int64)
 
 
 def _noise_groups(index: np.ndarray, num_groups: int) -> np.ndarray:

@@ -43,13 +43,6 @@ JSON layout (schema_version 1); paths in error messages use these names:
                      slower, in a tight loop too), so the mean pass, which the JCT sums, is
                      typical x mean(forward_noise). The simulator draws a group per iteration
                      (profiles/cost.py), so both its typical and its mean iteration match
-    forward_phases   optional (default none), with forward_phase_iterations: the machine's speed
-                     phases, which persist over many passes (a shared CPU VM's speed drifts in
-                     phases seconds long): K ascending factors of mean 1, the means of K
-                     equal-count groups of the grid's per-window speed (executor/profiler.py),
-                     each held for forward_phase_iterations iterations in the simulator. Clock
-                     noise varies each pass on its own and averages out within a burst; a
-                     slow phase builds a queue, which these model (profiles/cost.py)
     engine_overhead  optional {"iteration_s", "per_job_s", "per_prefill_s", "per_plan_s",
                      "per_admission_s", "per_plan_end_s", "per_finish_s", "first_pass_s",
                      "per_decode_plan_s", "per_plan_job_s", "per_plan_end_job_s", "per_swap_s"}: the serving
@@ -238,8 +231,6 @@ class Profile:
     mixed_shared_s: float | None = None
     forward_scale: float = 1.0
     forward_noise: tuple[float, ...] = ()
-    forward_phases: tuple[float, ...] = ()
-    forward_phase_iterations: int = 0
     forward_scale_by_batch: tuple[tuple[float, float], ...] = ()
     prefill_context: LatencyGrid | None = None  # batch_sizes: chunk tokens; tokens: context tokens
     mixed_chunk: LatencyGrid | None = None  # the same axes; added seconds
@@ -275,7 +266,6 @@ class Profile:
             raise ProfileError("forward_noise", f"must list at least 2 finite numbers > 0 (or none), got {noise!r}")
         if list(noise) != sorted(noise):
             raise ProfileError("forward_noise", "must be ascending")
-        _check_phases(self)
         _check_scale_curve(self)
         if self.overhead is not None:
             _check_overhead("engine_overhead", self.overhead)
@@ -368,21 +358,6 @@ def _check_grid(prefix: str, token_axis: str, grid: LatencyGrid, row_axis: str =
 def _check_curve(prefix: str, values_name: str, curve: LatencyCurve) -> None:
     _check_axis(f"{prefix}.bytes", curve.size_bytes)
     _check_latencies(f"{prefix}.{values_name}", curve.latency_s, len(curve.size_bytes))
-
-
-def _check_phases(profile: Profile) -> None:
-    """forward_phases: none, or at least 2 ascending finite factors > 0, with a positive whole
-    forward_phase_iterations (0 without phases)."""
-    object.__setattr__(profile, "forward_phases", _plain(profile.forward_phases))
-    phases, length = profile.forward_phases, profile.forward_phase_iterations
-    if not isinstance(phases, tuple) or len(phases) == 1 or any(
-            isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0 for v in phases):
-        raise ProfileError("forward_phases", f"must list at least 2 finite numbers > 0 (or none), got {phases!r}")
-    if list(phases) != sorted(phases):
-        raise ProfileError("forward_phases", "must be ascending")
-    if isinstance(length, bool) or not isinstance(length, int) or length < 0 or (length > 0) != bool(phases):
-        raise ProfileError("forward_phase_iterations",
-                           f"must be a whole number > 0 with forward_phases (0 without), got {length!r}")
 
 
 def _check_scale_curve(profile: Profile) -> None:

@@ -93,9 +93,6 @@ def profile_to_dict(p: Profile) -> dict:
         out["forward_scale"] = p.forward_scale
     if p.forward_noise:
         out["forward_noise"] = list(p.forward_noise)
-    if p.forward_phases:
-        out["forward_phases"] = list(p.forward_phases)
-        out["forward_phase_iterations"] = p.forward_phase_iterations
     if p.forward_scale_by_batch:
         out["forward_scale_by_batch"] = [list(pair) for pair in p.forward_scale_by_batch]
     if p.prefill_context is not None:
@@ -142,8 +139,6 @@ def profile_from_dict(d) -> Profile:
         transfers=d.get("transfers", _default_transfers(d["hardware"])),
         mixed_shared_s=d.get("mixed_shared_s"),
         forward_scale=d.get("forward_scale", 1.0), forward_noise=_tuple(d.get("forward_noise", [])),
-        forward_phases=_tuple(d.get("forward_phases", [])),
-        forward_phase_iterations=d.get("forward_phase_iterations", 0),
         forward_scale_by_batch=d.get("forward_scale_by_batch", ()),
         prefill_context=(_grid(_obj(d, "prefill_context"), "prefill_context", "context_tokens", "chunk_tokens")
                          if "prefill_context" in d else None),

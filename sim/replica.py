@@ -25,8 +25,8 @@ It then sleeps once for the exact sum of those iterations' durations (integer mi
 from `cost.decode_iterations_s`, bit-identical to stepping) and reports them with one
 `advance` call. Results equal step-by-step simulation request by request.
 
-A cost model with clock noise (`forward_noise`, `forward_phases`: measured profiles) prices the
-replica's k-th iteration with `noisy_iteration_s(..., k)` (and skips with `noisy_decode_iterations_s`), a
+A cost model with clock noise (`forward_noise`, measured profiles) prices the replica's k-th
+iteration with `noisy_iteration_s(..., k)` (and skips with `noisy_decode_iterations_s`), a
 deterministic function of k: the same run with and without skipping sees the same noise.
 
 Pipeline parallelism (pp > 1): each stage is a SimPy resource; a micro-batch holds each stage
@@ -77,16 +77,12 @@ class Replica:
         self.num_skipped_iterations = 0
         self.num_iterations = 0  # iterations run so far (pp == 1): the index of a cost model's clock noise
         # a measured profile's clock noise (profiles/cost.py): the index-th iteration's own time
-        noisy = getattr(cost, "forward_noise", ()) or getattr(cost, "forward_phases", ())
-        self._noisy = getattr(cost, "noisy_iteration_s", None) if noisy else None
+        self._noisy = getattr(cost, "noisy_iteration_s", None) if getattr(cost, "forward_noise", ()) else None
         self._plan_end_s = getattr(cost, "plan_end_overhead_s", None)  # a measured engine's wrap-up of a plan
         self._sync_transfers = bool(getattr(cost, "sync_transfers", False))  # swaps block compute (CPU)
         swap_overhead_s = getattr(cost, "swap_overhead_s", None)  # a measured engine's own time per swap
         self._swap_overhead_s = swap_overhead_s if swap_overhead_s is not None else (lambda: 0.0)
         self._lazy_decode = getattr(cost, "decode_iterations_lazy", None) if self._noisy is None else None
-        self._min_clock_factor = getattr(cost, "min_clock_factor", None)
-        if self._min_clock_factor is None and self._noisy is not None:
-            self._min_clock_factor = min(1.0, cost.forward_noise[0])
         self._wake: simpy.Event | None = None
         self._changed = False  # something changed since the last decision
         self._queued_in_blocks = 0  # device blocks of swap-ins still waiting for swap-outs to land
@@ -236,7 +232,8 @@ class Replica:
             # With clock noise a later iteration may be shorter than this one: bound with the
             # shortest it can be (the smallest noise group, which is at most 1).
             shortest_us = step_us if self._noisy is None else max(1, int(
-                self.cost.iteration_s(plan.prefill_tokens, decode_context) * self._min_clock_factor * 1_000_000))
+                self.cost.iteration_s(plan.prefill_tokens, decode_context) * min(1.0, self.cost.forward_noise[0])
+                * 1_000_000))
             limit = min(limit, (next_arrival_us - now_us) // shortest_us + 1)
         if limit < 2:  # settled before asking the policy, which costs more
             return 1, step_us, None
