@@ -41,6 +41,7 @@ either run, or a run without iterations, is an `InputError`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -211,6 +212,23 @@ def validation_table(live: RunData, sim: RunData, cost: IterationCost) -> pd.Dat
         rows.append((policy, ITERATION_METRIC, float(err["measured_s"].median()),
                      float(err["predicted_s"].median()), float(err["rel_error"].median())))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+SATURATED_BUSY_SHARE = 0.95  # busier than this, a run's JCT is mostly queueing (see busy_share)
+
+
+def busy_share(iterations: pd.DataFrame, requests: pd.DataFrame) -> float:
+    """The share of a run's span, first arrival to last finish, that its iterations cover.
+    Near 1 the server never caught up: its mean JCT is mostly queueing, which moves several
+    times as much as the per-iteration times that cause it (the chunked fidelity check at a
+    fixed rate ran 97-98 % busy, and one code's live mean JCT spread over 0.10-2.04 s). NaN
+    without a span."""
+    finish_s = requests["finish_s"].dropna()
+    if iterations.empty or finish_s.empty:
+        return math.nan
+    span_s = float(finish_s.max() - requests["arrival_s"].min())
+    busy_s = float((iterations["end_s"] - iterations["start_s"]).sum())
+    return busy_s / span_s if span_s > 0 else math.nan
 
 
 def within(table: pd.DataFrame, bounds: dict[str, float]) -> pd.DataFrame:
