@@ -405,11 +405,10 @@ def test_load_offers_that_share_of_the_lowest_capacity_over_the_policies():
     assert scaled.stats()["rate_rps"] == pytest.approx(0.5 * capacity["srpt"], rel=1e-12)
 
 
-def test_busy_share_is_the_iterations_over_the_first_arrival_to_last_finish():
-    from analysis.validation import busy_share
+def test_queued_time_share_weights_the_rows_with_a_queue_by_their_time():
+    from analysis.validation import queued_time_share
 
-    iterations = pd.DataFrame({"start_s": [1.0, 2.0, 5.0], "end_s": [1.5, 3.0, 5.5]})
-    requests = pd.DataFrame({"arrival_s": [1.0, 1.2, 4.0], "finish_s": [3.0, 5.5, math.nan]})
-    assert busy_share(iterations, requests) == 2.0 / 4.5  # 0.5 + 1.0 + 0.5 s of 1.0 .. 5.5 s
-    assert math.isnan(busy_share(iterations.iloc[:0], requests))
-    assert math.isnan(busy_share(iterations, requests.assign(finish_s=math.nan)))
+    iterations = pd.DataFrame({"start_s": [1.0, 2.0, 5.0], "end_s": [1.5, 3.0, 5.5], "num_queued": [3, 0, 1]})
+    assert queued_time_share(iterations) == 1.0 / 2.0  # 0.5 + 0.5 s of 2 s had requests waiting
+    assert queued_time_share(iterations.assign(num_queued=0)) == 0.0
+    assert math.isnan(queued_time_share(iterations.iloc[:0]))
