@@ -13,34 +13,31 @@ none of our CPU time but shares the caches and memory bandwidth, which made the 
 the verdict while quiet repetitions exist. `--wait-quiet-s` waits (up to that long) for the 1-minute
 load average to fall below `--quiet-load` before each repetition.
 
-The workload keeps the tiny models busy ~95 % of the time with bursty arrivals (CV 2, so queues
-form and drain); near saturation a JCT error is a few times the per-iteration error that causes
-it, which makes this a demanding test. It runs at two device KV sizes and a chunked configuration (`--kv`):
+Every configuration serves the same trace's arrival pattern (600 requests, bursty: CV 2) at 80 %
+of the capacity its repetition's own profile gives (`fastserve validate --load 0.8`,
+sim/capacity.py: what the simulator finishes per second with every request at once, the lowest
+over the validated policies). It runs at two device KV sizes and a chunked configuration
+(`--kv`):
 
-- standard, 2,048 tokens: skip-join-mlfq swaps 1,100-1,400 times a run (2026-12-03);
-- swap-heavy, 768 tokens, skip-join-mlfq only: it swaps 2,200-3,300 times a run (the check
+- standard, 2,048 tokens, fcfs and skip-join-mlfq;
+- swap-heavy, 768 tokens, skip-join-mlfq only: it swaps over a thousand times a run (the check
   refuses a run with fewer than 100), so the swap timing is validated too. (fcfs never swaps;
-  reserving max_seq_tokens per request it would hold 4 at a time, an overload in which a 1 %
-  throughput error is a 10-45 % JCT error from run to run: a test of the machine's noise.)
-
+  reserving max_seq_tokens per request it would hold 4 at a time.)
 - chunked, 2,048 tokens, `sarathi` (chunked-prefill FCFS, vLLM's recompute preemption) with a
   32-token budget per iteration (`--chunked-prefill-tokens 32`): most prompts (8-64 tokens) run
   in chunks beside the decodes, so the prefill-with-context term and the mixed chunk iterations
-  are validated. Its arrivals are rescaled to 80 % of the capacity the repetition's own profile
-  gives (`fastserve validate --load 0.8`, sim/capacity.py), because at the fixed rate this
-  configuration sat on the knee: 97-98 % busy, a mean batch of 15.2 of 16, and a live mean JCT
-  of 0.10 to 2.04 s for the same trace and code as the machine's speed drifted (2026-12-03, 40
-  repetitions). There a few % of speed difference between the profile and the live run made
-  +-40 % of JCT error, and a 10-repetition median passed or failed by chance. At 80 % the
-  simulator's own JCT moves ~1.1 % per 1 % of speed. (The two configurations above keep the
-  fixed rate: their job is to exercise swapping, which needs the queues of a saturated server;
-  at 80 % load skip-join swaps ~80 times a run at 2,048 tokens.)
+  are validated.
 
-Near saturation single runs spread widely (10 repetitions of tiny-llama swap-heavy: mean JCT
-error -25 % to +24 %, p99 -29 % to +12 %, medians -0.5 %), so even the median of 5 moves by a few %: of two
-5-repetition runs of the same code one met every target and one missed swap-heavy tiny-opt p99
-(-10.4 %), while the median of all 15 of its repetitions was -1.0 %. For a verdict that holds,
-use --repeats 10 (about 10 minutes on 2 cores).
+Why a load and not a rate: at the fixed rate these configurations used until 2026-12-03 (200
+req/s), the servers sat on the knee: requests waited during 93-98 % of the chunked runs, and
+one code's live mean JCT ranged over 0.10-2.04 s as the VM's speed drifted. There a few % of
+speed difference between the profile and the live run made +-40 % of JCT error, and a
+10-repetition median passed or failed by chance. At 80 % the simulator's own JCT moves ~1.1 %
+per 1 % of speed, and the errors show what is systematic (README).
+
+Single runs still spread by tens of percent, so a figure is the median of the repetitions;
+use --repeats 10 for a verdict (about 12 minutes per KV size on 2 cores).
+`benchmarks/fidelity_breakdown.py DIR` breaks a kept run down (--out DIR).
 
     python benchmarks/validate_targets.py [--models tiny-llama tiny-opt] [--kv standard swap-heavy chunked]
                                           [--repeats 5] [--out DIR]
@@ -66,7 +63,7 @@ DEVICE_KV_TOKENS = {"standard": 2048, "swap-heavy": 768, "chunked": 2048}
 MIN_SWAPS = {"standard": 0, "swap-heavy": 100, "chunked": 0}  # skip-join-mlfq's live swaps, or the run is refused
 POLICIES_AT = {"standard": POLICIES, "swap-heavy": ("skip-join-mlfq",), "chunked": ("sarathi",)}
 CHUNKED_PREFILL_TOKENS = {"chunked": 32}  # per-iteration token budget where chunking is on
-LOAD = {"chunked": 0.8}  # `fastserve validate --load`: offered share of the profiled capacity (see above)
+LOAD = {"standard": 0.8, "swap-heavy": 0.8, "chunked": 0.8}  # `validate --load`: share of the capacity (above)
 
 
 def capacity(kv: str) -> list[str]:
