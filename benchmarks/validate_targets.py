@@ -20,7 +20,7 @@ over the validated policies). It runs at two device KV sizes and a chunked confi
 (`--kv`):
 
 - standard, 2,048 tokens, fcfs and skip-join-mlfq;
-- swap-heavy, 768 tokens, skip-join-mlfq only: it swaps over a thousand times a run (the check
+- swap-heavy, 768 tokens, skip-join-mlfq only: it swaps 744-2,430 times a run (2026-12-03; the check
   refuses a run with fewer than 100), so the swap timing is validated too. (fcfs never swaps;
   reserving max_seq_tokens per request it would hold 4 at a time.)
 - chunked, 2,048 tokens, `sarathi` (chunked-prefill FCFS, vLLM's recompute preemption) with a
