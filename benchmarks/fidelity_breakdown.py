@@ -3,10 +3,13 @@
 Reads the directories `validate_targets.py --out DIR` kept (one `fastserve validate` run directory
 per model, KV size and repetition) and prints, for one policy:
 
-1. per repetition: the mean JCT, p99 and median-iteration errors (validation.csv), the share of
-   its iteration time during which requests waited (`analysis.validation.queued_time_share`), the profile's
-   `forward_scale`, and the error of the summed iteration prices against the summed live
-   iterations (what a JCT near saturation follows, where the median does not);
+1. per repetition: the mean JCT, p99 and median-iteration errors (validation.csv); the share of
+   its iteration time during which requests waited (`analysis.validation.queued_time_share`);
+   the profile's `forward_scale`; the error of the summed iteration prices against the summed
+   live iterations (typical prices, before the simulator's clock noise); the share of live
+   rows that took over twice their price (`over_2x`: slow episodes, which no profile
+   statistic keeps); and how closely the live and simulated queues track each other over time
+   (`queue_corr`, the correlation of the two queue lengths sampled every QUEUE_STEP_S);
 2. per batch size and queue length, the median over repetitions of each repetition's median
    live forward pass over the profile's grid, decode-only rows. The grid is the profile's
    tight-loop table without any calibration (forward_scale 1, no curve, no overhead), so the
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +38,15 @@ sys.path.insert(0, str(REPO))
 import profiles  # noqa: E402
 from analysis.load import InputError, load_run  # noqa: E402
 from analysis.validation import batch_of, chunks_prefills, iteration_errors, queued_time_share  # noqa: E402
+
+QUEUE_STEP_S = 0.25
+
+
+def queue_series(iterations: pd.DataFrame, step_s: float, end_s: float) -> np.ndarray:
+    """Requests waiting at each step: the `num_queued` of the last iteration begun by then."""
+    its = iterations.sort_values("start_s")
+    at = np.searchsorted(its["start_s"].to_numpy(), np.arange(0.0, end_s, step_s), side="right") - 1
+    return np.where(at >= 0, its["num_queued"].to_numpy()[np.maximum(at, 0)], 0)
 
 
 def repetition(run: Path, policy: str) -> tuple[dict, pd.DataFrame]:
@@ -55,10 +68,17 @@ def repetition(run: Path, policy: str) -> tuple[dict, pd.DataFrame]:
     grid = np.array([bare.iteration_s(*batch_of(r.batch_size, 0, 0, r.decode_context_tokens,
                                                  r.decode_max_context_tokens))
                      for r in decode.itertuples()], dtype=np.float64)
+    sim = load_run(run / "sim").iterations
+    sim = sim[sim["policy"] == policy]
+    end_s = float(min(its["end_s"].max(), sim["end_s"].max()))
+    live_queue, sim_queue = queue_series(its, QUEUE_STEP_S, end_s), queue_series(sim, QUEUE_STEP_S, end_s)
+    steady = live_queue.std() == 0 or sim_queue.std() == 0
     row = {"repetition": run.name, "jct": errors.get("jct_mean_s"), "p99": errors.get("jct_p99_s"),
            "iteration": errors.get("iteration_s"), "queued": queued_time_share(its),
            "forward_scale": prof.forward_scale,
-           "summed": priced["predicted_s"].sum() / priced["measured_s"].sum() - 1}
+           "summed": priced["predicted_s"].sum() / priced["measured_s"].sum() - 1,
+           "over_2x": float((priced["measured_s"] > 2 * priced["predicted_s"]).mean()),
+           "queue_corr": math.nan if steady else float(np.corrcoef(live_queue, sim_queue)[0, 1])}
     rows = pd.DataFrame({"batch": decode["batch_size"].to_numpy(), "queued": decode["num_queued"].to_numpy(),
                          "ratio": decode["forward_s"].to_numpy() / grid, "repetition": run.name})
     return row, rows
