@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import sys
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -63,7 +64,6 @@ def repetition(run: Path, policy: str) -> tuple[dict, pd.DataFrame]:
                               chunked=chunks_prefills(live.config, policy))
     bare = profiles.cost_model(replace(prof, overhead=None, policy_overhead={}, mixed_shared_s=None, forward_noise=(),
                                        forward_scale=1.0, forward_scale_by_batch=()))
-    bare._warned = True  # extrapolation warnings are the validate run's business, not this report's
     decode = its[its["num_prefills"] == 0]
     grid = np.array([bare.iteration_s(*batch_of(r.batch_size, 0, 0, r.decode_context_tokens,
                                                  r.decode_max_context_tokens))
@@ -90,6 +90,8 @@ def main() -> int:
     ap.add_argument("--policy", default="sarathi", help="Policy to break down.")
     ap.add_argument("--kv", default="chunked", help="KV configuration (the directories' middle name).")
     args = ap.parse_args()
+    # the validate runs warned of their profiles' extrapolations already; pricing again repeats them
+    warnings.simplefilter("ignore", profiles.ExtrapolationWarning)
     runs = sorted(p for p in args.root.glob(f"*_{args.kv}_*") if (p / "validation.csv").exists())
     if not runs:
         raise SystemExit(f"{args.root}: no *_{args.kv}_* directory with a validation.csv")

@@ -7,9 +7,9 @@ Four steps, in one process so that both measurements see the same machine:
 3. simulate the same trace with the same profile and the same `SchedulerConfig` into RUN_DIR/sim;
 4. compare (analysis/validation.py): RUN_DIR/validation.csv (policy, metric, measured,
    simulated, rel_error), RUN_DIR/validation_cdf.png, and the table on stdout.
-RUN_DIR/validation.json keeps the command, the configuration and, per policy, how contended
-the machine was: the live run's CPU time over its busy wall time (`busy_cpu_share`) and the
-load average. Clock noise is the first cause of a miss on a shared machine: a process that
+RUN_DIR/validation.json keeps the command, the configuration, with `--load` the capacities,
+rate and time scale chosen (`load`), and, per policy, how contended the machine was: the live
+run's CPU time over its busy wall time (`busy_cpu_share`) and the load average. Clock noise is the first cause of a miss on a shared machine: a process that
 waits for the CPU mid-iteration has slower iterations than any profile (a median) predicts.
 Both engines get the trace already scaled by `--time-scale` (or to `--load`, sim/capacity.py), so they
 see identical arrivals.

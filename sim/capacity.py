@@ -23,7 +23,7 @@ from traces.trace import Trace
 def burst_capacity_rps(trace: Trace, cost, policy: str, sched_config: SchedulerConfig) -> float:
     """Finished requests per second of the simulated makespan when all of `trace` arrives at
     its first arrival time. Raises ValueError when the policy finishes none of it."""
-    source = getattr(trace, "source", "the trace")
+    source = trace.source
     if len(trace) == 0:
         raise ValueError(f"{source}: an empty trace has no capacity")
     start_s = float(trace.arrival_s[0])
