@@ -25,6 +25,15 @@ by the live executor and one by the simulator, and gives per policy five rows of
   PER-ITERATION ERRORS (predicted - measured) / measured, a paired comparison, so it is not
   simulated / measured - 1.
 
+With the run that replays the live clock (`fastserve validate` writes RUN_DIR/replay: the same
+simulation, its k-th iteration priced at the profile's price times the live run's k-th
+measured / priced, `replay_factors` and profiles/replay.py), three more rows per policy:
+`replayed_jct_mean_s`, `replayed_jct_p50_s` and `replayed_jct_p99_s`, measured the live run's,
+simulated the replay's. The profile-only rows answer "does the simulator, given a profile,
+predict this machine?"; the replayed rows "given this run's own iteration times, does it
+reproduce its queueing?". The gap between the two is the machine's drift between profiling
+and serving, which no profile measured beforehand can know.
+
 A chunked policy's iterations (`chunked_prefill_tokens` in the run's config, or a policy that
 always chunks, sarathi) are priced as chunked prefill, as the simulator prices them: each
 prefill's chunk context is passed, zeros included, so a profile's `mixed_chunk` grid prices
@@ -56,6 +65,9 @@ COLUMNS = ["policy", "metric", "measured", "simulated", "rel_error"]
 SUMMARY_METRICS = ("jct_mean_s", "jct_p50_s", "jct_p99_s", "ttft_mean_s")
 ITERATION_METRIC = "iteration_s"
 METRICS = (*SUMMARY_METRICS, ITERATION_METRIC)
+# rows of the simulation that replays the live run's clock (`replay_factors`): replayed_jct_mean_s, ...
+REPLAYED_PREFIX = "replayed_"
+REPLAYED_METRICS = tuple(REPLAYED_PREFIX + m for m in SUMMARY_METRICS[:3])
 ITERATION_INPUTS = ("batch_size", "num_prefills", "prefill_tokens", "decode_context_tokens", "num_iterations")
 
 
@@ -191,8 +203,9 @@ def _summary_row(run: RunData, policy: str, which: str) -> pd.Series:
     return rows.iloc[0]
 
 
-def validation_table(live: RunData, sim: RunData, cost: IterationCost) -> pd.DataFrame:
-    """validation.csv's rows: METRICS for each policy of the live run, in its order."""
+def validation_table(live: RunData, sim: RunData, cost: IterationCost, replay: RunData | None = None) -> pd.DataFrame:
+    """validation.csv's rows: METRICS for each policy of the live run, in its order, and with
+    `replay` (the simulation over the live run's own clock, `replay_factors`) REPLAYED_METRICS."""
     if live.iterations is None:
         raise InputError(f"{live.path}: no iterations.parquet (serve with --timeline)")
     rows = []
@@ -201,17 +214,43 @@ def validation_table(live: RunData, sim: RunData, cost: IterationCost) -> pd.Dat
         for metric in SUMMARY_METRICS:
             m, s = float(measured[metric]), float(simulated[metric])
             rows.append((policy, metric, m, s, rel_error(m, s)))
-        its = live.iterations[live.iterations["policy"] == policy]
-        if its.empty:
-            raise InputError(f"{live.path}/iterations.parquet: no iterations of policy {policy}")
-        requests = live.requests[live.requests["policy"] == policy]
-        for_policy = getattr(cost, "for_policy", None)  # a profile's overhead measured with this policy
-        err = iteration_errors(its, for_policy(policy) if for_policy is not None else cost, requests["arrival_s"],
-                               requests["finish_s"].dropna(), f"{live.path}/iterations.parquet",
-                               chunked=chunks_prefills(live.config, policy))
+        err = _priced_iterations(live, policy, cost)
         rows.append((policy, ITERATION_METRIC, float(err["measured_s"].median()),
                      float(err["predicted_s"].median()), float(err["rel_error"].median())))
+        if replay is not None:
+            replayed = _summary_row(replay, policy, "replayed")
+            for name in REPLAYED_METRICS:
+                metric = name.removeprefix(REPLAYED_PREFIX)
+                m, s = float(measured[metric]), float(replayed[metric])
+                rows.append((policy, name, m, s, rel_error(m, s)))
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def replay_factors(live: RunData, policy: str, cost: IterationCost) -> np.ndarray:
+    """The live run's clock, for `profiles.replay.ReplayedClock`: each live iteration's measured
+    time over its price (`iteration_errors`, so the same measured and predicted times as the
+    iteration_s row), in the order the iterations ran. Rows either side cannot price (a zero
+    time) are left out."""
+    err = _priced_iterations(live, policy, cost)
+    measured, predicted = err["measured_s"].to_numpy(np.float64), err["predicted_s"].to_numpy(np.float64)
+    ok = np.isfinite(measured) & np.isfinite(predicted) & (measured > 0) & (predicted > 0)
+    if not ok.any():
+        raise InputError(f"{live.path}/iterations.parquet: no iteration of policy {policy} with a measured and a "
+                         "priced time above zero")
+    return measured[ok] / predicted[ok]
+
+
+def _priced_iterations(live: RunData, policy: str, cost: IterationCost) -> pd.DataFrame:
+    if live.iterations is None:
+        raise InputError(f"{live.path}: no iterations.parquet (serve with --timeline)")
+    its = live.iterations[live.iterations["policy"] == policy]
+    if its.empty:
+        raise InputError(f"{live.path}/iterations.parquet: no iterations of policy {policy}")
+    requests = live.requests[live.requests["policy"] == policy]
+    for_policy = getattr(cost, "for_policy", None)  # a profile's overhead measured with this policy
+    return iteration_errors(its, for_policy(policy) if for_policy is not None else cost, requests["arrival_s"],
+                            requests["finish_s"].dropna(), f"{live.path}/iterations.parquet",
+                            chunked=chunks_prefills(live.config, policy))
 
 
 SATURATED_QUEUED_SHARE = 0.9  # requests waited this much of the time: a run at or past the knee

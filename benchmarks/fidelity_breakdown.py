@@ -3,7 +3,9 @@
 Reads the directories `validate_targets.py --out DIR` kept (one `fastserve validate` run directory
 per model, KV size and repetition) and prints, for one policy:
 
-1. per repetition: the mean JCT, p99 and median-iteration errors (validation.csv); the share of
+1. per repetition: the mean JCT, p99 and median-iteration errors (validation.csv), the mean JCT
+   and p99 errors of the simulation over the live run's own clock (`replayed_*`, NaN for runs
+   from before it existed); the share of
    its iteration time during which requests waited (`analysis.validation.queued_time_share`);
    the profile's `forward_scale`; the error of the summed iteration prices against the summed
    live iterations (typical prices, before the simulator's clock noise); the share of live
@@ -74,6 +76,8 @@ def repetition(run: Path, policy: str) -> tuple[dict, pd.DataFrame]:
     live_queue, sim_queue = queue_series(its, QUEUE_STEP_S, end_s), queue_series(sim, QUEUE_STEP_S, end_s)
     steady = live_queue.std() == 0 or sim_queue.std() == 0
     row = {"repetition": run.name, "jct": errors.get("jct_mean_s"), "p99": errors.get("jct_p99_s"),
+           "replayed_jct": errors.get("replayed_jct_mean_s", math.nan),
+           "replayed_p99": errors.get("replayed_jct_p99_s", math.nan),
            "iteration": errors.get("iteration_s"), "queued": queued_time_share(its),
            "forward_scale": prof.forward_scale,
            "summed": priced["predicted_s"].sum() / priced["measured_s"].sum() - 1,

@@ -35,6 +35,12 @@ speed difference between the profile and the live run made +-40 % of JCT error, 
 10-repetition median passed or failed by chance. At 80 % the simulator's own JCT moves ~1.1 %
 per 1 % of speed, and the errors show what is systematic (README).
 
+Each repetition also reports `replayed_jct_mean_s`, `replayed_jct_p50_s` and `replayed_jct_p99_s`
+(no target): the simulation once more over the live run's own clock (profiles/replay.py), so
+that the machine's drift between the profile step and the live run is given. What error is
+left there is the simulator's scheduling, batching and queueing; the rest of the profile-only
+error is the drift (README, "Where the error comes from").
+
 Single runs still spread by tens of percent, so a figure is the median of the repetitions;
 use --repeats 10 for a verdict (about 12 minutes per KV size on 2 cores).
 `benchmarks/fidelity_breakdown.py DIR` breaks a kept run down (--out DIR).
@@ -127,7 +133,7 @@ def main() -> None:
             for rep in range(args.repeats):
                 rows.append(_repetition(args, root, model, kv, rep))
     runs = pd.concat(rows, ignore_index=True)
-    print(f"\n{'model':>10} {'kv':>10} {'policy':>15} {'metric':>12} {'median err':>10} {'range':>19} {'quiet':>5} "
+    print(f"\n{'model':>10} {'kv':>10} {'policy':>15} {'metric':>19} {'median err':>10} {'range':>19} {'quiet':>5} "
           f"{'target':>7}  verdict")
     for (model, kv, policy, metric), g in runs.groupby(["model", "kv", "policy", "metric"], sort=False):
         quiet = g[g["quiet"]]
@@ -138,7 +144,7 @@ def main() -> None:
         if target is not None and not len(quiet):
             verdict += " (all repetitions contended)"
         failed += verdict.startswith("FAIL")
-        print(f"{model:>10} {kv:>10} {policy:>15} {metric:>12} {err:>+10.2%} [{g['rel_error'].min():+.2%}, "
+        print(f"{model:>10} {kv:>10} {policy:>15} {metric:>19} {err:>+10.2%} [{g['rel_error'].min():+.2%}, "
               f"{g['rel_error'].max():+.2%}] {len(quiet):>2}/{len(g)} "
               f"{'' if target is None else f'{target:.0%}':>7}  {verdict}")
     print(f"\n{failed} target(s) missed" if failed else "\nall targets met")

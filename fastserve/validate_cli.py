@@ -4,7 +4,10 @@ Four steps, in one process so that both measurements see the same machine:
 1. profile the model with the executor's profiler (`executor.profiler`, written to
    RUN_DIR/profile.json), unless `--profile` names one;
 2. serve the trace with the live executor, policy by policy, into RUN_DIR/live;
-3. simulate the same trace with the same profile and the same `SchedulerConfig` into RUN_DIR/sim;
+3. simulate the same trace with the same profile and the same `SchedulerConfig` into RUN_DIR/sim,
+   and once more into RUN_DIR/replay with the live run's own clock (each iteration the profile's
+   price times the live run's measured / priced in order, profiles/replay.py): the replayed_*
+   rows say how much of the error is the simulator's and how much the machine's drift;
 4. compare (analysis/validation.py): RUN_DIR/validation.csv (policy, metric, measured,
    simulated, rel_error), RUN_DIR/validation_cdf.png, and the table on stdout.
 RUN_DIR/validation.json keeps the command, the configuration, with `--load` the capacities,
@@ -170,6 +173,22 @@ def _simulate(tr, policies, cfgs, cost, run_dir: Path, base_config: dict) -> Non
         writer.add(requests_frame(result.log, policy, result.swap), result.iterations)
 
 
+def _replay(tr, policies, cfgs, cost, run_dir: Path, base_config: dict) -> None:
+    """The same simulation over the live run's own clock (profiles/replay.py): what is left of
+    the error once the machine's speed during the live run is given."""
+    from analysis.load import load_run
+    from analysis.validation import replay_factors
+    from profiles.replay import ReplayedClock
+    from sim import SimConfig, simulate
+
+    live = load_run(run_dir.parent / "live")
+    writer = RunWriter(run_dir, {**base_config, "engine": "sim", "clock": "replayed from live"})
+    for policy in policies:
+        clock = ReplayedClock(cost, replay_factors(live, policy, cost))
+        result = simulate(tr, clock, policy, cfgs[policy], SimConfig(record_iterations=True))
+        writer.add(requests_frame(result.log, policy, result.swap), result.iterations)
+
+
 def _report(out: Path, cost, policies) -> None:
     from analysis.load import load_run
     from analysis.plots.style import save
@@ -177,7 +196,7 @@ def _report(out: Path, cost, policies) -> None:
     from analysis.validation import SATURATED_QUEUED_SHARE, queued_time_share, validation_table
 
     live, sim = load_run(out / "live"), load_run(out / "sim")
-    table = validation_table(live, sim, cost)
+    table = validation_table(live, sim, cost, load_run(out / "replay"))
     table.to_csv(out / "validation.csv", index=False)
     save(plot_validation_cdf(live.requests, sim.requests, list(policies)), out / "validation_cdf.png")
     click.echo(format_table(table, VALIDATION_VIEW))
@@ -238,7 +257,7 @@ def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile
         from fastserve.outputs import RUN_FILES
 
         for name in ("profile.json", "validation.csv", "validation.json", "validation_cdf.png",
-                     *(f"{sub}/{f}" for sub in ("live", "sim") for f in RUN_FILES)):
+                     *(f"{sub}/{f}" for sub in ("live", "sim", "replay") for f in RUN_FILES)):
             (out / name).unlink(missing_ok=True)
     out.mkdir(exist_ok=True)
     _set_threads(threads, device)
@@ -268,6 +287,7 @@ def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile
     try:
         contention = _serve(built, tr, policies, cfgs, cost, out / "live", base, seed)
         _simulate(tr, policies, cfgs, cost, out / "sim", base)
+        _replay(tr, policies, cfgs, cost, out / "replay", base)
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:  # a user's policy failing in the simulator: one line, the live runs stay written

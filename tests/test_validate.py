@@ -23,10 +23,12 @@ from analysis.plots.validation import plot_validation_cdf
 from analysis.validation import (
     COLUMNS,
     METRICS,
+    REPLAYED_METRICS,
     batch_of,
     chunks_prefills,
     iteration_errors,
     rel_error,
+    replay_factors,
     split_evenly,
     validation_table,
     within,
@@ -132,6 +134,32 @@ def test_validation_table_exact(hand_runs):
     assert sj.loc["iteration_s", "rel_error"] == pytest.approx((2e-4 - 1e-3) / 1e-3, rel=1e-9)
     checked = within(table, {"jct_mean_s": 0.05, "iteration_s": 0.05})
     assert checked["ok"].tolist() == [True, False, True, False]
+
+
+def test_replay_factors_and_rows(hand_runs, tmp_path):
+    live, sim = hand_runs
+    # the live clock: measured over priced per iteration, in order (see FCFS_ITERATIONS)
+    factors = replay_factors(live, "fcfs", HandCost())
+    assert factors.tolist() == pytest.approx([2e-3 / 2.3e-3, 0.5e-3 / 0.225e-3, 0.5e-3 / 1.33e-3], rel=1e-12)
+    replay = RunWriter(tmp_path / "replay", {"engine": "sim"})
+    replay.add(requests("fcfs", "recompute", [1.0, 2.0, 3.0, 12.0], [0.5, 0.5, 0.5, 0.5]))
+    replay.add(requests("skip-join-mlfq", "proactive", [1.0, 1.0, 4.0], [0.1, 0.2, 0.3]))
+    table = validation_table(live, sim, HandCost(), load_run(tmp_path / "replay"))
+    assert table["metric"].tolist() == [*METRICS, *REPLAYED_METRICS] * 2
+    fcfs = table[table["policy"] == "fcfs"].set_index("metric")
+    # live [1, 2, 3, 10] against the replay's [1, 2, 3, 12]: means 4 and 4.5; the profile-only rows stay
+    assert fcfs.loc["replayed_jct_mean_s", ["measured", "simulated", "rel_error"]].tolist() == [4.0, 4.5, 0.125]
+    assert fcfs.loc["replayed_jct_p50_s", "rel_error"] == 0.0
+    assert fcfs.loc["jct_mean_s", "simulated"] == 3.875
+    sj = table[table["policy"] == "skip-join-mlfq"].set_index("metric")
+    assert sj.loc["replayed_jct_mean_s", "rel_error"] == 0.0
+
+
+def test_replay_factors_need_a_priced_iteration(tmp_path):
+    live = RunWriter(tmp_path / "live", {"engine": "live"})
+    live.add(requests("fcfs", "recompute", [1.0], [0.5]), iterations("fcfs", "recompute", [(0.0, 0.0, 1, 1, 0, 0, 0, 0)]))
+    with pytest.raises(InputError, match="no iteration of policy fcfs with a measured and a priced time above zero"):
+        replay_factors(load_run(tmp_path / "live"), "fcfs", HandCost())
 
 
 class PlanningCost(HandCost):
@@ -339,10 +367,11 @@ def test_small_validate_end_to_end(tmp_path):
 
 def check_structure(out, table):
     assert list(table.columns) == COLUMNS
-    assert table["policy"].tolist() == ["fcfs"] * 5 + ["skip-join-mlfq"] * 5
-    assert table["metric"].tolist() == list(METRICS) * 2
-    live, sim = load_run(out / "live"), load_run(out / "sim")
+    assert table["policy"].tolist() == ["fcfs"] * 8 + ["skip-join-mlfq"] * 8
+    assert table["metric"].tolist() == [*METRICS, *REPLAYED_METRICS] * 2
+    live, sim, replay = load_run(out / "live"), load_run(out / "sim"), load_run(out / "replay")
     assert live.config["engine"] == "live" and sim.config["engine"] == "sim"
+    assert replay.config["clock"] == "replayed from live" and replay.config["policies"] == live.config["policies"]
     assert live.config["policies"] == sim.config["policies"]  # one scheduler configuration
     assert live.config["policies"]["skip-join-mlfq"]["block_size_tokens"] == 16  # the profiler's
     for policy in ("fcfs", "skip-join-mlfq"):
@@ -353,6 +382,11 @@ def check_structure(out, table):
             assert rows.loc[metric, "measured"] == pytest.approx(m, rel=1e-12)
             assert rows.loc[metric, "simulated"] == pytest.approx(s, rel=1e-12)
             assert rows.loc[metric, "rel_error"] == pytest.approx((s - m) / m, rel=1e-9)
+        for metric in REPLAYED_METRICS:
+            s = replay.summary.set_index("policy").loc[policy, metric.removeprefix("replayed_")]
+            assert rows.loc[metric, "simulated"] == pytest.approx(s, rel=1e-12)
+        replayed = replay.requests[replay.requests["policy"] == policy]
+        assert len(replayed) == 24 and (replayed["status"] == "finished").all()
         assert (live.requests[live.requests["policy"] == policy]["status"] == "finished").all()
     # the iteration rows: the profile written next to the runs, priced again here
     cost = cost_model(load_profile(out / "profile.json")).for_policy("fcfs")  # its own engine overhead
