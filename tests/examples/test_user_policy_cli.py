@@ -68,10 +68,10 @@ def three_modes(tmp_path: Path, spec: str, cls: str, file: Path) -> None:
     invoke(["serve", *LIVE, "--time-scale", "0.2", "--policy", spec, "-o", tmp_path / "live"])
     assert_names_class(tmp_path / "live", spec, cls, file)
     invoke(["validate", *LIVE, "--policy", spec, "-o", tmp_path / "val"])
-    for engine in ("live", "sim"):
+    for engine in ("live", "sim", "replay"):
         assert_names_class(tmp_path / "val" / engine, spec, cls, file)
     table = pd.read_csv(tmp_path / "val" / "validation.csv")
-    assert set(table["policy"]) == {spec} and len(table) == 5
+    assert set(table["policy"]) == {spec} and len(table) == 8  # 5 profile-only rows, 3 over the live clock
 
 
 def test_a_policy_file_outside_the_package_runs_in_all_three_modes(tmp_path, monkeypatch):
