@@ -164,38 +164,32 @@ def _at_load(tr, load: float, cost, cfgs: dict) -> tuple:
     return scaled, {"load": load, "capacity_rps": capacity, "rate_rps": rate_rps, "time_scale": factor}
 
 
-def _simulate(tr, policies, cfgs, cost, run_dir: Path, base_config: dict) -> None:
+def _simulate(tr, cfgs: dict, costs: dict, run_dir: Path, config: dict) -> None:
+    """Simulate each policy of `cfgs` with its cost model in `costs` into `run_dir`."""
     from sim import SimConfig, simulate
 
-    writer = RunWriter(run_dir, {**base_config, "engine": "sim"})
-    for policy in policies:
-        result = simulate(tr, cost, policy, cfgs[policy], SimConfig(record_iterations=True, progress=True))
+    writer = RunWriter(run_dir, {**config, "engine": "sim"})
+    for policy, cfg in cfgs.items():
+        result = simulate(tr, costs[policy], policy, cfg, SimConfig(record_iterations=True, progress=True))
         writer.add(requests_frame(result.log, policy, result.swap), result.iterations)
 
 
-def _replay(tr, policies, cfgs, cost, run_dir: Path, base_config: dict) -> None:
-    """The same simulation over the live run's own clock (profiles/replay.py): what is left of
-    the error once the machine's speed during the live run is given."""
-    from analysis.load import load_run
+def _live_clocks(live, cost, policies) -> dict:
+    """Each policy's cost model over its live run's own clock (profiles/replay.py): simulated with
+    it, what is left of the error once the machine's speed during the live run is given."""
     from analysis.validation import replay_factors
     from profiles.replay import ReplayedClock
-    from sim import SimConfig, simulate
 
-    live = load_run(run_dir.parent / "live")
-    writer = RunWriter(run_dir, {**base_config, "engine": "sim", "clock": "replayed from live"})
-    for policy in policies:
-        clock = ReplayedClock(cost, replay_factors(live, policy, cost))
-        result = simulate(tr, clock, policy, cfgs[policy], SimConfig(record_iterations=True))
-        writer.add(requests_frame(result.log, policy, result.swap), result.iterations)
+    return {p: ReplayedClock(cost, replay_factors(live, p, cost)) for p in policies}
 
 
-def _report(out: Path, cost, policies) -> None:
+def _report(out: Path, cost, policies, live) -> None:
     from analysis.load import load_run
     from analysis.plots.style import save
     from analysis.plots.validation import plot_validation_cdf
     from analysis.validation import SATURATED_QUEUED_SHARE, queued_time_share, validation_table
 
-    live, sim = load_run(out / "live"), load_run(out / "sim")
+    sim = load_run(out / "sim")
     table = validation_table(live, sim, cost, load_run(out / "replay"))
     table.to_csv(out / "validation.csv", index=False)
     save(plot_validation_cdf(live.requests, sim.requests, list(policies)), out / "validation_cdf.png")
@@ -229,7 +223,10 @@ def _report(out: Path, cost, policies) -> None:
 @policy_options
 def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile, profile_budget_s, quick_profile, time_scale,
                  load, seed, device, threads, run_dir, overwrite, **options):
-    """Run the live executor and the simulator on one trace and report how far apart they are."""
+    """Run the live executor and the simulator on one trace and report how far apart they are
+    (RUN_DIR/validation.csv); the replayed_* rows simulate once more over the live run's own
+    clock, which separates the simulator's error from the machine's drift."""
+    from analysis.load import load_run
     from executor.serve import LiveServer
     from policy import POLICIES
 
@@ -286,8 +283,9 @@ def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile
             "policies": {p: config_dict(c) for p, c in cfgs.items()}}
     try:
         contention = _serve(built, tr, policies, cfgs, cost, out / "live", base, seed)
-        _simulate(tr, policies, cfgs, cost, out / "sim", base)
-        _replay(tr, policies, cfgs, cost, out / "replay", base)
+        _simulate(tr, cfgs, dict.fromkeys(policies, cost), out / "sim", base)
+        live = load_run(out / "live")
+        _simulate(tr, cfgs, _live_clocks(live, cost, policies), out / "replay", {**base, "clock": "replayed from live"})
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     except Exception as e:  # a user's policy failing in the simulator: one line, the live runs stay written
@@ -295,7 +293,7 @@ def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile
             raise
         raise click.ClickException(f"a policy raised {type(e).__name__}: {e}") from None
     (out / "validation.json").write_text(json.dumps({"command": _command_line(), **base, "contention": contention}, indent=2))
-    _report(out, cost, policies)
+    _report(out, cost, policies, live)
     for policy, c in contention.items():
         share = c["busy_cpu_share"]
         if share is not None and share < CONTENDED_SHARE:

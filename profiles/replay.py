@@ -53,4 +53,3 @@ class ReplayedClock:
         values = np.asarray(self._cost.decode_iterations_s(decode_context_tokens, num_iterations), dtype=np.float64)
         index = np.arange(first_index, first_index + num_iterations, dtype=np.int64) % len(self._factors)
         return values * self._factors[index]
-

@@ -28,7 +28,6 @@ from analysis.validation import (
     chunks_prefills,
     iteration_errors,
     rel_error,
-    replay_factors,
     split_evenly,
     validation_table,
     within,
@@ -36,63 +35,12 @@ from analysis.validation import (
 from fastserve.cli import main
 from fastserve.rundir import RunWriter
 from profiles import cost_model, load_profile
-
-FIELDS = ("request_id", "arrival_s", "first_token_s", "finish_s", "prompt_tokens", "output_tokens",
-          "generated_tokens", "replica", "num_preemptions", "num_swaps", "num_recomputes", "status")
-ITERATION_FIELDS = ("start_s", "end_s", "num_iterations", "batch_size", "num_prefills", "prefill_tokens",
-                    "decode_context_tokens", "decode_max_context_tokens")
-
-
-class HandCost:
-    """Prefill 1 ms + 10 us per prompt token; decode 100 us per job + 1 us per token of the longest context."""
-
-    def __init__(self) -> None:
-        self.calls = []
-
-    def iteration_s(self, prefill_tokens, decode_context_tokens):
-        self.calls.append((list(prefill_tokens), list(decode_context_tokens)))
-        decode = 1e-4 * len(decode_context_tokens) + 1e-6 * max(decode_context_tokens, default=0)
-        return 1e-3 * len(prefill_tokens) + 1e-5 * sum(prefill_tokens) + decode
-
-
-def requests(policy, swap, jcts, ttfts, unfinished=0):
-    rows = [(i, float(i), i + t, i + j, 8, 4, 4, 0, 0, 0, 0, "finished")
-            for i, (j, t) in enumerate(zip(jcts, ttfts, strict=True))]
-    rows += [(len(jcts) + k, 0.0, math.nan, math.nan, 8, 4, 0, 0, 0, 0, 0, "unfinished") for k in range(unfinished)]
-    df = pd.DataFrame(rows, columns=FIELDS)
-    df.insert(0, "swap", swap)
-    df.insert(0, "policy", policy)
-    df["reason"] = ""
-    return df
-
-
-def iterations(policy, swap, rows):
-    df = pd.DataFrame(rows, columns=ITERATION_FIELDS)
-    df.insert(0, "replica", 0)
-    df["num_queued"] = 0
-    df.insert(0, "swap", swap)
-    df.insert(0, "policy", policy)
-    return df
-
-
-# (start, end, n, batch, prefills, prefill tokens, decode context sum, longest decode context)
-FCFS_ITERATIONS = [
-    (0.000, 0.002, 1, 2, 2, 30, 0, 0),      # 2 prefills of 15: predicted 2e-3 + 3e-4 = 2.3 ms
-    (0.002, 0.0025, 1, 2, 0, 0, 40, 25),    # decodes 25 + 15: 2e-4 + 25e-6 = 0.225 ms
-    (0.0025, 0.003, 1, 3, 1, 10, 50, 30),   # 1 prefill + decodes 30, 20: 1.1e-3 + 2e-4 + 30e-6 = 1.33 ms
-]
+from tests.validation_runs import HandCost, iterations, requests, write_hand_runs
 
 
 @pytest.fixture
 def hand_runs(tmp_path):
-    live, sim = RunWriter(tmp_path / "live", {"engine": "live"}), RunWriter(tmp_path / "sim", {"engine": "sim"})
-    live.add(requests("fcfs", "recompute", [1.0, 2.0, 3.0, 10.0], [0.5, 0.5, 1.0, 1.0]),
-             iterations("fcfs", "recompute", FCFS_ITERATIONS))
-    live.add(requests("skip-join-mlfq", "proactive", [1.0, 1.0, 4.0], [0.2, 0.2, 0.2], unfinished=1),
-             iterations("skip-join-mlfq", "proactive", [(0.0, 0.001, 1, 1, 0, 0, 100, 100)]))
-    sim.add(requests("fcfs", "recompute", [1.5, 2.0, 3.0, 9.0], [0.5, 0.5, 0.5, 0.5]))
-    sim.add(requests("skip-join-mlfq", "proactive", [1.0, 2.0, 3.0], [0.1, 0.2, 0.3]))
-    return load_run(tmp_path / "live"), load_run(tmp_path / "sim")
+    return write_hand_runs(tmp_path)
 
 
 def test_rel_error_and_even_splits():
@@ -134,32 +82,6 @@ def test_validation_table_exact(hand_runs):
     assert sj.loc["iteration_s", "rel_error"] == pytest.approx((2e-4 - 1e-3) / 1e-3, rel=1e-9)
     checked = within(table, {"jct_mean_s": 0.05, "iteration_s": 0.05})
     assert checked["ok"].tolist() == [True, False, True, False]
-
-
-def test_replay_factors_and_rows(hand_runs, tmp_path):
-    live, sim = hand_runs
-    # the live clock: measured over priced per iteration, in order (see FCFS_ITERATIONS)
-    factors = replay_factors(live, "fcfs", HandCost())
-    assert factors.tolist() == pytest.approx([2e-3 / 2.3e-3, 0.5e-3 / 0.225e-3, 0.5e-3 / 1.33e-3], rel=1e-12)
-    replay = RunWriter(tmp_path / "replay", {"engine": "sim"})
-    replay.add(requests("fcfs", "recompute", [1.0, 2.0, 3.0, 12.0], [0.5, 0.5, 0.5, 0.5]))
-    replay.add(requests("skip-join-mlfq", "proactive", [1.0, 1.0, 4.0], [0.1, 0.2, 0.3]))
-    table = validation_table(live, sim, HandCost(), load_run(tmp_path / "replay"))
-    assert table["metric"].tolist() == [*METRICS, *REPLAYED_METRICS] * 2
-    fcfs = table[table["policy"] == "fcfs"].set_index("metric")
-    # live [1, 2, 3, 10] against the replay's [1, 2, 3, 12]: means 4 and 4.5; the profile-only rows stay
-    assert fcfs.loc["replayed_jct_mean_s", ["measured", "simulated", "rel_error"]].tolist() == [4.0, 4.5, 0.125]
-    assert fcfs.loc["replayed_jct_p50_s", "rel_error"] == 0.0
-    assert fcfs.loc["jct_mean_s", "simulated"] == 3.875
-    sj = table[table["policy"] == "skip-join-mlfq"].set_index("metric")
-    assert sj.loc["replayed_jct_mean_s", "rel_error"] == 0.0
-
-
-def test_replay_factors_need_a_priced_iteration(tmp_path):
-    live = RunWriter(tmp_path / "live", {"engine": "live"})
-    live.add(requests("fcfs", "recompute", [1.0], [0.5]), iterations("fcfs", "recompute", [(0.0, 0.0, 1, 1, 0, 0, 0, 0)]))
-    with pytest.raises(InputError, match="no iteration of policy fcfs with a measured and a priced time above zero"):
-        replay_factors(load_run(tmp_path / "live"), "fcfs", HandCost())
 
 
 class PlanningCost(HandCost):
