@@ -223,9 +223,11 @@ def _report(out: Path, cost, policies, live) -> None:
 @policy_options
 def validate_cmd(model, endpoint, trace, policies, swap, sort, arrivals, profile, profile_budget_s, quick_profile, time_scale,
                  load, seed, device, threads, run_dir, overwrite, **options):
-    """Run the live executor and the simulator on one trace and report how far apart they are
-    (RUN_DIR/validation.csv); the replayed_* rows simulate once more over the live run's own
-    clock, which separates the simulator's error from the machine's drift."""
+    """Run the live executor and the simulator on one trace and report how far apart they are.
+
+    RUN_DIR/validation.csv compares the live run with the simulation from the profile; its
+    replayed_* rows simulate once more over the live run's own clock (RUN_DIR/replay), which
+    separates the simulator's error from the machine's drift."""
     from analysis.load import load_run
     from executor.serve import LiveServer
     from policy import POLICIES

@@ -63,7 +63,7 @@ def validate_endpoint(endpoint: str, trace: str, policies: tuple[str, ...], swap
     if run_bench(endpoint, info, tr, out / "bench", base, seed=seed, label=policy):
         raise SystemExit(130)
     try:
-        _simulate(tr, [policy], {policy: cfg}, cost, out / "sim", base)
+        _simulate(tr, {policy: cfg}, {policy: cost}, out / "sim", base)
     except ValueError as e:
         raise click.ClickException(f"simulating {policy}: {e}") from None
     measured = pd.read_csv(out / "bench" / "summary.csv").iloc[0]
