@@ -43,14 +43,17 @@ class BatchWalk:
         last = None  # the last job the walk visited: lending starts after it
         jobs: Iterable[Job] = self.walk()
         residents_only = False
+        # Only `policy.placement`'s calls below close the room or evict, so the walk re-reads
+        # these two after each of them, not per job (the hot path visits every batch job).
+        stopped, watched = False, bool(in_flight)
         while True:
             for job in jobs:
-                if num_taken >= max_batch or (self._room_closed and not residents_only):
+                if num_taken >= max_batch or stopped:
                     break
                 last = job
                 location = job.kv
                 if location is _DEVICE:
-                    if job.id in in_flight or job.id in evicted:
+                    if watched and (job.id in in_flight or job.id in evicted):
                         continue
                     target = job.prompt_tokens + job.generated_tokens
                     if target < reserve_tokens:  # not max(): a call per job costs more
@@ -63,6 +66,7 @@ class BatchWalk:
                         extra = -(-target // block_tokens) - held
                         if (defer_compute and kv.releasing_blocks) or extra > device_blocks - kv.device_used_blocks:
                             num_taken += self._take_resident(job, plan, batch_ids, evicted)
+                            stopped, watched = self._room_closed and not residents_only, bool(in_flight or evicted)
                             continue
                         kv.device_used_blocks += extra
                         job.device_blocks = held + extra
@@ -77,6 +81,7 @@ class BatchWalk:
                     self.prefill_closed = True
                     continue
                 taken = self._take_off_device(job, location, fresh, plan, batch_ids, evicted)
+                stopped, watched = self._room_closed and not residents_only, bool(in_flight or evicted)
                 if taken is not RUNS:
                     num_taken += taken is HOLDS
                     continue
@@ -92,6 +97,7 @@ class BatchWalk:
                 # instead of visiting every queued job, each refused at once (thousands on the
                 # host: ~50 ms a decision in policy_bench.py). A list: a drop changes the index.
                 jobs, residents_only = list(self._device.after(self._room_closed_rank)), True
+                stopped = False
                 continue
             break
         if num_taken > len(batch) and len(batch) < max_batch:

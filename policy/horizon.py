@@ -40,9 +40,7 @@ class PlanHorizon:
             # uploads go in ENST order, and MLFQ's ENST shrinks with time (T_promote), so a
             # host job that does not lead now may lead, and fit, at a skipped decision.
             # Repeat only if no host job could fit after the batch's next growth.
-            slack = kv.device_plannable_blocks - self.reserve_blocks - sum(
-                kv.extra_blocks(j, self._target_tokens(j.context_tokens + 1)) for j in batch
-            )
+            slack = kv.device_plannable_blocks - self.reserve_blocks - _next_growth_blocks(self, batch)
             if slack > 0 and min(j.host_blocks for j in self._host.values() if j.kv is KVLocation.HOST) <= slack:
                 return Horizon(1, 0.0)
         max_i = self.max_iterations() - 1
@@ -60,6 +58,21 @@ class PlanHorizon:
         else:
             lo = min(max_i, _most_iterations(kv.capacity.block_size_tokens, batch, room))
         return Horizon(lo + 1, self.deadline_us(plan, to_us(now_s)) / 1_000_000)
+
+
+def _next_growth_blocks(scheduler, batch: list) -> int:
+    """Device blocks the batch's next iteration adds: `kv.extra_blocks` of each job at its
+    context plus one (inlined without Orca's reservation: one pass, no call per job)."""
+    kv = scheduler.kv
+    if scheduler.reserve_max_seq:
+        return sum(kv.extra_blocks(j, scheduler._target_tokens(j.context_tokens + 1)) for j in batch)
+    block = kv.capacity.block_size_tokens
+    growth = 0
+    for j in batch:
+        extra = -(-(j.prompt_tokens + j.generated_tokens + 1) // block) - j.device_blocks
+        if extra > 0:
+            growth += extra
+    return growth
 
 
 def growth_fits(block: int, num_jobs: int, iterations: int, room: int) -> bool:

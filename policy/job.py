@@ -51,7 +51,6 @@ class Job:
     waiting_since_us: int = 0  # when it last stopped running (or arrived)
     first_token_s: float = math.nan
     finish_s: float = math.nan
-    last_run_s: float = math.nan
     num_preemptions: int = 0
     num_swaps: int = 0
     num_recomputes: int = 0

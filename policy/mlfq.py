@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from itertools import chain
 from operator import itemgetter
 
 from policy.config import AUTO, SchedulerConfig
@@ -79,6 +80,10 @@ class MLFQ(EnstOrders, Scheduler):
         self._wait_shift = RANK_SEQ_BITS + cfg.num_levels.bit_length()  # packs (waiting since, rank)
         self._checked_epoch = 0
         self._ahead_cache: list[int] = []
+        self._overtaken_by_left_out: dict[int, tuple[list[int], list[int]]] = {}
+        rule = ("_service_until_overtaken_us", "_next_level", "_quantum_left_us")
+        self._overtaken_tables = (self._overtaken_table_for if all(
+            getattr(type(self), name) is getattr(MLFQ, name) for name in rule) else None)
 
     # -- the paper's rules ---------------------------------------------------------------------
     def join_level(self, job: Job) -> int:
@@ -176,17 +181,18 @@ class MLFQ(EnstOrders, Scheduler):
         return (self._fresh if job.needs_prefill else self._started)[job.level]
 
     def walk(self) -> Iterator[Job]:
+        # One iterator per level, chained in C: the generator below runs once per level, not
+        # once per job (every batch job of every decision passes through the walk).
+        return chain.from_iterable(self._level_walks())
+
+    def _level_walks(self) -> Iterator[Iterable[Job]]:
+        """Each level's jobs in walk order, the level's queues read when the walk reaches it."""
         closed = lambda: self.prefill_closed  # noqa: E731
         for fresh, started in zip(self._fresh, self._started, strict=True):
-            if not fresh:
-                yield from started
-            elif started:
-                yield from merge_by_seq(fresh, started, closed)
-            elif not self.prefill_closed:
-                for job in fresh:
-                    if self.prefill_closed:
-                        break
-                    yield job
+            if fresh.num_jobs:
+                yield merge_by_seq(fresh, started, closed)
+            elif started.num_jobs:
+                yield started  # the common level: nothing to merge or close
 
     def _on_served_batch(self, jobs: list[Job], elapsed_us: int, iteration_ends_us) -> None:
         if iteration_ends_us is None and type(self).on_served is not MLFQ.on_served:
@@ -211,13 +217,15 @@ class MLFQ(EnstOrders, Scheduler):
         # batch, `deadline_us`, and a stepping run re-sorts its batch after each one).
         ends = iteration_ends_us
         events = []
-        quantum_us_of, run_us = self.quantum_us, int(ends[-1])
+        quantum_us_of, run_us, num_ends = self.quantum_us, int(ends[-1]), len(ends)
         for position, job in enumerate(jobs):
-            level, home, base_us, attained_us = job.level, job.home_level, 0, job.attained_us
-            charged = len(ends) - 1 if job.finished else len(ends)  # retired before its last
-            if not charged or ends[charged - 1] < quantum_us_of[home if home >= 0 else level] - attained_us:
+            home, attained_us = job.home_level, job.attained_us
+            # a finished job was retired before its last iteration (`job.finished`, inlined)
+            charged = num_ends - 1 if job.generated_tokens >= job.output_tokens else num_ends
+            if not charged or ends[charged - 1] < quantum_us_of[home if home >= 0 else job.level] - attained_us:
                 job.attained_us = attained_us + run_us  # the common case: its quantum outlasts the run
                 continue
+            level, base_us = job.level, 0
             while True:
                 quantum_us = self.quantum_us[home if home >= 0 else level]
                 i = bisect_left(ends, base_us + quantum_us - attained_us, 0, charged)
@@ -225,7 +233,9 @@ class MLFQ(EnstOrders, Scheduler):
                     break
                 level, home, base_us, attained_us = self._next_level(level, home), -1, int(ends[i]), 0
                 events.append((i, position, level))
-            job.attained_us = attained_us + int(ends[-1]) - base_us
+            job.attained_us = attained_us + run_us - base_us
+        if not events:
+            return
         final_attained = [job.attained_us for job in jobs]
         events.sort(key=itemgetter(0))  # by iteration; stable
         start = 0
@@ -284,7 +294,12 @@ class MLFQ(EnstOrders, Scheduler):
             # Every unfinished job is running: a demotion cannot change who runs, and `advance`
             # charges quanta iteration by iteration, so only memory and the engine bound a skip.
             return math.inf
-        deadline = min([self._service_until_overtaken_us(j, level_left_out) for j in plan.batch])
+        if self._overtaken_tables is None:  # a subclass changed the rule: ask it per job
+            deadline = min([self._service_until_overtaken_us(j, level_left_out) for j in plan.batch])
+        else:
+            by_level, by_home = self._overtaken_tables(level_left_out)
+            deadline = min([(by_home[j.home_level] if j.home_level >= 0 else by_level[j.level]) - j.attained_us
+                            for j in plan.batch])
         period = self.config.starvation_check_iterations
         if self._waiting and (period is None or period == 1):
             # the next promotion (the first waiting job is promoted first)
@@ -297,7 +312,7 @@ class MLFQ(EnstOrders, Scheduler):
         for job in plan.batch:
             in_batch[job.level] += 1
         for level, (fresh, started) in enumerate(zip(self._fresh, self._started, strict=True)):
-            if len(fresh) + len(started) > in_batch[level]:
+            if fresh.num_jobs + started.num_jobs > in_batch[level]:
                 return level
         return None
 
@@ -310,6 +325,23 @@ class MLFQ(EnstOrders, Scheduler):
         # then the quanta of the levels it passes through above `level_left_out`, one
         # `demotion_levels` step apart (a step past the bottom level lands on it, at or below)
         return self._quantum_left_us(job) + sum(self.quantum_us[level:level_left_out:self.config.demotion_levels])
+
+    def _overtaken_table_for(self, level_left_out: int) -> tuple[list[int], list[int]]:
+        """`_service_until_overtaken_us` plus the job's attained service, which is all the rule
+        depends on besides level and home level: by level for jobs not promoted, by home level
+        for promoted ones. Worked out from the rule itself, once per `level_left_out` (the skip
+        decision's hot path looks one entry up per batch job)."""
+        tables = self._overtaken_by_left_out.get(level_left_out)
+        if tables is None:
+            levels = range(self.config.num_levels)
+            probe = Job(-1, 0.0, 1, 1)
+            tables = ([], [])
+            for table, home in ((tables[0], False), (tables[1], True)):
+                for level in levels:
+                    probe.level, probe.home_level = (0, level) if home else (level, -1)
+                    table.append(self._service_until_overtaken_us(probe, level_left_out))
+            self._overtaken_by_left_out[level_left_out] = tables
+        return tables
 
     def max_iterations(self) -> int:
         period = self.config.starvation_check_iterations

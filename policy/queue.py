@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
-from itertools import accumulate, chain
+from itertools import accumulate, chain, takewhile
 from operator import itemgetter
 
 from policy.job import Job
@@ -33,18 +33,18 @@ class SortedBlocks:
     sorted lists), so that an insert or a removal moves at most one block's entries. The two
     containers below add how a job's key is found (its seq; a stored key)."""
 
-    __slots__ = ("_key_blocks", "_job_blocks", "_maxes", "_len", "_offsets")
+    __slots__ = ("_key_blocks", "_job_blocks", "_maxes", "num_jobs", "_offsets")
     _BLOCK = 128
 
     def __init__(self) -> None:
         self._key_blocks: list[list[int]] = []
         self._job_blocks: list[list[Job]] = []
         self._maxes: list[int] = []  # each block's largest key
-        self._len = 0
+        self.num_jobs = 0  # len(); read as an attribute on hot paths (no call; read-only)
         self._offsets: list[int] | None = None  # entries before each block; None: stale
 
     def __len__(self) -> int:
-        return self._len
+        return self.num_jobs
 
     def __iter__(self) -> Iterator[Job]:
         """Ascending key order. Must not overlap a change."""
@@ -58,7 +58,7 @@ class SortedBlocks:
         job (the check rides on the insert's own search)."""
         maxes = self._maxes
         if not maxes or key > maxes[-1]:  # the common case for queues: a new largest key
-            self._len += 1
+            self.num_jobs += 1
             self._offsets = None
             if not maxes or len(self._key_blocks[-1]) >= 2 * self._BLOCK:
                 self._key_blocks.append([key])
@@ -74,7 +74,7 @@ class SortedBlocks:
         i = bisect_left(keys, key)  # < len(keys): maxes[b] >= key
         if keys[i] == key:
             return jobs[i]
-        self._len += 1
+        self.num_jobs += 1
         self._offsets = None
         keys.insert(i, key)
         jobs.insert(i, job)
@@ -97,7 +97,7 @@ class SortedBlocks:
         if keys[i] != key or (job is not None and jobs[i] is not job):
             return False
         del keys[i], jobs[i]
-        self._len -= 1
+        self.num_jobs -= 1
         self._offsets = None
         if keys:
             self._maxes[b] = keys[-1]
@@ -109,7 +109,7 @@ class SortedBlocks:
         """How many entries have a smaller key (MLFQ's T_execute asks it per candidate)."""
         b = bisect_left(self._maxes, key)
         if b == len(self._maxes):
-            return self._len
+            return self.num_jobs
         offsets = self._offsets
         if offsets is None:  # rebuilt once after changes: a decision's swaps change no queue
             offsets = self._offsets = list(accumulate(map(len, self._key_blocks), initial=0))
@@ -133,8 +133,8 @@ class SortedBlocks:
         kept = [(key, job) for key, job in zip(chain.from_iterable(self._key_blocks),
                                                chain.from_iterable(self._job_blocks), strict=True)
                 if key not in drop_keys]
-        if len(kept) != self._len - len(drop_keys):
-            raise KeyError(f"{self._len - len(drop_keys) - len(kept)} of the keys to drop are not stored")
+        if len(kept) != self.num_jobs - len(drop_keys):
+            raise KeyError(f"{self.num_jobs - len(drop_keys) - len(kept)} of the keys to drop are not stored")
         # two sorted runs, which timsort merges in one pass (by key alone: jobs do not compare)
         pairs = sorted(kept + sorted(add, key=_first), key=_first)
         if len({key for key, _ in pairs}) != len(pairs):
@@ -143,7 +143,7 @@ class SortedBlocks:
         self._key_blocks = [[key for key, _ in pairs[i:i + size]] for i in range(0, len(pairs), size)]
         self._job_blocks = [[job for _, job in pairs[i:i + size]] for i in range(0, len(pairs), size)]
         self._maxes = [keys[-1] for keys in self._key_blocks]
-        self._len = len(pairs)
+        self.num_jobs = len(pairs)
         self._offsets = None
 
     def last_below(self, key: int) -> Job | None:
@@ -171,7 +171,7 @@ class JobQueue(SortedBlocks):
 
     def remove_many(self, jobs: list[Job]) -> None:
         """`remove` each of `jobs`: one at a time, or in one pass when they are many."""
-        if len(jobs) * _BULK_SHARE < self._len:
+        if len(jobs) * _BULK_SHARE < self.num_jobs:
             for job in jobs:
                 self.remove(job)
         else:
@@ -179,17 +179,20 @@ class JobQueue(SortedBlocks):
 
 
 def merge_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[], bool]) -> Iterator[Job]:
-    """Yield both queues' jobs in seq order. Once `prefill_closed()` turns true the fresh
-    queue (jobs that need a prefill) is no longer walked: only started jobs can still join."""
-    if started and (not fresh or started._maxes[-1] < fresh._key_blocks[0][0]):
-        # Every started job first (FCFS: they arrived before every waiting one). The same
-        # order, without a comparison and a closure call per job.
-        yield from started
-        for job in fresh:
-            if prefill_closed():
-                return
-            yield job
-        return
+    """Both queues' jobs in seq order. Once `prefill_closed()` turns true the fresh queue (jobs
+    that need a prefill) is no longer walked: only started jobs can still join. Evaluated when
+    called: the walk that uses it must start before the queues change."""
+    if not fresh.num_jobs:
+        return iter(started)
+    if not started.num_jobs or started._maxes[-1] < fresh._key_blocks[0][0]:
+        # Every started job first (FCFS: they arrived before every waiting one): the same order
+        # as the merge below, iterated in C without a comparison per job (every batch job of
+        # every decision passes here).
+        return chain(started, takewhile(lambda _: not prefill_closed(), fresh))
+    return _interleave_by_seq(fresh, started, prefill_closed)
+
+
+def _interleave_by_seq(fresh: JobQueue, started: JobQueue, prefill_closed: Callable[[], bool]) -> Iterator[Job]:
     it_f, it_s = iter(fresh), iter(started)
     jf, js = next(it_f, None), next(it_s, None)
     while jf is not None or js is not None:
@@ -253,7 +256,7 @@ class RankIndex(SortedBlocks):
 
     def discard_many(self, jobs: list[Job]) -> None:
         """`discard` each of `jobs`, in one pass (`_replace_many`)."""
-        if len(jobs) * _BULK_SHARE < self._len:
+        if len(jobs) * _BULK_SHARE < self.num_jobs:
             for job in jobs:
                 self.discard(job)
             return
@@ -265,7 +268,7 @@ class RankIndex(SortedBlocks):
     def rekey_many(self, jobs: list[Job], key_of_job: Callable[[Job], int]) -> None:
         """Re-key each of `jobs` (all indexed) to `key_of_job(job)`: one at a time, or in one
         pass when they are many."""
-        if len(jobs) * _BULK_SHARE < self._len:
+        if len(jobs) * _BULK_SHARE < self.num_jobs:
             for job in jobs:
                 self.add(job, key_of_job(job))
             return

@@ -84,6 +84,9 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         self.num_iterations = 0
         self.outstanding_prompt_tokens = 0
         self._in_flight: set[int] = set()
+        # `advance` charges service itself when neither hook is overridden (one pass, not two)
+        self._charges_service_inline = (type(self)._on_served_batch is Scheduler._on_served_batch
+                                        and type(self).on_served is Scheduler.on_served)
         self._running: dict[int, Job] = {}  # ran last time they were scheduled
         # Jobs by the side their KV is read from: the device index holds resident jobs and
         # those swapping out (the copy's source), the host index host jobs and those swapping
@@ -263,12 +266,12 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
     @property
     def _num_resident(self) -> int:
         """Jobs whose KV is on the device with no transfer in flight."""
-        return len(self._device) - len(self._swapping_out)
+        return self._device.num_jobs - len(self._swapping_out)
 
     @property
     def _num_on_host(self) -> int:
         """Jobs whose KV is on the host with no transfer in flight."""
-        return len(self._host) - len(self._swapping_in)
+        return self._host.num_jobs - len(self._swapping_in)
 
     def _target_tokens(self, tokens: int) -> int:
         return max(tokens, self.config.max_seq_tokens) if self.reserve_max_seq else tokens
@@ -371,14 +374,22 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         chunks = plan.prefill_chunks
         block_tokens, device_blocks = kv.capacity.block_size_tokens, kv.capacity.device_blocks
         reserve_tokens = self.config.max_seq_tokens if self.reserve_max_seq else 0
-        for job in plan.batch:  # the hot loop of every decision: Job properties inlined
+        batch = plan.batch
+        if len(in_flight) == len(batch):  # only this plan is in flight (every engine but pp > 1)
+            in_flight.clear()
+        else:
+            in_flight.difference_update([job.id for job in batch])
+        # Policies that keep the default service hooks have their service charged here, in the
+        # same pass; the others get `_on_served_batch` after it (see there).
+        charge_us = elapsed_us if self._charges_service_inline else None
+        for job in batch:  # the hot loop of every decision: Job properties inlined
             job_id = job.id
-            in_flight.discard(job_id)
             if chunks and not plan.produces_token(job):  # a prefill chunk with more to come
                 job.kv_tokens += chunks[job_id][1]
-                job.last_run_s = now_s
                 running[job_id] = job
                 self.place(job)  # keeps its seq: the split job keeps its place
+                if charge_us is not None:
+                    job.attained_us += charge_us
                 continue
             if n > 1:  # the allocations the skipped schedule() calls would have made (`KVSpace.grow`)
                 target = job.prompt_tokens + job.generated_tokens + n - 1
@@ -392,20 +403,23 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
                     job.device_blocks += extra
             generated = job.generated_tokens = job.generated_tokens + n
             job.kv_tokens = job.prompt_tokens + generated - 1
-            job.last_run_s = now_s
             running[job_id] = job
             if job_id in prefill_ids:
                 if generated == 1:
                     job.first_token_s = now_s
                 if generated >= job.output_tokens:
                     finished.append(job)
-                else:
-                    self.place(job)  # fresh -> started queue
+                    continue
+                self.place(job)  # fresh -> started queue
             elif generated >= job.output_tokens:
                 finished.append(job)
+                continue
+            if charge_us is not None:  # after `place`, as `_on_served_batch` would
+                job.attained_us += charge_us
         # Service is charged before finishing, so that a job finishing on the last of several
         # iterations still goes through the demotions of the earlier ones.
-        self._on_served_batch(plan.batch, elapsed_us, iteration_ends_us if n > 1 else None)
+        if charge_us is None:
+            self._on_served_batch(batch, elapsed_us, iteration_ends_us if n > 1 else None)
         for job in finished:
             self._finish(job, now_s)
         self.num_iterations += n

@@ -112,3 +112,38 @@ def test_service_until_overtaken_steps_by_the_demotion_levels():
     assert sched._service_until_overtaken_us(job, 5) == 700 + 4_000 + 16_000  # noqa: SLF001  (+ q4)
     job.level, job.home_level, job.attained_us = 0, 1, 0  # promoted from level 1: home, then 3
     assert sched._service_until_overtaken_us(job, 5) == 2_000 + 2_000 + 8_000  # noqa: SLF001  (q1 left, q1, q3)
+
+
+def test_overtaken_tables_give_the_rule_for_every_level_and_home():
+    """`deadline_us` looks the rule up in per-level tables; for every (level, home level,
+    attained service) and every level left out they equal `_service_until_overtaken_us`."""
+    cfg = SchedulerConfig(device_kv_tokens=4096, host_kv_tokens=0, num_levels=6, demotion_levels=2,
+                          base_quantum_s=0.001, alpha_s=10.0)
+    sched = Scenario("mlfq", cfg, ((0, 0, 1, 9),)).scheduler()
+    job = Job(id=9, arrival_s=0, prompt_tokens=1, output_tokens=9)
+    for left_out in range(6):
+        by_level, by_home = sched._overtaken_tables(left_out)  # noqa: SLF001
+        for level in range(6):
+            for home in (-1, *range(6)):
+                job.level, job.home_level, job.attained_us = level, home, 250
+                table = by_home[home] if home >= 0 else by_level[level]
+                assert table - 250 == sched._service_until_overtaken_us(job, left_out)  # noqa: SLF001
+    # left out at level 2: a job at level 0 or 1 is overtaken by its first demotion (its quantum);
+    # one promoted from home 0 or 1 has its home quantum left, then the same quantum again at
+    # home before a demotion reaches level 2
+    assert sched._overtaken_tables(2) == ([1_000, 2_000, 4_000, 8_000, 16_000, 32_000],  # noqa: SLF001
+                                          [2_000, 4_000, 4_000, 8_000, 16_000, 32_000])
+
+
+def test_a_subclass_that_changes_the_overtaking_rule_is_asked_per_job():
+    from policy.mlfq import MLFQ
+
+    class Flat(MLFQ):
+        name = "flat-mlfq-test"
+
+        def _quantum_left_us(self, job: Job) -> int:
+            return 5
+
+    cfg = SchedulerConfig(device_kv_tokens=4096, host_kv_tokens=0, num_levels=4, base_quantum_s=0.001)
+    assert Flat(cfg)._overtaken_tables is None  # noqa: SLF001
+    assert Scenario("mlfq", cfg, ((0, 0, 1, 9),)).scheduler()._overtaken_tables is not None  # noqa: SLF001
