@@ -9,7 +9,7 @@ and the proactive reserve, uploads that could start, quantum expiry and starvati
 
 from __future__ import annotations
 
-from policy.job import KVLocation, to_us
+from policy.job import to_us
 from policy.plan import Horizon, Plan
 
 
@@ -26,9 +26,8 @@ class PlanHorizon:
         threshold = 0
         # Offload candidates are residents outside the batch (batch jobs are in flight now):
         # looked for from the lowest priority up, past the batch's jobs at the top.
-        if self.swap_mode == "proactive" and self._num_resident > len(plan.batch) and any(
-            j.id not in self._in_flight and kv.can_swap_out(j) for j in reversed(self._device)
-        ):
+        if self.swap_mode == "proactive" and self._num_resident > len(plan.batch) and kv.can_swap_out_any(
+                reversed(self._device), self._in_flight):
             threshold = self.reserve_blocks
         room = kv.device_plannable_blocks - threshold
         if room < 0:
@@ -41,7 +40,7 @@ class PlanHorizon:
             # host job that does not lead now may lead, and fit, at a skipped decision.
             # Repeat only if no host job could fit after the batch's next growth.
             slack = kv.device_plannable_blocks - self.reserve_blocks - _next_growth_blocks(self, batch)
-            if slack > 0 and min(j.host_blocks for j in self._host.values() if j.kv is KVLocation.HOST) <= slack:
+            if slack > 0 and kv.min_host_job_blocks <= slack:
                 return Horizon(1, 0.0)
         max_i = self.max_iterations() - 1
         if self.reserve_max_seq:

@@ -17,9 +17,13 @@ keep the invariants:
 
 from __future__ import annotations
 
+import math
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from policy.job import Job, KVLocation
+
+_DEVICE = KVLocation.DEVICE
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,11 @@ class KVSpace:
         self.host_used_blocks = 0
         self.releasing_blocks = 0  # device blocks of swap-outs in flight; free once they land
         self.promised_blocks = 0  # counted as used until `release_promises` (one decision)
+        # Jobs whose KV rests on the host (HOST, no copy in flight), counted by their blocks, and
+        # the smallest of them: whether any could come back into some room is asked at skip
+        # decisions, and a scan of every host job each time grew with the host (overloads).
+        self._host_jobs_by_blocks: dict[int, int] = {}
+        self.min_host_job_blocks: float = math.inf  # read-only; inf when no job rests on the host
         if capacity.block_size_tokens == 1:  # hot path: a block is a token
             self.blocks_for = self._same
 
@@ -146,6 +155,7 @@ class KVSpace:
     def release(self, job: Job) -> None:
         """Free the job's KV wherever it lies, device or host (an aborted request)."""
         if job.kv is KVLocation.HOST:
+            self._host_job_leaves(job.host_blocks)
             self.host_used_blocks -= job.host_blocks
             job.host_blocks = 0
             job.kv = KVLocation.NONE
@@ -156,6 +166,16 @@ class KVSpace:
     # -- transfers -----------------------------------------------------------------------
     def can_swap_out(self, job: Job) -> bool:
         return job.kv is KVLocation.DEVICE and self.blocks_for(job.kv_tokens) <= self.host_free_blocks
+
+    def can_swap_out_any(self, jobs: Iterable[Job], *excluded: Container[int]) -> bool:
+        """`can_swap_out` for any of `jobs` whose id is in none of `excluded`, in one pass with
+        the check inlined: with the host full none can, and then every job is visited."""
+        host_free, block = self.host_free_blocks, self.capacity.block_size_tokens
+        for job in jobs:
+            if job.kv is _DEVICE and -(-job.kv_tokens // block) <= host_free and not any(
+                    job.id in ids for ids in excluded):
+                return True
+        return False
 
     def start_swap_out(self, job: Job) -> None:
         if not self.can_swap_out(job):
@@ -176,15 +196,30 @@ class KVSpace:
         job.device_blocks = job.host_blocks
         self.device_used_blocks += job.device_blocks
         job.kv = KVLocation.SWAPPING_IN
+        self._host_job_leaves(job.host_blocks)
 
     def finish_swap(self, job: Job) -> None:
         if job.kv is KVLocation.SWAPPING_OUT:
             self.releasing_blocks -= job.device_blocks
             job.device_blocks = 0
             job.kv = KVLocation.HOST
+            counts = self._host_jobs_by_blocks
+            counts[job.host_blocks] = counts.get(job.host_blocks, 0) + 1
+            if job.host_blocks < self.min_host_job_blocks:
+                self.min_host_job_blocks = job.host_blocks
         elif job.kv is KVLocation.SWAPPING_IN:
             self.host_used_blocks -= job.host_blocks
             job.host_blocks = 0
             job.kv = KVLocation.DEVICE
         else:
             raise ValueError(f"job {job.id}: no transfer in flight (KV is {job.kv.value})")
+
+    def _host_job_leaves(self, blocks: int) -> None:
+        counts = self._host_jobs_by_blocks
+        left = counts[blocks] - 1
+        if left:
+            counts[blocks] = left
+            return
+        del counts[blocks]
+        if blocks == self.min_host_job_blocks:  # one pass over the distinct sizes, not the jobs
+            self.min_host_job_blocks = min(counts, default=math.inf)

@@ -159,6 +159,8 @@ class Engine:
         kv = self.sched.kv
         assert 0 <= kv.host_used_blocks <= kv.capacity.host_blocks, "host over capacity"
         assert kv.device_used_blocks >= 0 and kv.releasing_blocks >= 0
+        resting = [j.host_blocks for j in self.jobs.values() if j.kv is KVLocation.HOST]
+        assert kv.min_host_job_blocks == min(resting, default=math.inf), "min_host_job_blocks is stale"
         self.max_host_blocks_seen = max(self.max_host_blocks_seen, kv.host_used_blocks)
         for jid, j in self.jobs.items():
             hist = self.levels[jid]
