@@ -60,15 +60,17 @@ class PlanHorizon:
 
 
 def _next_growth_blocks(scheduler, batch: list) -> int:
-    """Device blocks the batch's next iteration adds: `kv.extra_blocks` of each job at its
-    context plus one (inlined without Orca's reservation: one pass, no call per job)."""
+    """Device blocks the batch's next iteration adds: `kv.extra_blocks` of each job at
+    `_target_tokens(context + 1)`, inlined (one pass, no calls per job)."""
     kv = scheduler.kv
-    if scheduler.reserve_max_seq:
-        return sum(kv.extra_blocks(j, scheduler._target_tokens(j.context_tokens + 1)) for j in batch)
     block = kv.capacity.block_size_tokens
+    reserve_tokens = scheduler.config.max_seq_tokens if scheduler.reserve_max_seq else 0
     growth = 0
     for j in batch:
-        extra = -(-(j.prompt_tokens + j.generated_tokens + 1) // block) - j.device_blocks
+        target = j.prompt_tokens + j.generated_tokens + 1
+        if target < reserve_tokens:
+            target = reserve_tokens
+        extra = -(-target // block) - j.device_blocks
         if extra > 0:
             growth += extra
     return growth
