@@ -40,6 +40,7 @@ class BatchWalk:
         prefill_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
         self._begin_walk()
+        self.prefill_budget_refused = None  # the next decision renews the budget (`horizon`)
         last = None  # the last job the walk visited: lending starts after it
         jobs: Iterable[Job] = self.walk()
         residents_only = False
@@ -79,6 +80,8 @@ class BatchWalk:
                 fresh = location is _NONE
                 if fresh and prefill_tokens and prefill_tokens + job.context_tokens > max_prefill_tokens:
                     self.prefill_closed = True
+                    if self.prefill_budget_refused is None:
+                        self.prefill_budget_refused = job
                     continue
                 taken = self._take_off_device(job, location, fresh, plan, batch_ids, evicted)
                 stopped, watched = self._room_closed and not residents_only, bool(in_flight or evicted)

@@ -9,7 +9,9 @@
   (recompute), the job itself when it is the newest.
 
 Both keep arrival order: seq is an arrival counter, and a preempted job keeps its seq, so it
-goes back ahead of every later arrival.
+goes back ahead of every later arrival. A job that finished its prefill keeps its seq too, so
+the next walk visits the batch in the same order: a plan with prefills may repeat as its batch
+decoding (`repeats_prefill_plans`, policy/horizon.py).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from policy.job import Job
 from policy.queue import JobQueue, merge_by_seq
 from policy.scheduler import Scheduler
 
+_ORDER_HOOKS = ("join", "queue_for", "walk", "before_schedule", "on_served", "_on_served_batch", "on_stopped",
+                "on_selected")
+
 
 class FCFS(Scheduler):
     name = "fcfs"
@@ -33,6 +38,10 @@ class FCFS(Scheduler):
         super().__init__(config, cost)
         self._fresh = JobQueue()
         self._started = JobQueue()
+        # A subclass that orders or files jobs its own way may not keep the walk's order, and
+        # one whose waiting jobs evict may admit one that free room alone would refuse.
+        self.repeats_prefill_plans = (all(getattr(type(self), hook) is getattr(FCFS, hook) for hook in _ORDER_HOOKS)
+                                      and not (self.preemptive and self.admission_evicts))
 
     def queue_for(self, job: Job) -> JobQueue:
         return self._fresh if job.needs_prefill else self._started

@@ -1,10 +1,14 @@
-"""Event skipping: how long a pure-decode plan stays the schedule (a Scheduler mixin).
+"""Event skipping: how long a plan stays the schedule (a Scheduler mixin).
 
 Contract (policy.plan.Horizon): the engine may repeat the plan n times, n <= max_iterations,
 the first n-1 iterations ending strictly before now + deadline_s, and report them with one
 `advance`. The bounds here cover what the policy decides from: KV growth against free room
 and the proactive reserve, uploads that could start, quantum expiry and starvation checks
 (the last two in the subclasses' `deadline_us` and `max_iterations`).
+
+A pure-decode plan repeats unchanged. A plan that admits whole prefills repeats as its batch
+decoding (`repeats_as_decode`): in a memory-bound FCFS run every finish admits one prefill,
+and without this each finish cost two decisions, the admission and the decode plan after it.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ class PlanHorizon:
         """How many times a pure-decode `plan` can repeat unchanged (see `Horizon`). `at_most`:
         the engine repeats the plan no more often than this anyway (its jobs' last tokens, the
         next arrival), so a bound that cannot bind below it is not worked out exactly."""
-        if not plan.is_pure_decode:
+        if not plan.is_pure_decode and not self.repeats_as_decode(plan):
             return Horizon(1, 0.0)
         kv = self.kv
         threshold = 0
@@ -57,6 +61,27 @@ class PlanHorizon:
         else:
             lo = min(max_i, _most_iterations(kv.capacity.block_size_tokens, batch, room))
         return Horizon(lo + 1, self.deadline_us(plan, to_us(now_s)) / 1_000_000)
+
+    def repeats_as_decode(self, plan: Plan) -> bool:
+        """Whether `plan`, with whole prefills beside decodes, is the schedule again after its
+        first iteration with every job decoding, until KV growth or the bounds above say
+        otherwise. The next walk visits the same jobs in the same order when the policy files
+        a job that finished its prefill where it stood (`repeats_prefill_plans`), and leaves out
+        the same waiting jobs when this walk left them out for room or a full batch, which only
+        shrink while the batch grows. A job this walk left out for the prefill-token budget is
+        the next walk's first prefill, which the budget lets in: the plan repeats only if free
+        room would refuse it now (these policies admit from free room alone, less vLLM's
+        watermark), since the next walk has no more. No drop (it closes admission for one
+        decision only), transfer or chunk (a chunked walk's budget is renewed too)."""
+        if not (self.repeats_prefill_plans and plan.may_repeat and not self._may_drop_any
+                and self.chunk_budget_tokens is None):
+            return False
+        refused = self.prefill_budget_refused
+        if refused is None:
+            return True
+        kv = self.kv
+        need = kv.blocks_for(self._target_tokens(refused.context_tokens))
+        return need + self.watermark_blocks > kv.device_plannable_blocks
 
 
 def _next_growth_blocks(scheduler, batch: list) -> int:

@@ -39,6 +39,14 @@ class Plan:
             self.prefill_ids or self.swap_out or self.swap_in or self.recompute or self.wait_for
         )
 
+    @property
+    def may_repeat(self) -> bool:
+        """A batch with no transfer, drop or chunk: pure decode, or whole prefills beside decodes,
+        which a policy may let repeat as the whole batch decoding (`Scheduler.horizon`)."""
+        return bool(self.batch) and not (
+            self.swap_out or self.swap_in or self.recompute or self.wait_for or self.prefill_chunks
+        )
+
     def is_prefill(self, job: Job) -> bool:
         return job.id in self.prefill_ids
 
@@ -89,12 +97,14 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Horizon:
-    """How long a pure-decode plan stays the schedule if nothing external happens.
+    """How long a plan stays the schedule if nothing external happens.
 
     The engine may run the plan `n` times back to back and report them with one
     `advance(plan, now_s, n, elapsed_s)` call when `n <= max_iterations` and the first `n - 1`
     iterations end within `deadline_s` of the start. Past either bound the policy might decide
-    differently (a quantum expires, a job is due for promotion, memory hits a threshold).
+    differently (a quantum expires, a job is due for promotion, memory hits a threshold). A plan
+    with prefills repeats as its whole batch decoding: its prefill jobs produce their first
+    token in the first iteration and decode in the others (only when `max_iterations` > 1).
     """
 
     max_iterations: int

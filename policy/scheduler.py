@@ -61,6 +61,9 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
     admission_evicts: ClassVar[bool] = True  # a job that is not running may evict lower-priority ones
     self_preempts: ClassVar[bool] = False  # a running job that cannot grow drops its own KV (vLLM)
     admission_watermark_fraction: ClassVar[float] = 0.0  # device blocks a new prefill leaves free
+    # Whether a plan with whole prefills may repeat as its batch decoding (`PlanHorizon.horizon`):
+    # only a policy whose walk order a prefill leaves as it was may say so.
+    repeats_prefill_plans: bool = False
 
     def __init__(self, config: SchedulerConfig | None = None, cost: CostEstimate | None = None) -> None:
         self.config = config = config or SchedulerConfig()
@@ -106,6 +109,7 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         self._defer_compute = self.swap_mode == "proactive"
         self._may_drop_any = False  # set for a second walk when the first would stall
         self._begin_walk()  # the per-walk placement state (policy.placement)
+        self.prefill_budget_refused: Job | None = None  # the first prefill the last walk's token budget refused
         self._next_seq = 0
         # Chunked prefill (policy/chunked.py) forms batches its own way; everything else is shared.
         self.chunk_budget_tokens = config.chunked_prefill_tokens or self.default_chunked_prefill_tokens
@@ -357,18 +361,22 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
 
     def advance(self, plan: Plan, now_s: float, num_iterations: int, elapsed_s: float,
                 iteration_ends_us: Sequence[int] | None = None) -> list[Job]:
-        """`num_iterations` back-to-back runs of a pure-decode `plan`, together `elapsed_s` long,
-        ending at `now_s`: the same state as that many (`schedule`, `on_iteration_done`) pairs
-        when the engine respects `horizon(plan)`. For more than one iteration the engine also
-        gives `iteration_ends_us`, each iteration's end in microseconds since the first began
-        (the last equals elapsed), so that quanta used up part-way are charged exactly.
-        Returns the jobs that finished."""
+        """`num_iterations` back-to-back runs of `plan`, together `elapsed_s` long, ending at
+        `now_s`: the same state as that many (`schedule`, `on_iteration_done`) pairs when the
+        engine respects `horizon(plan)` (a plan with prefills runs them in its first iteration
+        and decodes in the rest). For more than one iteration the engine also gives
+        `iteration_ends_us`, each iteration's end in microseconds since the first began (the
+        last equals elapsed), so that quanta used up part-way are charged exactly, and first
+        tokens are stamped at the first iteration's end. Returns the jobs that finished."""
         n = num_iterations
-        if n > 1 and not plan.is_pure_decode:
-            raise ValueError("advance: only a pure-decode plan can be repeated")
+        if n > 1 and not plan.is_pure_decode and not self.repeats_as_decode(plan):
+            raise ValueError("advance: this plan cannot be repeated (horizon() allows one iteration)")
         if n > 1 and (iteration_ends_us is None or len(iteration_ends_us) != n):
             raise ValueError(f"advance: {n} iterations need {n} iteration_ends_us")
         elapsed_us = to_us(elapsed_s)
+        first_token_s = now_s  # of a prefill job: at the end of the first iteration
+        if n > 1 and plan.prefill_ids:
+            first_token_s = (to_us(now_s) - iteration_ends_us[-1] + iteration_ends_us[0]) / 1_000_000
         finished: list[Job] = []
         in_flight, running, prefill_ids, kv = self._in_flight, self._running, plan.prefill_ids, self.kv
         chunks = plan.prefill_chunks
@@ -405,8 +413,8 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
             job.kv_tokens = job.prompt_tokens + generated - 1
             running[job_id] = job
             if job_id in prefill_ids:
-                if generated == 1:
-                    job.first_token_s = now_s
+                if generated == n:  # its first token (a recompute has one already)
+                    job.first_token_s = first_token_s
                 if generated >= job.output_tokens:
                     finished.append(job)
                     continue

@@ -21,6 +21,9 @@ recorded (a finish time is the iteration's end, as in the live engine).
 Event skipping (pp == 1): when the plan is pure decode and no transfer is in flight, the
 scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
 stops before the first finish and strictly before the next arrival anywhere in the cluster.
+A plan with whole prefills may repeat too, as its batch decoding after the first iteration,
+when the policy allows it (`Scheduler.repeats_as_decode`: FCFS and vLLM-FCFS) and the cost
+model prices no planning (a measured engine plans again after such a plan).
 It then sleeps once for the exact sum of those iterations' durations (integer microseconds,
 from `cost.decode_iterations_s`, bit-identical to stepping) and reports them with one
 `advance` call. Results equal step-by-step simulation request by request.
@@ -83,6 +86,11 @@ class Replica:
         swap_overhead_s = getattr(cost, "swap_overhead_s", None)  # a measured engine's own time per swap
         self._swap_overhead_s = swap_overhead_s if swap_overhead_s is not None else (lambda: 0.0)
         self._lazy_decode = getattr(cost, "decode_iterations_lazy", None) if self._noisy is None else None
+        # A plan with prefills may repeat as its batch decoding when the policy allows it, unless
+        # the cost model prices an engine's planning: the live engine plans again after every
+        # such plan (executor/engine.py reuses pure-decode plans only), and pays for it.
+        self._repeats_prefill_plans = (scheduler.repeats_prefill_plans and self._plan_end_s is None
+                                       and getattr(cost, "plan_overhead_s", None) is None)
         self._wake: simpy.Event | None = None
         self._changed = False  # something changed since the last decision
         self._queued_in_blocks = 0  # device blocks of swap-ins still waiting for swap-outs to land
@@ -180,13 +188,25 @@ class Replica:
             prefill_tokens, decode_context = plan.token_lists()  # once per decision
             step_us = duration_us(self._iteration_s(plan, prefill_tokens, decode_context))
             n, total_us, ends_us = 1, step_us, None
-            if self.config.skip and plan.is_pure_decode and not self.transfers:
+            if self.config.skip and not self.transfers and (plan.is_pure_decode or (
+                    prefill_tokens and self._repeats_prefill_plans and plan.may_repeat)):
                 n, total_us, ends_us = self._skippable(plan, step_us, decode_context)
             self.num_iterations += n
             yield env.timeout(total_us)
             now_s = to_s(env.now)
-            if self.spans is not None or self.iterations is not None:
-                self._record(plan, start_us, n, level_counts, sum(prefill_tokens), sum(decode_context))
+            if self.spans is not None:
+                self._record_spans(plan, start_us)
+            if self.iterations is not None:
+                if n > 1 and prefill_tokens:  # the prefills' iteration, then every job decoding
+                    prefill_context = sum(prefill_tokens)
+                    first_end_us = start_us + ends_us[0]
+                    self._record(plan, start_us, 1, level_counts, prefill_context, sum(decode_context),
+                                 first_end_us, len(prefill_tokens))
+                    self._record(plan, first_end_us, n - 1, level_counts, 0,
+                                 prefill_context + sum(decode_context) + len(plan.batch), env.now, 0)
+                else:
+                    self._record(plan, start_us, n, level_counts, sum(prefill_tokens), sum(decode_context),
+                                 env.now, len(prefill_tokens))
             if n == 1:
                 finished = sched.on_iteration_done(plan, now_s, to_s(total_us))
             else:
@@ -223,18 +243,24 @@ class Replica:
 
     def _skippable(self, plan: Plan, step_us: int, decode_context: list[int]):
         """How many iterations of `plan` can run back to back, their total duration, and each
-        one's end relative to the first's start (microseconds)."""
+        one's end relative to the first's start (microseconds). A plan with prefills runs them
+        in its first iteration (`step_us`); in the others every job decodes, one token longer."""
         now_us = self.env.now
         limit = min(min([j.output_tokens - j.generated_tokens for j in plan.batch]), self.config.max_skip_iterations)
+        priced = 1 if plan.prefill_ids else 0  # iterations `step_us` prices: the decodes follow
+        if priced:
+            decode_context = [j.prompt_tokens + j.generated_tokens + 1 for j in plan.batch]
         next_arrival_us = self.cluster.next_arrival_us
         if next_arrival_us < math.inf:
             # Iterations only lengthen as contexts grow: this bounds the work, not the result.
             # With clock noise a later iteration may be shorter than this one: bound with the
             # shortest it can be (the smallest noise group, which is at most 1).
-            shortest_us = step_us if self._noisy is None else max(1, int(
-                self.cost.iteration_s(plan.prefill_tokens, decode_context) * min(1.0, self.cost.forward_noise[0])
-                * 1_000_000))
-            limit = min(limit, (next_arrival_us - now_us) // shortest_us + 1)
+            shortest_us = step_us if not priced else duration_us(self.cost.iteration_s([], decode_context))
+            if self._noisy is not None:
+                shortest_us = max(1, int(self.cost.iteration_s([] if priced else plan.prefill_tokens, decode_context)
+                                         * min(1.0, self.cost.forward_noise[0]) * 1_000_000))
+            gap_left_us = next_arrival_us - now_us - priced * step_us
+            limit = min(limit, gap_left_us // shortest_us + 1 + priced if gap_left_us > 0 else 1)
         if limit < 2:  # settled before asking the policy, which costs more
             return 1, step_us, None
         horizon = self.scheduler.horizon(plan, to_s(now_us), limit)
@@ -244,14 +270,17 @@ class Replica:
         gap_us = next_arrival_us - now_us
         deadline_us = round(horizon.deadline_s * 1_000_000) if horizon.deadline_s < math.inf else math.inf
         if self._lazy_decode is not None and limit <= LAZY_MAX_ITERATIONS:
-            values = self._lazy_decode(decode_context, limit)
+            values = self._lazy_decode(decode_context, limit - priced)
             if values is not None:
-                return self._cut_run(values, step_us, gap_us, deadline_us)
+                return self._cut_run(values, step_us, gap_us, deadline_us, bool(priced))
         if self._noisy is not None:
-            steps = durations_us(self.cost.noisy_decode_iterations_s(decode_context, limit, self.num_iterations))
+            steps = durations_us(self.cost.noisy_decode_iterations_s(decode_context, limit - priced,
+                                                                     self.num_iterations + priced))
         else:
-            steps = durations_us(self.cost.decode_iterations_s(decode_context, limit))
-        if steps[0] != step_us:
+            steps = durations_us(self.cost.decode_iterations_s(decode_context, limit - priced))
+        if priced:
+            steps = np.concatenate(([step_us], steps))
+        elif steps[0] != step_us:
             raise RuntimeError(
                 f"cost model: decode_iterations_s()[0] = {steps[0]} us differs from iteration_s() = "
                 f"{step_us} us; event skipping needs them bit-identical"
@@ -266,13 +295,19 @@ class Replica:
         return n, int(ends_rel[n - 1]), ends_rel[:n].tolist()  # a list: policies bisect it
 
     @staticmethod
-    def _cut_run(values, step_us: int, gap_us: float, deadline_us: float):
+    def _cut_run(values, step_us: int, gap_us: float, deadline_us: float, first_priced: bool = False):
         """`_skippable`'s result from iteration durations in seconds, taken one at a time: the
         iterations that end strictly before the next arrival, up to the first that ends at or
         after the policy's deadline (the numpy path's searchsorted bounds, without pricing the
-        iterations past them)."""
+        iterations past them). `first_priced`: the first iteration is `step_us` (a prefill's),
+        and `values` price the ones after it."""
         ends: list[int] = []
         total_us = 0
+        if first_priced:
+            if step_us >= gap_us or step_us >= deadline_us:
+                return 1, step_us, None
+            ends.append(step_us)
+            total_us = step_us
         for seconds in values:
             us = round(seconds * US_PER_S)  # duration_us
             total_us += us if us > 0 else 1
@@ -328,7 +363,11 @@ class Replica:
             if k < len(stages) - 1:
                 yield env.timeout(send_us)
         self._batches_in_flight -= 1
-        self._record(plan, start_us, 1, level_counts, sum(prefill_tokens), sum(decode_context))
+        if self.spans is not None:
+            self._record_spans(plan, start_us)
+        if self.iterations is not None:
+            self._record(plan, start_us, 1, level_counts, sum(prefill_tokens), sum(decode_context), env.now,
+                         len(prefill_tokens))
         for job in self.scheduler.on_iteration_done(plan, to_s(env.now), to_s(env.now - start_us)):
             self._finish(job)
         self.notify()
@@ -338,18 +377,20 @@ class Replica:
         self.log.record(job, job.id, self.index)
         self.cluster.on_finish(job)
 
-    def _record(self, plan: Plan, start_us: int, n: int, level_counts: list[int] | None,
-                prefill_tokens: int, decode_context_tokens: int) -> None:
+    def _record_spans(self, plan: Plan, start_us: int) -> None:
         start_s, end_s = to_s(start_us), to_s(self.env.now)
-        if self.spans is not None:
-            for job in plan.batch:
-                self.spans.running(self.index, job.id, start_s, end_s)
-        if self.iterations is None:
-            return
+        for job in plan.batch:
+            self.spans.running(self.index, job.id, start_s, end_s)
+
+    def _record(self, plan: Plan, start_us: int, n: int, level_counts: list[int] | None,
+                prefill_tokens: int, decode_context_tokens: int, end_us: int, num_prefills: int) -> None:
+        """One row of the iterations table: `n` iterations alike from `start_us` to `end_us`,
+        each with `num_prefills` prefills of `prefill_tokens` and decodes over
+        `decode_context_tokens` (the first's)."""
         kv = self.scheduler.kv
         self.iterations.add({
-            "replica": self.index, "start_s": start_s, "end_s": end_s, "num_iterations": n,
-            "batch_size": len(plan.batch), "num_prefills": len(plan.prefill_ids),
+            "replica": self.index, "start_s": to_s(start_us), "end_s": to_s(end_us), "num_iterations": n,
+            "batch_size": len(plan.batch), "num_prefills": num_prefills,
             "prefill_tokens": prefill_tokens,
             "decode_context_tokens": decode_context_tokens,
             # blocks physically held: a swap-in still queued behind swap-outs writes nothing yet

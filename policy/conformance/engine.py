@@ -8,8 +8,8 @@ next event. Arrivals and swap landings are events in time order (ties: landings 
 arrivals, each in the order queued). Requests the scheduler refuses (`reject_reason`) are not
 added, as the real engines do.
 
-With `skip=True` a pure-decode plan runs several iterations at once through `horizon` /
-`advance`, under the limits both real engines add (`skip_count`). It checks, and raises
+With `skip=True` a plan runs several iterations at once through `horizon` /
+`advance` (a pure-decode plan, or one with whole prefills when the policy allows it), under the limits both real engines add (`skip_count`). It checks, and raises
 `Violation` naming the property: KV never over-committed (host within capacity after every
 event; device used + releasing within capacity whenever a batch starts; batch jobs' KV on the
 device and large enough; batch within `max_batch_size`), and no stall (a decision with nothing
@@ -56,7 +56,11 @@ class ToyCost:
 
 
 def iteration_us(plan: Plan, extra_decode_tokens: int = 0) -> int:
-    """1000 us + 3 per context token attended + 2 more per prefilled token."""
+    """1000 us + 3 per context token attended + 2 more per prefilled token. With
+    `extra_decode_tokens` = i > 0: the plan's (i+1)-th iteration when it repeats, where every job
+    decodes, a prefill job included (its context then counts the tokens produced since)."""
+    if extra_decode_tokens and plan.prefill_ids:
+        return 1000 + 3 * sum(j.context_tokens + extra_decode_tokens for j in plan.batch)
     prefill = sum(plan.prefill_tokens)
     decode = sum(c + extra_decode_tokens for c in plan.decode_context_tokens)
     return 1000 + 3 * (prefill + decode) + 2 * prefill
@@ -67,12 +71,13 @@ def swap_us(job: Job) -> int:
 
 
 def skip_count(sched, plan: Plan, now_us: int, transfers_in_flight: bool, next_arrival_us: float) -> int:
-    """Iterations `plan` may run at once, as sim/replica.py decides: pure decode, no transfer in
-    flight, n <= horizon.max_iterations, n <= the smallest remaining output of the batch, the
+    """Iterations `plan` may run at once, as sim/replica.py decides: no transfer, drop or chunk
+    in the plan (`plan.may_repeat`; whole prefills may repeat as decodes if the policy's horizon
+    says so) and none in flight, n <= horizon.max_iterations, n <= the smallest remaining output of the batch, the
     first n - 1 iterations end strictly before horizon.deadline_s, and all n end strictly before
     the next arrival (an arrival inside a skipped stretch would be queued before demotions the
     stretch applies at its end). One step is always fine."""
-    if not plan.is_pure_decode or transfers_in_flight:
+    if not plan.may_repeat or transfers_in_flight:
         return 1
     h = sched.horizon(plan, now_us / 1e6)
     deadline_us = math.inf if math.isinf(h.deadline_s) else round(h.deadline_s * 1e6)

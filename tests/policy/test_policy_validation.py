@@ -154,7 +154,7 @@ def test_advance_refuses_to_repeat_a_prefill():
     s = make_scheduler("mlfq", None, ToyCost())
     s.add(job(1, 5, 5), 0.0)
     p = s.schedule(0.0)
-    with raises("advance: only a pure-decode plan can be repeated"):
+    with raises("advance: this plan cannot be repeated (horizon() allows one iteration)"):
         s.advance(p, 0.002, 2, 0.002, [1_000, 2_000])
 
 

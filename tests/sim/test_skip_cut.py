@@ -34,6 +34,15 @@ def test_cut_run_matches_the_numpy_bounds(seconds, gap_us, deadline_us):
     assert Replica._cut_run(iter(seconds), step_us, gap_us, deadline_us) == numpy_cut(seconds, gap_us, deadline_us)
 
 
+@settings(max_examples=300, deadline=None)
+@given(seconds=st.lists(st.floats(1e-7, 3e-4), min_size=1, max_size=25), gap_us=bound, deadline_us=bound)
+def test_cut_run_after_a_priced_prefill_matches_the_numpy_bounds(seconds, gap_us, deadline_us):
+    # a plan with prefills: its first iteration is priced already, `values` are the decodes after it
+    step_us = int(durations_us(np.array(seconds[:1]))[0])
+    got = Replica._cut_run(iter(seconds[1:]), step_us, gap_us, deadline_us, first_priced=True)
+    assert got == numpy_cut(seconds, gap_us, deadline_us)
+
+
 def test_cut_run_checks_the_first_value_against_the_step():
     with pytest.raises(RuntimeError, match="bit-identical"):
         Replica._cut_run(iter([1e-3, 1e-3]), 999, math.inf, math.inf)
