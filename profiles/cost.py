@@ -276,6 +276,12 @@ class TableCostModel:
             return float(max(decode_context_tokens))
         return sum(decode_context_tokens) / len(decode_context_tokens)
 
+    @property
+    def prices_planning(self) -> bool:
+        """Whether it charges a measured engine's own time per plan (`plan_overhead_s`,
+        `plan_end_overhead_s` are 0 otherwise)."""
+        return self._overhead is not None
+
     def plan_overhead_s(self, num_admitted: int, pure_decode: bool = False, num_jobs: int = 0) -> float:
         """Engine time to admit `num_admitted` requests and make one new plan of `num_jobs` jobs,
         pure decode or not (0 without a measured `engine_overhead`)."""

@@ -89,8 +89,10 @@ class Replica:
         # A plan with prefills may repeat as its batch decoding when the policy allows it, unless
         # the cost model prices an engine's planning: the live engine plans again after every
         # such plan (executor/engine.py reuses pure-decode plans only), and pays for it.
-        self._repeats_prefill_plans = (scheduler.repeats_prefill_plans and self._plan_end_s is None
-                                       and getattr(cost, "plan_overhead_s", None) is None)
+        prices_planning = getattr(cost, "prices_planning", None)  # profiles.CostModel says; others by their methods
+        if prices_planning is None:
+            prices_planning = self._plan_end_s is not None or hasattr(cost, "plan_overhead_s")
+        self._repeats_prefill_plans = scheduler.repeats_prefill_plans and not prices_planning
         self._wake: simpy.Event | None = None
         self._changed = False  # something changed since the last decision
         self._queued_in_blocks = 0  # device blocks of swap-ins still waiting for swap-outs to land

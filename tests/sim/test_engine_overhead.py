@@ -57,6 +57,22 @@ def test_a_plan_reused_by_event_skipping_pays_once():
     assert timeline(r) == [(0.00028, 0.00148), (0.00183, 0.004053)]  # 1830 + 1111 + 1112
 
 
+def test_a_prefill_plan_repeats_as_decodes_only_when_no_planning_is_priced():
+    # vLLM-FCFS repeats its one-prefill plan as decodes (one decision for all 3 iterations:
+    # 1200 + 1111 + 1112 us), unless the cost model prices planning: the live engine plans again
+    # after a prefill, so the simulator does too (two, the overhead before each). Both runs also
+    # decide once with nothing to run before the arrival and once after the finish.
+    trace = ListTrace.of([(0.0, 10, 3)])
+    free = simulate(trace, ToyCost(), "vllm-fcfs", SchedulerConfig(), SimConfig(record_iterations=True))
+    assert (free.stats["num_decisions"], free.stats["num_skipped_iterations"]) == (3, 2)
+    assert timeline(free) == [(0.0, 0.0012), (0.0012, 0.003423)]  # the prefill's row, then the decodes'
+    assert free.iterations["num_prefills"].tolist() == [1, 0]
+    assert free.iterations["num_iterations"].tolist() == [1, 2]
+    priced = simulate(trace, PlanCost(), "vllm-fcfs", SchedulerConfig(), SimConfig(record_iterations=True))
+    assert (priced.stats["num_decisions"], priced.stats["num_skipped_iterations"]) == (4, 1)
+    assert timeline(priced) == [(0.00028, 0.00148), (0.00183, 0.004053)]
+
+
 def test_simulate_prices_the_policy_with_its_own_overhead():
     cost = PlanCost()
     seen = []
