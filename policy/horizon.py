@@ -21,9 +21,9 @@ class PlanHorizon:
     """Mixed into `Scheduler`."""
 
     def horizon(self, plan: Plan, now_s: float, at_most: int | None = None) -> Horizon:
-        """How many times a pure-decode `plan` can repeat unchanged (see `Horizon`). `at_most`:
-        the engine repeats the plan no more often than this anyway (its jobs' last tokens, the
-        next arrival), so a bound that cannot bind below it is not worked out exactly."""
+        """How many times `plan` can repeat (see `Horizon`). `at_most`: the engine repeats the
+        plan no more often than this anyway (its jobs' last tokens; the next arrival, unless it
+        waits), so a bound that cannot bind below it is not worked out exactly."""
         if not plan.is_pure_decode and not self.repeats_as_decode(plan):
             return Horizon(1, 0.0)
         kv = self.kv
@@ -60,7 +60,16 @@ class PlanHorizon:
             lo = min(max_i, at_most - 1)  # the engine's own limit fits: spare the pass over the batch
         else:
             lo = min(max_i, _most_iterations(kv.capacity.block_size_tokens, batch, room))
-        return Horizon(lo + 1, self.deadline_us(plan, to_us(now_s)) / 1_000_000)
+        return Horizon(lo + 1, self.deadline_us(plan, to_us(now_s)) / 1_000_000, self._arrivals_wait(plan))
+
+    def _arrivals_wait(self, plan: Plan) -> bool:
+        """Whether an arrival changes no decision while the plan repeats (`Horizon.arrivals_wait`).
+        For the policies of `repeats_as_decode` it joins behind every waiting job, and a walk
+        visits no prefill after the first it refuses, nor any job once the batch is full. When
+        this walk refused a prefill for room (a plan whose budget refused one repeats only if
+        room refuses it too) or filled the batch, the next walks, with no more room and the same
+        batch, never reach the new job."""
+        return self.repeats_prefill_plans and (self.prefill_closed or len(plan.batch) >= self.config.max_batch_size)
 
     def repeats_as_decode(self, plan: Plan) -> bool:
         """Whether `plan`, with whole prefills beside decodes, is the schedule again after its

@@ -105,7 +105,11 @@ class Horizon:
     differently (a quantum expires, a job is due for promotion, memory hits a threshold). A plan
     with prefills repeats as its whole batch decoding: its prefill jobs produce their first
     token in the first iteration and decode in the others (only when `max_iterations` > 1).
+    `arrivals_wait`: a request that arrives before the horizon ends changes none of its
+    decisions, so the engine may run the iterations past it (adding it when it arrives);
+    otherwise every one of the n iterations ends strictly before the next arrival.
     """
 
     max_iterations: int
     deadline_s: float
+    arrivals_wait: bool = False

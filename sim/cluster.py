@@ -55,7 +55,15 @@ class Cluster:
             for i, s in enumerate(schedulers)
         ]
         self._progress = None
+        self._arrival_us = np.rint(np.asarray(trace.arrival_s, dtype=np.float64) * 1_000_000).astype(np.int64)
+        # a replica may run past arrivals only if it can find them (`arrives_at_us`)
+        self.arrivals_sorted = bool(np.all(self._arrival_us[1:] >= self._arrival_us[:-1]))
         env.process(self._arrivals())
+
+    def arrives_at_us(self, t_us: int) -> bool:
+        """Whether a request arrives at exactly `t_us` (arrivals in time order)."""
+        i = int(np.searchsorted(self._arrival_us, t_us))
+        return i < len(self._arrival_us) and int(self._arrival_us[i]) == t_us
 
     def on_finish(self, job: Job) -> None:
         self.num_finished += 1
@@ -65,7 +73,7 @@ class Cluster:
 
     def _arrivals(self):
         env, trace = self.env, self.trace
-        arrival_us = np.rint(np.asarray(trace.arrival_s, dtype=np.float64) * 1_000_000).astype(np.int64)
+        arrival_us = self._arrival_us
         prompt = np.asarray(trace.prompt_tokens, dtype=np.int64)
         output = np.asarray(trace.output_tokens, dtype=np.int64)
         request_id = np.asarray(trace.request_id, dtype=np.int64)

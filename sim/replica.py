@@ -22,8 +22,9 @@ Event skipping (pp == 1): when the plan is pure decode and no transfer is in fli
 scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
 stops before the first finish and strictly before the next arrival anywhere in the cluster.
 A plan with whole prefills may repeat too, as its batch decoding after the first iteration,
-when the policy allows it (`Scheduler.repeats_as_decode`: FCFS and vLLM-FCFS) and the cost
-model prices no planning (a measured engine plans again after such a plan).
+when the policy allows it (`Scheduler.repeats_as_decode`: FCFS and vLLM-FCFS), and a run may
+go past arrivals the policy says wait (`Horizon.arrivals_wait`), provided the cost model prices
+no planning (a measured engine plans again after a prefill plan and at each arrival).
 It then sleeps once for the exact sum of those iterations' durations (integer microseconds,
 from `cost.decode_iterations_s`, bit-identical to stepping) and reports them with one
 `advance` call. Results equal step-by-step simulation request by request.
@@ -86,13 +87,14 @@ class Replica:
         swap_overhead_s = getattr(cost, "swap_overhead_s", None)  # a measured engine's own time per swap
         self._swap_overhead_s = swap_overhead_s if swap_overhead_s is not None else (lambda: 0.0)
         self._lazy_decode = getattr(cost, "decode_iterations_lazy", None) if self._noisy is None else None
-        # A plan with prefills may repeat as its batch decoding when the policy allows it, unless
-        # the cost model prices an engine's planning: the live engine plans again after every
-        # such plan (executor/engine.py reuses pure-decode plans only), and pays for it.
+        # Skips the live engine does not make (a plan with prefills repeated, arrivals crossed),
+        # when the policy allows them, unless the cost model prices an engine's planning: the
+        # live engine plans again at each (executor/engine.py reuses pure-decode plans, up to the
+        # next arrival), and pays for it.
         prices_planning = getattr(cost, "prices_planning", None)  # profiles.CostModel says; others by their methods
         if prices_planning is None:
             prices_planning = self._plan_end_s is not None or hasattr(cost, "plan_overhead_s")
-        self._repeats_prefill_plans = scheduler.repeats_prefill_plans and not prices_planning
+        self._beyond_live_reuse = scheduler.repeats_prefill_plans and not prices_planning
         self._wake: simpy.Event | None = None
         self._changed = False  # something changed since the last decision
         self._queued_in_blocks = 0  # device blocks of swap-ins still waiting for swap-outs to land
@@ -191,7 +193,7 @@ class Replica:
             step_us = duration_us(self._iteration_s(plan, prefill_tokens, decode_context))
             n, total_us, ends_us = 1, step_us, None
             if self.config.skip and not self.transfers and (plan.is_pure_decode or (
-                    prefill_tokens and self._repeats_prefill_plans and plan.may_repeat)):
+                    prefill_tokens and self._beyond_live_reuse and plan.may_repeat)):
                 n, total_us, ends_us = self._skippable(plan, step_us, decode_context)
             self.num_iterations += n
             yield env.timeout(total_us)
@@ -253,28 +255,44 @@ class Replica:
         if priced:
             decode_context = [j.prompt_tokens + j.generated_tokens + 1 for j in plan.batch]
         next_arrival_us = self.cluster.next_arrival_us
-        if next_arrival_us < math.inf:
-            # Iterations only lengthen as contexts grow: this bounds the work, not the result.
-            # With clock noise a later iteration may be shorter than this one: bound with the
-            # shortest it can be (the smallest noise group, which is at most 1).
-            shortest_us = step_us if not priced else duration_us(self.cost.iteration_s([], decode_context))
-            if self._noisy is not None:
-                shortest_us = max(1, int(self.cost.iteration_s([] if priced else plan.prefill_tokens, decode_context)
-                                         * min(1.0, self.cost.forward_noise[0]) * 1_000_000))
-            gap_left_us = next_arrival_us - now_us - priced * step_us
-            limit = min(limit, gap_left_us // shortest_us + 1 + priced if gap_left_us > 0 else 1)
+        may_cross = self._beyond_live_reuse and self.cluster.arrivals_sorted  # see `_cross_arrivals`
+        if next_arrival_us < math.inf and not may_cross:
+            limit = min(limit, self._arrival_limit(plan, step_us, decode_context, priced, next_arrival_us - now_us))
         if limit < 2:  # settled before asking the policy, which costs more
             return 1, step_us, None
         horizon = self.scheduler.horizon(plan, to_s(now_us), limit)
+        crossing = may_cross and horizon.arrivals_wait
+        if next_arrival_us < math.inf and may_cross and not crossing:
+            limit = min(limit, self._arrival_limit(plan, step_us, decode_context, priced, next_arrival_us - now_us))
         limit = min(limit, horizon.max_iterations)
         if limit < 2:
             return 1, step_us, None
-        gap_us = next_arrival_us - now_us
+        gap_us = math.inf if crossing else next_arrival_us - now_us
         deadline_us = round(horizon.deadline_s * 1_000_000) if horizon.deadline_s < math.inf else math.inf
+        run = None
         if self._lazy_decode is not None and limit <= LAZY_MAX_ITERATIONS:
             values = self._lazy_decode(decode_context, limit - priced)
             if values is not None:
-                return self._cut_run(values, step_us, gap_us, deadline_us, bool(priced))
+                run = self._cut_run(values, step_us, gap_us, deadline_us, bool(priced))
+        if run is None:
+            run = self._priced_run(step_us, decode_context, priced, limit, gap_us, deadline_us)
+        return self._cross_arrivals(run, now_us) if crossing and next_arrival_us < math.inf else run
+
+    def _arrival_limit(self, plan: Plan, step_us: int, decode_context: list[int], priced: int, gap_us: int) -> int:
+        """At most this many iterations end strictly before an arrival `gap_us` from now. Iterations
+        only lengthen as contexts grow: this bounds the work, not the result. With clock noise a
+        later iteration may be shorter than this one: bound with the shortest it can be (the
+        smallest noise group, which is at most 1)."""
+        shortest_us = step_us if not priced else duration_us(self.cost.iteration_s([], decode_context))
+        if self._noisy is not None:
+            shortest_us = max(1, int(self.cost.iteration_s([] if priced else plan.prefill_tokens, decode_context)
+                                     * min(1.0, self.cost.forward_noise[0]) * 1_000_000))
+        gap_left_us = gap_us - priced * step_us
+        return gap_left_us // shortest_us + 1 + priced if gap_left_us > 0 else 1
+
+    def _priced_run(self, step_us: int, decode_context: list[int], priced: int, limit: int, gap_us: float,
+                    deadline_us: float):
+        """`_skippable`'s result with numpy: every iteration up to `limit` priced at once."""
         if self._noisy is not None:
             steps = durations_us(self.cost.noisy_decode_iterations_s(decode_context, limit - priced,
                                                                      self.num_iterations + priced))
@@ -295,6 +313,18 @@ class Replica:
         if n < 2:
             return 1, step_us, None
         return n, int(ends_rel[n - 1]), ends_rel[:n].tolist()  # a list: policies bisect it
+
+    def _cross_arrivals(self, run, now_us: int):
+        """A run past arrivals the policy says wait (`Horizon.arrivals_wait`), ending where none
+        arrives: the decision after it must see the same arrivals as a stepped run's, and at an
+        instant an arrival shares, which of the two SimPy takes first depends on when each was
+        scheduled, which differs between the two runs."""
+        n, total_us, ends = run
+        while n > 1 and self.cluster.arrives_at_us(now_us + ends[n - 1]):
+            n -= 1
+        if n < 2:
+            return 1, ends[0], None
+        return (n, ends[n - 1], ends[:n]) if n < len(ends) else run
 
     @staticmethod
     def _cut_run(values, step_us: int, gap_us: float, deadline_us: float, first_priced: bool = False):

@@ -73,13 +73,16 @@ def swap_us(job: Job) -> int:
 def skip_count(sched, plan: Plan, now_us: int, transfers_in_flight: bool, next_arrival_us: float) -> int:
     """Iterations `plan` may run at once, as sim/replica.py decides: no transfer, drop or chunk
     in the plan (`plan.may_repeat`; whole prefills may repeat as decodes if the policy's horizon
-    says so) and none in flight, n <= horizon.max_iterations, n <= the smallest remaining output of the batch, the
-    first n - 1 iterations end strictly before horizon.deadline_s, and all n end strictly before
+    says so) and none in flight, n <= horizon.max_iterations, n <= the smallest remaining output
+    of the batch, the first n - 1 iterations end strictly before horizon.deadline_s, and all n
+    end strictly before
     the next arrival (an arrival inside a skipped stretch would be queued before demotions the
-    stretch applies at its end). One step is always fine."""
+    stretch applies at its end) unless `horizon.arrivals_wait`. One step is always fine."""
     if not plan.may_repeat or transfers_in_flight:
         return 1
     h = sched.horizon(plan, now_us / 1e6)
+    if h.arrivals_wait:  # arrivals during the run join as they come and change none of its decisions
+        next_arrival_us = math.inf
     deadline_us = math.inf if math.isinf(h.deadline_s) else round(h.deadline_s * 1e6)
     limit = min(h.max_iterations, min(j.remaining_tokens for j in plan.batch))
     n, end_us = 1, iteration_us(plan, 0)  # end_us: when the n-th iteration ends

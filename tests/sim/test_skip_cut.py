@@ -9,8 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from policy import SchedulerConfig
+from sim import SimConfig, simulate
 from sim.clock import durations_us
 from sim.replica import Replica
+from tests.sim.toy import ListTrace, ToyCost, jobs_of
 
 
 def numpy_cut(seconds, gap_us, deadline_us):
@@ -68,3 +71,31 @@ def test_skipping_with_a_table_profile_gives_identical_results(policy, monkeypat
     slow = simulate(trace, cost, policy, cfg, SimConfig(skip=False))
     assert jobs_of(fast) == jobs_of(slow)
     assert lazy_runs and fast.stats["num_skipped_iterations"] > 0
+
+
+def test_a_run_crosses_arrivals_that_wait():
+    # vLLM-FCFS, batch of 1: job 0 (10 + 5 tokens) fills it, so job 1, arriving at 2000 us,
+    # waits. Job 0's iterations end at 1200, 2311, 3423, 4536 and 5650 us (toy costs): one
+    # decision covers all five, then one covers job 1's (4 + 4 iterations skipped).
+    trace = ListTrace.of([(0.0, 10, 5), (0.002, 10, 5)])
+    cfg = SchedulerConfig(max_batch_size=1)
+    skip = simulate(trace, ToyCost(), "vllm-fcfs", cfg, SimConfig())
+    assert jobs_of(skip) == jobs_of(simulate(trace, ToyCost(), "vllm-fcfs", cfg, SimConfig(skip=False)))
+    assert jobs_of(skip)[0]["finish_s"] == 0.00565
+    assert skip.stats["num_skipped_iterations"] == 8
+
+
+def test_a_run_past_waiting_arrivals_never_ends_where_one_arrives():
+    # Batch of 2: jobs 0 and 1 run 1400, 2622, 3846, 5072, 6300 us and finish together; job 2
+    # (2000 us) waits. Job 3 arrives at 6300 us, exactly where a run over all five would end.
+    # At a shared instant SimPy takes first what was scheduled first: the run's end (scheduled
+    # at 0) before job 3 (scheduled at job 2's arrival), where stepping's last iteration
+    # (scheduled at 5072) comes after it. Stepping's decision at 6300 sees job 3 and admits it
+    # with job 2 (first tokens at 7700 us); so the run stops at 5072 and steps from there.
+    trace = ListTrace.of([(0.0, 10, 5), (0.0, 10, 5), (0.002, 10, 5), (0.0063, 10, 5)])
+    cfg = SchedulerConfig(max_batch_size=2)
+    skip = simulate(trace, ToyCost(), "vllm-fcfs", cfg, SimConfig())
+    step = simulate(trace, ToyCost(), "vllm-fcfs", cfg, SimConfig(skip=False))
+    assert jobs_of(skip) == jobs_of(step)
+    assert [jobs_of(skip)[i]["first_token_s"] for i in (2, 3)] == [0.0077, 0.0077]
+    assert skip.stats["num_skipped_iterations"] == 7
