@@ -152,23 +152,25 @@ def test_a_subclass_that_changes_the_overtaking_rule_is_asked_per_job():
 
 def _two_prefills(device_kv_tokens: int):
     """vLLM-FCFS (block 1, no watermark at this size): job 1's 8-token prefill fills most of the
-    10-token budget, so job 2 (8 tokens) is left out for the budget."""
+    10-token budget, so job 2 (8 tokens) is left out for the budget. The scenario, and the
+    horizon of its first plan."""
     cfg = SchedulerConfig(device_kv_tokens=device_kv_tokens, block_size_tokens=1, max_prefill_tokens=10,
                           max_batch_size=4, max_seq_tokens=14)
-    return Scenario("vllm-fcfs", cfg, ((1, 0, 8, 5), (2, 0, 8, 5)))
-
-
-def test_a_prefill_plan_repeats_as_decodes_when_free_room_refuses_the_next_prefill():
-    # 14 blocks: after job 1's 8, the 6 free ones refuse job 2 at the next walk too, and job 1
-    # grows to 12 tokens (8 + 4 more) within them: one decision covers its 5 iterations.
-    sc = _two_prefills(14)
+    sc = Scenario("vllm-fcfs", cfg, ((1, 0, 8, 5), (2, 0, 8, 5)))
     sched = sc.scheduler()
     for j in sc.jobs():
         sched.add(j, 0.0)
     plan = sched.schedule(0.0)
     assert [j.id for j in plan.batch] == [1] and plan.prefill_ids == {1}
     assert sched.prefill_budget_refused.id == 2
-    assert sched.horizon(plan, 0.0).max_iterations == 7  # 6 free blocks: 6 growths after the prefill
+    return sc, sched.horizon(plan, 0.0)
+
+
+def test_a_prefill_plan_repeats_as_decodes_when_free_room_refuses_the_next_prefill():
+    # 14 blocks: after job 1's 8, the 6 free ones refuse job 2 at the next walk too, and job 1
+    # grows to 12 tokens (8 + 4 more) within them: one decision covers its 5 iterations.
+    sc, horizon = _two_prefills(14)
+    assert horizon.max_iterations == 7  # 6 free blocks: 6 growths after the prefill
     step, skip = _compare(sc)
     assert step.plans[:2] == [expect([1], [1]), expect([1])]
     assert skip.plans[:2] == [expect([1], [1]), expect([2], [2])]
@@ -177,12 +179,8 @@ def test_a_prefill_plan_repeats_as_decodes_when_free_room_refuses_the_next_prefi
 
 def test_a_prefill_plan_ends_at_one_iteration_when_the_budget_alone_left_a_job_out():
     # 20 blocks: 12 stay free after job 1's prefill, so the next walk admits job 2 (budget renewed).
-    sc = _two_prefills(20)
-    sched = sc.scheduler()
-    for j in sc.jobs():
-        sched.add(j, 0.0)
-    plan = sched.schedule(0.0)
-    assert sched.horizon(plan, 0.0).max_iterations == 1
+    sc, horizon = _two_prefills(20)
+    assert horizon.max_iterations == 1
     step, skip = _compare(sc)
     assert skip.plans[1] == step.plans[1] == expect([1, 2], [2])
 
