@@ -68,8 +68,10 @@ class PlanHorizon:
         visits no prefill after the first it refuses, nor any job once the batch is full. When
         this walk refused a prefill for room (a plan whose budget refused one repeats only if
         room refuses it too) or filled the batch, the next walks, with no more room and the same
-        batch, never reach the new job."""
-        return self.repeats_prefill_plans and (self.prefill_closed or len(plan.batch) >= self.config.max_batch_size)
+        batch, never reach the new job. Not with chunked prefill, whose walk closes admission
+        for a token budget that each walk renews."""
+        return (self.repeats_prefill_plans and self.chunk_budget_tokens is None
+                and (self.prefill_closed or len(plan.batch) >= self.config.max_batch_size))
 
     def repeats_as_decode(self, plan: Plan) -> bool:
         """Whether `plan`, with whole prefills beside decodes, is the schedule again after its
