@@ -369,7 +369,7 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         last equals elapsed), so that quanta used up part-way are charged exactly, and first
         tokens are stamped at the first iteration's end. Returns the jobs that finished."""
         n = num_iterations
-        if n > 1 and not plan.is_pure_decode and not self.repeats_as_decode(plan):
+        if n > 1 and not (plan.is_pure_decode or (self.repeats_prefill_plans and plan.may_repeat)):
             raise ValueError("advance: this plan cannot be repeated (horizon() allows one iteration)")
         if n > 1 and (iteration_ends_us is None or len(iteration_ends_us) != n):
             raise ValueError(f"advance: {n} iterations need {n} iteration_ends_us")

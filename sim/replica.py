@@ -20,7 +20,8 @@ recorded (a finish time is the iteration's end, as in the live engine).
 
 Event skipping (pp == 1): when the plan is pure decode and no transfer is in flight, the
 scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
-stops before the first finish and strictly before the next arrival anywhere in the cluster.
+stops before the first finish and strictly before the next arrival anywhere in the cluster
+(sim/skip_run.py works the run out).
 A plan with whole prefills may repeat too, as its batch decoding after the first iteration,
 when the policy allows it (`Scheduler.repeats_as_decode`: FCFS and vLLM-FCFS), and a run may
 go past arrivals the policy says wait (`Horizon.arrivals_wait`), provided the cost model prices
@@ -41,21 +42,13 @@ in-flight batch. Event skipping is off with pp > 1.
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import simpy
 
 from policy import CostModel, Job, Plan, RequestLog, Scheduler
 from policy.timeline import IterationLog, SpanLog
-from sim.clock import US_PER_S, duration_us, durations_us, to_s
+from sim.clock import duration_us, to_s
 from sim.config import SimConfig
-
-# Skips of at most this many iterations are priced one iteration at a time in Python
-# (`decode_iterations_lazy`), which stops at the first bound; longer ones with numpy, whose
-# fixed cost (17-45 us a call, against ~0.8 us an iteration here) is then spread over enough
-# iterations to win.
-LAZY_MAX_ITERATIONS = 40
+from sim.skip_run import SkipRuns
 
 
 class Replica:
@@ -86,7 +79,6 @@ class Replica:
         self._sync_transfers = bool(getattr(cost, "sync_transfers", False))  # swaps block compute (CPU)
         swap_overhead_s = getattr(cost, "swap_overhead_s", None)  # a measured engine's own time per swap
         self._swap_overhead_s = swap_overhead_s if swap_overhead_s is not None else (lambda: 0.0)
-        self._lazy_decode = getattr(cost, "decode_iterations_lazy", None) if self._noisy is None else None
         # Skips the live engine does not make (a plan with prefills repeated, arrivals crossed),
         # when the policy allows them, unless the cost model prices an engine's planning: the
         # live engine plans again at each (executor/engine.py reuses pure-decode plans, up to the
@@ -95,6 +87,8 @@ class Replica:
         if prices_planning is None:
             prices_planning = self._plan_end_s is not None or hasattr(cost, "plan_overhead_s")
         self._beyond_live_reuse = scheduler.repeats_prefill_plans and not prices_planning
+        self._runs = SkipRuns(cost, scheduler, cluster, config.max_skip_iterations, self._beyond_live_reuse,
+                              self._noisy is not None)
         self._wake: simpy.Event | None = None
         self._changed = False  # something changed since the last decision
         self._queued_in_blocks = 0  # device blocks of swap-ins still waiting for swap-outs to land
@@ -194,7 +188,7 @@ class Replica:
             n, total_us, ends_us = 1, step_us, None
             if self.config.skip and not self.transfers and (plan.is_pure_decode or (
                     prefill_tokens and self._beyond_live_reuse and plan.may_repeat)):
-                n, total_us, ends_us = self._skippable(plan, step_us, decode_context)
+                n, total_us, ends_us = self._runs.length(plan, step_us, decode_context, start_us, self.num_iterations)
             self.num_iterations += n
             yield env.timeout(total_us)
             now_s = to_s(env.now)
@@ -244,118 +238,6 @@ class Replica:
         plan_overhead_s = getattr(self.cost, "plan_overhead_s", None)
         seconds = plan_overhead_s(admitted, pure_decode, num_jobs) if plan_overhead_s is not None else 0.0
         return duration_us(seconds) if seconds > 0 else 0  # duration_us rounds up to 1 us
-
-    def _skippable(self, plan: Plan, step_us: int, decode_context: list[int]):
-        """How many iterations of `plan` can run back to back, their total duration, and each
-        one's end relative to the first's start (microseconds). A plan with prefills runs them
-        in its first iteration (`step_us`); in the others every job decodes, one token longer."""
-        now_us = self.env.now
-        limit = min(min([j.output_tokens - j.generated_tokens for j in plan.batch]), self.config.max_skip_iterations)
-        priced = 1 if plan.prefill_ids else 0  # iterations `step_us` prices: the decodes follow
-        if priced:
-            decode_context = [j.prompt_tokens + j.generated_tokens + 1 for j in plan.batch]
-        next_arrival_us = self.cluster.next_arrival_us
-        may_cross = self._beyond_live_reuse and self.cluster.arrivals_sorted  # see `_cross_arrivals`
-        if next_arrival_us < math.inf and not may_cross:
-            limit = min(limit, self._arrival_limit(plan, step_us, decode_context, priced, next_arrival_us - now_us))
-        if limit < 2:  # settled before asking the policy, which costs more
-            return 1, step_us, None
-        horizon = self.scheduler.horizon(plan, to_s(now_us), limit)
-        crossing = may_cross and horizon.arrivals_wait
-        if next_arrival_us < math.inf and may_cross and not crossing:
-            limit = min(limit, self._arrival_limit(plan, step_us, decode_context, priced, next_arrival_us - now_us))
-        limit = min(limit, horizon.max_iterations)
-        if limit < 2:
-            return 1, step_us, None
-        gap_us = math.inf if crossing else next_arrival_us - now_us
-        deadline_us = round(horizon.deadline_s * 1_000_000) if horizon.deadline_s < math.inf else math.inf
-        run = None
-        if self._lazy_decode is not None and limit <= LAZY_MAX_ITERATIONS:
-            values = self._lazy_decode(decode_context, limit - priced)
-            if values is not None:
-                run = self._cut_run(values, step_us, gap_us, deadline_us, bool(priced))
-        if run is None:
-            run = self._priced_run(step_us, decode_context, priced, limit, gap_us, deadline_us)
-        return self._cross_arrivals(run, now_us) if crossing and next_arrival_us < math.inf else run
-
-    def _arrival_limit(self, plan: Plan, step_us: int, decode_context: list[int], priced: int, gap_us: int) -> int:
-        """At most this many iterations end strictly before an arrival `gap_us` from now. Iterations
-        only lengthen as contexts grow: this bounds the work, not the result. With clock noise a
-        later iteration may be shorter than this one: bound with the shortest it can be (the
-        smallest noise group, which is at most 1)."""
-        shortest_us = step_us if not priced else duration_us(self.cost.iteration_s([], decode_context))
-        if self._noisy is not None:
-            shortest_us = max(1, int(self.cost.iteration_s([] if priced else plan.prefill_tokens, decode_context)
-                                     * min(1.0, self.cost.forward_noise[0]) * 1_000_000))
-        gap_left_us = gap_us - priced * step_us
-        return gap_left_us // shortest_us + 1 + priced if gap_left_us > 0 else 1
-
-    def _priced_run(self, step_us: int, decode_context: list[int], priced: int, limit: int, gap_us: float,
-                    deadline_us: float):
-        """`_skippable`'s result with numpy: every iteration up to `limit` priced at once."""
-        if self._noisy is not None:
-            steps = durations_us(self.cost.noisy_decode_iterations_s(decode_context, limit - priced,
-                                                                     self.num_iterations + priced))
-        else:
-            steps = durations_us(self.cost.decode_iterations_s(decode_context, limit - priced))
-        if priced:
-            steps = np.concatenate(([step_us], steps))
-        elif steps[0] != step_us:
-            raise RuntimeError(
-                f"cost model: decode_iterations_s()[0] = {steps[0]} us differs from iteration_s() = "
-                f"{step_us} us; event skipping needs them bit-identical"
-            )
-        ends_rel = np.cumsum(steps)
-        n = int(np.searchsorted(ends_rel, gap_us, side="left")) if gap_us < math.inf else limit
-        if deadline_us < math.inf:
-            n = min(n, int(np.searchsorted(ends_rel, deadline_us, side="left")) + 1)
-        n = min(n, limit)
-        if n < 2:
-            return 1, step_us, None
-        return n, int(ends_rel[n - 1]), ends_rel[:n].tolist()  # a list: policies bisect it
-
-    def _cross_arrivals(self, run, now_us: int):
-        """A run past arrivals the policy says wait (`Horizon.arrivals_wait`), ending where none
-        arrives: the decision after it must see the same arrivals as a stepped run's, and at an
-        instant an arrival shares, which of the two SimPy takes first depends on when each was
-        scheduled, which differs between the two runs."""
-        n, total_us, ends = run
-        while n > 1 and self.cluster.arrives_at_us(now_us + ends[n - 1]):
-            n -= 1
-        if n < 2:
-            return 1, ends[0], None
-        return (n, ends[n - 1], ends[:n]) if n < len(ends) else run
-
-    @staticmethod
-    def _cut_run(values, step_us: int, gap_us: float, deadline_us: float, first_priced: bool = False):
-        """`_skippable`'s result from iteration durations in seconds, taken one at a time: the
-        iterations that end strictly before the next arrival, up to the first that ends at or
-        after the policy's deadline (the numpy path's searchsorted bounds, without pricing the
-        iterations past them). `first_priced`: the first iteration is `step_us` (a prefill's),
-        and `values` price the ones after it."""
-        ends: list[int] = []
-        total_us = 0
-        if first_priced:
-            if step_us >= gap_us or step_us >= deadline_us:
-                return 1, step_us, None
-            ends.append(step_us)
-            total_us = step_us
-        for seconds in values:
-            us = round(seconds * US_PER_S)  # duration_us
-            total_us += us if us > 0 else 1
-            if not ends and total_us != step_us:
-                raise RuntimeError(
-                    f"cost model: decode_iterations_lazy() first value = {total_us} us differs from "
-                    f"iteration_s() = {step_us} us; event skipping needs them bit-identical"
-                )
-            if total_us >= gap_us:
-                break
-            ends.append(total_us)
-            if total_us >= deadline_us:
-                break
-        if len(ends) < 2:
-            return 1, step_us, None
-        return len(ends), ends[-1], ends
 
     # -- the loop, pp > 1 ------------------------------------------------------------------------
     def _run_pipelined(self):
