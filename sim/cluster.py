@@ -92,8 +92,7 @@ class Cluster:
                 self.log.record(job, job.id, r, "rejected", reason)
                 continue
             replica.scheduler.add(job, to_s(t))
-            replica.num_admitted += 1
-            replica.notify()
+            replica.on_arrival(t)
 
     def run(self) -> None:
         num = len(self.trace.arrival_s)

@@ -48,6 +48,7 @@ from policy import CostModel, Job, Plan, RequestLog, Scheduler
 from policy.timeline import IterationLog, SpanLog
 from sim.clock import duration_us, to_s
 from sim.config import SimConfig
+from sim.run_rows import Row, run_rows
 from sim.skip_run import SkipRuns
 
 
@@ -70,7 +71,7 @@ class Replica:
         self.transfers: dict[int, simpy.Event] = {}
         self._swapping_out: dict[int, simpy.Event] = {}
         self.num_decisions = 0
-        self.num_admitted = 0  # requests added since the last plan with a batch (the cluster counts)
+        self.num_admitted = 0  # requests added since the last plan with a batch (`on_arrival` counts)
         self.num_skipped_iterations = 0
         self.num_iterations = 0  # iterations run so far (pp == 1): the index of a cost model's clock noise
         # a measured profile's clock noise (profiles/cost.py): the index-th iteration's own time
@@ -89,6 +90,8 @@ class Replica:
         self._beyond_live_reuse = scheduler.repeats_prefill_plans and not prices_planning
         self._runs = SkipRuns(cost, scheduler, cluster, config.max_skip_iterations, self._beyond_live_reuse,
                               self._noisy is not None)
+        # arrivals since the last decision, for the iteration rows of a run past them (run_rows.py)
+        self._arrived_us: list[int] | None = [] if iterations is not None else None
         self._wake: simpy.Event | None = None
         self._changed = False  # something changed since the last decision
         self._queued_in_blocks = 0  # device blocks of swap-ins still waiting for swap-outs to land
@@ -112,8 +115,17 @@ class Replica:
             self._wake.succeed()
         return self._wake
 
+    def on_arrival(self, arrival_us: int) -> None:
+        """The cluster added a request that arrived at `arrival_us` (now) to the scheduler."""
+        self.num_admitted += 1
+        if self._arrived_us is not None:
+            self._arrived_us.append(arrival_us)
+        self.notify()
+
     def _decide(self) -> Plan:
         self._changed = False
+        if self._arrived_us:
+            self._arrived_us.clear()
         self.num_decisions += 1
         return self.scheduler.schedule(to_s(self.env.now))
 
@@ -195,16 +207,10 @@ class Replica:
             if self.spans is not None:
                 self._record_spans(plan, start_us)
             if self.iterations is not None:
-                if n > 1 and prefill_tokens:  # the prefills' iteration, then every job decoding
-                    prefill_context = sum(prefill_tokens)
-                    first_end_us = start_us + ends_us[0]
-                    self._record(plan, start_us, 1, level_counts, prefill_context, sum(decode_context),
-                                 first_end_us, len(prefill_tokens))
-                    self._record(plan, first_end_us, n - 1, level_counts, 0,
-                                 prefill_context + sum(decode_context) + len(plan.batch), env.now, 0)
-                else:
-                    self._record(plan, start_us, n, level_counts, sum(prefill_tokens), sum(decode_context),
-                                 env.now, len(prefill_tokens))
+                for row in run_rows(start_us, env.now, ends_us, len(plan.batch), sum(prefill_tokens),
+                                    sum(decode_context), len(prefill_tokens), len(sched.jobs) - len(plan.batch),
+                                    self._arrived_us):
+                    self._record(plan, row, level_counts, row[0] == start_us)
             if n == 1:
                 finished = sched.on_iteration_done(plan, now_s, to_s(total_us))
             else:
@@ -280,8 +286,8 @@ class Replica:
         if self.spans is not None:
             self._record_spans(plan, start_us)
         if self.iterations is not None:
-            self._record(plan, start_us, 1, level_counts, sum(prefill_tokens), sum(decode_context), env.now,
-                         len(prefill_tokens))
+            self._record(plan, (start_us, env.now, 1, sum(prefill_tokens), sum(decode_context), len(prefill_tokens),
+                                len(self.scheduler.jobs) - len(plan.batch)), level_counts, True)
         for job in self.scheduler.on_iteration_done(plan, to_s(env.now), to_s(env.now - start_us)):
             self._finish(job)
         self.notify()
@@ -296,21 +302,19 @@ class Replica:
         for job in plan.batch:
             self.spans.running(self.index, job.id, start_s, end_s)
 
-    def _record(self, plan: Plan, start_us: int, n: int, level_counts: list[int] | None,
-                prefill_tokens: int, decode_context_tokens: int, end_us: int, num_prefills: int) -> None:
-        """One row of the iterations table: `n` iterations alike from `start_us` to `end_us`,
-        each with `num_prefills` prefills of `prefill_tokens` and decodes over
-        `decode_context_tokens` (the first's)."""
+    def _record(self, plan: Plan, row: Row, level_counts: list[int] | None, first: bool) -> None:
+        """One row of the iterations table (sim/run_rows.py), with the policy's view of the KV
+        (read once per decision); the plan's swaps go in the run's `first` row."""
         kv = self.scheduler.kv
+        start_us, end_us, num_iterations, prefill_tokens, decode_context_tokens, num_prefills, num_queued = row
         self.iterations.add({
-            "replica": self.index, "start_s": to_s(start_us), "end_s": to_s(end_us), "num_iterations": n,
-            "batch_size": len(plan.batch), "num_prefills": num_prefills,
-            "prefill_tokens": prefill_tokens,
-            "decode_context_tokens": decode_context_tokens,
+            "replica": self.index, "start_s": to_s(start_us), "end_s": to_s(end_us),
+            "num_iterations": num_iterations, "batch_size": len(plan.batch), "num_prefills": num_prefills,
+            "prefill_tokens": prefill_tokens, "decode_context_tokens": decode_context_tokens,
             # blocks physically held: a swap-in still queued behind swap-outs writes nothing yet
             "device_kv_blocks_used": kv.device_used_blocks + kv.releasing_blocks - self._queued_in_blocks,
             "host_kv_blocks_used": kv.host_used_blocks,
-            "swap_out_tokens": sum(j.kv_tokens for j in plan.swap_out),
-            "swap_in_tokens": sum(j.kv_tokens for j in plan.swap_in),
-            "num_queued": len(self.scheduler.jobs) - len(plan.batch),
+            "swap_out_tokens": sum(j.kv_tokens for j in plan.swap_out) if first else 0,
+            "swap_in_tokens": sum(j.kv_tokens for j in plan.swap_in) if first else 0,
+            "num_queued": num_queued,
         }, level_counts)
