@@ -171,7 +171,8 @@ class MLFQ(EnstOrders, Scheduler):
 
     # -- queues ------------------------------------------------------------------------------
     def level_counts(self) -> list[int]:
-        return [len(f) + len(s) for f, s in zip(self._fresh, self._started, strict=True)]
+        # once per decision when the engine records iterations: sizes as attributes, not len()
+        return [f.num_jobs + s.num_jobs for f, s in zip(self._fresh, self._started, strict=True)]
 
     def join(self, job: Job, now_us: int) -> None:
         job.level = self.join_level(job)
