@@ -9,7 +9,6 @@ simulation could not finish it).
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -19,7 +18,9 @@ import simpy
 from tqdm import tqdm
 
 from policy import CostModel, Job, RequestLog, SchedulerConfig, make_dispatcher, make_scheduler
+from policy.dispatch import RoundRobin
 from policy.timeline import IterationLog, SpanLog
+from sim.arrival_stream import arrival_streams
 from sim.clock import to_s
 from sim.config import SimConfig
 from sim.replica import Replica
@@ -43,27 +44,23 @@ class Cluster:
         self.log = log
         self.config = config
         self.dispatcher = make_dispatcher(config.dispatcher)
-        self.next_arrival_us: float | int = math.inf
         self.num_finished = 0
+        self._arrival_us = np.rint(np.asarray(trace.arrival_s, dtype=np.float64) * 1_000_000).astype(np.int64)
+        # round-robin sends the i-th request to replica i mod N, whatever the replicas' state
+        self._round_robin = type(self.dispatcher) is RoundRobin and config.num_replicas > 1
+        self.arrivals = arrival_streams(self._arrival_us, config.num_replicas, self._round_robin)
         schedulers = [make_scheduler(policy, sched_config, cost) for _ in range(config.num_replicas)]
         self.iterations = [
             IterationLog(len(s.level_counts())) for s in schedulers
         ] if config.record_iterations else None
         self.spans = SpanLog() if config.record_spans else None
         self.replicas = [
-            Replica(env, i, s, cost, config, self, log, self.iterations[i] if self.iterations else None, self.spans)
+            Replica(env, i, s, cost, config, self, log, self.arrivals[i],
+                    self.iterations[i] if self.iterations else None, self.spans)
             for i, s in enumerate(schedulers)
         ]
         self._progress = None
-        self._arrival_us = np.rint(np.asarray(trace.arrival_s, dtype=np.float64) * 1_000_000).astype(np.int64)
-        # a replica may run past arrivals only if it can find them (`arrives_at_us`)
-        self.arrivals_sorted = bool(np.all(self._arrival_us[1:] >= self._arrival_us[:-1]))
         env.process(self._arrivals())
-
-    def arrives_at_us(self, t_us: int) -> bool:
-        """Whether a request arrives at exactly `t_us` (arrivals in time order)."""
-        i = int(np.searchsorted(self._arrival_us, t_us))
-        return i < len(self._arrival_us) and int(self._arrival_us[i]) == t_us
 
     def on_finish(self, job: Job) -> None:
         self.num_finished += 1
@@ -83,9 +80,11 @@ class Cluster:
             t = int(arrival_us[i])
             if t > env.now:
                 yield env.timeout(t - env.now)
-            self.next_arrival_us = int(arrival_us[i + 1]) if i + 1 < num else math.inf
             job = Job(int(request_id[i]), to_s(t), int(prompt[i]), int(output[i]))
             r = self.dispatcher.choose(job, [rep.scheduler.load() for rep in replicas]) if len(replicas) > 1 else 0
+            if self._round_robin and r != i % len(replicas):  # the streams were split on this rule
+                raise RuntimeError(f"round-robin sent request {i} to replica {r}, not {i % len(replicas)}")
+            self.arrivals[r].took_one()
             replica = replicas[r]
             reason = replica.scheduler.reject_reason(job)
             if reason is not None:

@@ -20,7 +20,8 @@ recorded (a finish time is the iteration's end, as in the live engine).
 
 Event skipping (pp == 1): when the plan is pure decode and no transfer is in flight, the
 scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
-stops before the first finish and strictly before the next arrival anywhere in the cluster
+stops before the first finish and strictly before the next arrival it must see (its own
+requests under round-robin dispatch, every request otherwise: sim/arrival_stream.py)
 (sim/skip_run.py works the run out).
 A plan with whole prefills may repeat too, as its batch decoding after the first iteration,
 when the policy allows it (`Scheduler.repeats_as_decode`: FCFS and vLLM-FCFS), and a run may
@@ -46,6 +47,7 @@ import simpy
 
 from policy import CostModel, Job, Plan, RequestLog, Scheduler
 from policy.timeline import IterationLog, SpanLog
+from sim.arrival_stream import ArrivalStream
 from sim.clock import duration_us, to_s
 from sim.config import SimConfig
 from sim.run_rows import Row, run_rows
@@ -55,7 +57,7 @@ from sim.skip_run import SkipRuns
 class Replica:
     def __init__(
         self, env: simpy.Environment, index: int, scheduler: Scheduler, cost: CostModel,
-        config: SimConfig, cluster, log: RequestLog,
+        config: SimConfig, cluster, log: RequestLog, arrivals: ArrivalStream,
         iterations: IterationLog | None = None, spans: SpanLog | None = None,
     ) -> None:
         self.env = env
@@ -63,7 +65,7 @@ class Replica:
         self.scheduler = scheduler
         self.cost = cost
         self.config = config
-        self.cluster = cluster  # gives next_arrival_us and on_finish
+        self.cluster = cluster  # gives on_finish
         self.log = log
         self.iterations = iterations
         self.spans = spans
@@ -88,7 +90,7 @@ class Replica:
         if prices_planning is None:
             prices_planning = self._plan_end_s is not None or hasattr(cost, "plan_overhead_s")
         self._beyond_live_reuse = scheduler.repeats_prefill_plans and not prices_planning
-        self._runs = SkipRuns(cost, scheduler, cluster, config.max_skip_iterations, self._beyond_live_reuse,
+        self._runs = SkipRuns(cost, scheduler, arrivals, config.max_skip_iterations, self._beyond_live_reuse,
                               self._noisy is not None)
         # arrivals since the last decision, for the iteration rows of a run past them (run_rows.py)
         self._arrived_us: list[int] | None = [] if iterations is not None else None

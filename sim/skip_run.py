@@ -3,7 +3,8 @@ total duration, and each one's end (sim/replica.py asks once per decision).
 
 A run stops at the scheduler's `horizon`, before the batch's first finish and at
 `SimConfig.max_skip_iterations`, and each of its iterations ends strictly before the next
-arrival anywhere in the cluster, unless the policy says arrivals wait (`Horizon.arrivals_wait`):
+arrival the replica must see (sim/arrival_stream.py), unless the policy says arrivals wait
+(`Horizon.arrivals_wait`):
 then the run goes past them but never ends at an instant where one arrives (`_cross_arrivals`).
 A plan with prefills runs them in its first iteration, priced by the replica (`step_us`); in
 the others every job decodes, one token longer. Durations are integer microseconds, element
@@ -18,6 +19,7 @@ import math
 import numpy as np
 
 from policy import CostModel, Plan, Scheduler
+from sim.arrival_stream import ArrivalStream
 from sim.clock import US_PER_S, duration_us, durations_us, to_s
 
 # Runs of at most this many iterations are priced one iteration at a time in Python
@@ -33,11 +35,11 @@ class SkipRuns:
     """One replica's run lengths. `beyond_live_reuse`: the replica may make the skips the live
     engine does not (see `Replica`); `noisy`: the cost model has clock noise."""
 
-    def __init__(self, cost: CostModel, scheduler: Scheduler, cluster, max_skip_iterations: int,
+    def __init__(self, cost: CostModel, scheduler: Scheduler, arrivals: ArrivalStream, max_skip_iterations: int,
                  beyond_live_reuse: bool, noisy: bool) -> None:
         self.cost = cost
         self.scheduler = scheduler
-        self.cluster = cluster  # gives next_arrival_us, arrivals_sorted and arrives_at_us
+        self.arrivals = arrivals  # the requests the replica's runs stop at
         self.max_skip_iterations = max_skip_iterations
         self.beyond_live_reuse = beyond_live_reuse
         self.noisy = noisy
@@ -50,8 +52,8 @@ class SkipRuns:
         priced = 1 if plan.prefill_ids else 0  # iterations `step_us` prices: the decodes follow
         if priced:
             decode_context = [j.prompt_tokens + j.generated_tokens + 1 for j in plan.batch]
-        next_arrival_us = self.cluster.next_arrival_us
-        may_cross = self.beyond_live_reuse and self.cluster.arrivals_sorted  # see `_cross_arrivals`
+        next_arrival_us = self.arrivals.next_us
+        may_cross = self.beyond_live_reuse and self.arrivals.sorted  # see `_cross_arrivals`
         if next_arrival_us < math.inf and not may_cross:
             limit = min(limit, self._arrival_limit(plan, step_us, decode_context, priced, next_arrival_us - now_us))
         if limit < 2:  # settled before asking the policy, which costs more
@@ -118,7 +120,7 @@ class SkipRuns:
         n, _, ends = run
         if ends is None:
             return run
-        while n > 1 and self.cluster.arrives_at_us(now_us + ends[n - 1]):
+        while n > 1 and self.arrivals.arrives_at(now_us + ends[n - 1]):
             n -= 1
         if n < 2:
             return 1, ends[0], None
