@@ -19,7 +19,8 @@ Workloads:
   on H100-SXM (roofline), 20,000 requests of 100-600 prompt and 100-500 output tokens at 28 req/s
   (~80 %), mean batch ~90, vllm-fcfs and skip-join-mlfq; ratios printed, no target;
 - event skipping against `--no-skip` (new code) on issue 5's batch-16 workload: ShareGPT-like
-  lengths, OPT-13B / A100-80GB, skip-join MLFQ, Poisson at ~90% of capacity.
+  lengths, OPT-13B / A100-80GB, skip-join MLFQ, Poisson at ~90% of capacity;
+- the same behind 16 replicas (round-robin) at 16x the rate, old against new (no target).
 
 Targets (ratios, new vs baseline): Vidur workload >= 5x (stretch 10x); --help >= 6x; 1M requests
 at batch 16 >= 2x; 1M at batch 256 finishes; time per request within 1.5x from the smallest to
@@ -309,6 +310,19 @@ def compare(new: Path, old: Path, tmp: Path, inputs: dict, help_reps: int, vidur
     print(f"\nskip vs --no-skip, {size:,} ShareGPT-like requests, skip-join-mlfq, batch 16: skip {skip.s:.2f} s "
           f"({skip.decisions:,} decisions), --no-skip {step.s:.2f} s ({step.decisions:,}): {r:.2f}x, identical: {same}")
     v.check(f"skipping vs --no-skip at batch 16: {r:.2f}x (>= 5x), identical results: {same}", r >= 5 and same)
+
+    # A cluster: 16 replicas behind round-robin, 16x the rate (no target).
+    cluster = poisson_trace(tmp, size, 16 * inputs["sharegpt_rate"], "sharegpt-multiturn-like", inputs["sharegpt"],
+                            "sharegpt16")
+    flags = ["--trace", str(cluster), "--profile", str(inputs["opt"]), "--policy", "skip-join-mlfq", "--max-batch", "16",
+             "--replicas", "16"]
+    o, n = interleaved(1, lambda i: run_cli(old, ["simulate", *flags, "-o", str(runs / "old-cluster")]),
+                       lambda i: run_cli(new, ["simulate", *flags, "-o", str(runs / "new-cluster")]))
+    print(f"\n16 replicas (round-robin), {size:,} ShareGPT-like requests at 16x the rate, skip-join-mlfq, batch 16 "
+          f"(no target):")
+    ratio_line("  16 replicas", o, n)
+    print(f"{'':<34} {o.decisions / size:.2f} decisions a request old, {n.decisions / size:.2f} new; results "
+          f"identical: {same_results(runs / 'old-cluster', runs / 'new-cluster')}")
     if quick:
         print("\n--quick: smaller sizes and one repetition; the 1M targets are not measured")
     return v.report()
