@@ -133,6 +133,29 @@ class EnstOrders:
             yield back_job
             yield from brought_back
 
+    def _upload_lead_us(self, plan, slack_blocks: int, now_us: int) -> float:
+        """`PlanHorizon._upload_lead_us` for the ENST order, whose first job can change while a
+        plan repeats. T_execute grows with rank, so the first host job by rank, X, has the
+        smallest (E); the first to be promoted, W (by waiting start, then rank), has the
+        smallest T_promote (A), which falls as time passes. The order leads with X or W, and
+        can hand over only from X to W, once A - t <= E. A demotion the skip runs past (above
+        every left-out job, so above every host job) raises every host job's T_execute alike,
+        which can only bring that forward: the plan repeats until A - E or the batch's first
+        demotion, whichever comes first, if W would fit."""
+        if not self._upload_lead_known:
+            return 0
+        leader = next(self._upload_order(now_us), None)
+        if leader is None:
+            return math.inf
+        if leader.host_blocks <= slack_blocks:
+            return 0
+        first_promoted = next((j for j in self._host_waiting if j.kv is _HOST), None)
+        if first_promoted is None or first_promoted is leader or first_promoted.host_blocks > slack_blocks:
+            return math.inf  # the first job stays one that does not fit
+        hand_over_us = self._t_promote_fn(now_us)(first_promoted) - self._t_execute_fn()(leader)
+        first_demotion_us = min([self._quantum_left_us(j) for j in plan.batch])
+        return max(0, math.ceil(min(hand_over_us, first_demotion_us)))  # whole us: decisions fall on them
+
     def _upload_order(self, now_us: int) -> Iterator[Job]:
         t_execute, t_promote, rank_of = self._t_execute_fn(), self._t_promote_fn(now_us), self._rank
         # by_wait is in (waiting start, rank) order and by_rank in rank order, so a job not yet

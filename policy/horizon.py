@@ -13,6 +13,8 @@ and without this each finish cost two decisions, the admission and the decode pl
 
 from __future__ import annotations
 
+import math
+
 from policy.job import to_us
 from policy.plan import Horizon, Plan
 
@@ -38,14 +40,19 @@ class PlanHorizon:
             return Horizon(1, 0.0)
 
         batch = plan.batch
+        now_us = to_us(now_s)
+        upload_deadline_us = math.inf
         if self.swap_mode == "proactive" and self._num_on_host:
-            # Fix (tests/policy/test_policy_skipping.py, test_upload_order_change_ends_a_skip):
-            # uploads go in ENST order, and MLFQ's ENST shrinks with time (T_promote), so a
-            # host job that does not lead now may lead, and fit, at a skipped decision.
-            # Repeat only if no host job could fit after the batch's next growth.
+            # Proactive swapping uploads the host jobs in its order while the first fits in the
+            # room above the reserve; that room only shrinks while the plan repeats. If some host
+            # job could fit after the batch's next growth, the plan repeats only while the order
+            # leads with one that does not (tests/policy/test_policy_skipping.py,
+            # test_upload_order_change_ends_a_skip: MLFQ's order changes with time).
             slack = kv.device_plannable_blocks - self.reserve_blocks - _next_growth_blocks(self, batch)
             if slack > 0 and kv.min_host_job_blocks <= slack:
-                return Horizon(1, 0.0)
+                upload_deadline_us = self._upload_lead_us(plan, slack, now_us)
+                if upload_deadline_us <= 0:
+                    return Horizon(1, 0.0)
         max_i = self.max_iterations() - 1
         if self.reserve_max_seq:
             # Orca reserved max_seq_tokens per job at admission, and no job runs past it (prompt +
@@ -60,7 +67,21 @@ class PlanHorizon:
             lo = min(max_i, at_most - 1)  # the engine's own limit fits: spare the pass over the batch
         else:
             lo = min(max_i, _most_iterations(kv.capacity.block_size_tokens, batch, room))
-        return Horizon(lo + 1, self.deadline_us(plan, to_us(now_s)) / 1_000_000, self._arrivals_wait(plan))
+        deadline_us = self.deadline_us(plan, now_us)
+        if upload_deadline_us < deadline_us:
+            deadline_us = upload_deadline_us
+        return Horizon(lo + 1, deadline_us / 1_000_000, self._arrivals_wait(plan))
+
+    def _upload_lead_us(self, plan: Plan, slack_blocks: int, now_us: int) -> float:
+        """How long (us from now) the upload order's first job stays one that does not fit in
+        `slack_blocks`, the room after the plan's next iteration: 0 if it fits. This order is by
+        rank, which a host job keeps while it waits (only jobs that run or are promoted are filed
+        again), so its first job is the same at every repeat. MLFQ's ENST order changes with
+        time (`EnstOrders._upload_lead_us`). 0 for a subclass with an order of its own."""
+        if not self._upload_lead_known:
+            return 0
+        leader = next(self._upload_order(now_us), None)
+        return 0 if leader is not None and leader.host_blocks <= slack_blocks else math.inf
 
     def _arrivals_wait(self, plan: Plan) -> bool:
         """Whether an arrival changes no decision while the plan repeats (`Horizon.arrivals_wait`).

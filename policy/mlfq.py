@@ -82,6 +82,8 @@ class MLFQ(EnstOrders, Scheduler):
         self._ahead_cache: list[int] = []
         self._overtaken_by_left_out: dict[int, tuple[list[int], list[int]]] = {}
         rule = ("_service_until_overtaken_us", "_next_level", "_quantum_left_us")
+        self._upload_lead_known = all(getattr(type(self), name) is getattr(MLFQ, name) for name in (
+            "_upload_order", "_t_promote_fn", "_t_execute_fn", "_quantum_left_us", "_upload_lead_us"))
         self._overtaken_tables = (self._overtaken_table_for if all(
             getattr(type(self), name) is getattr(MLFQ, name) for name in rule) else None)
 

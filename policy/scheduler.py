@@ -90,6 +90,9 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         # `advance` charges service itself when neither hook is overridden (one pass, not two)
         self._charges_service_inline = (type(self)._on_served_batch is Scheduler._on_served_batch
                                         and type(self).on_served is Scheduler.on_served)
+        # `_upload_lead_us` knows how this upload order changes while a plan repeats (MLFQ sets
+        # its own); a subclass with an order of its own repeats no plan that an upload could join
+        self._upload_lead_known = type(self)._upload_order is Scheduler._upload_order
         self._running: dict[int, Job] = {}  # ran last time they were scheduled
         # Jobs by the side their KV is read from: the device index holds resident jobs and
         # those swapping out (the copy's source), the host index host jobs and those swapping

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 
 from policy import Job, SchedulerConfig, make_scheduler
 from policy.fcfs import VLLMFCFS
+from policy.mlfq import SkipJoinMLFQ
 from tests.policy.policy_strategies import proactive_scenarios, scenarios
 from tests.policy.policy_testkit import Scenario, ToyCost, expect
 
@@ -196,3 +197,21 @@ def test_only_policies_that_keep_the_walk_order_repeat_prefill_plans():
             return reversed(list(super().walk()))
 
     assert not NewestFirst(SchedulerConfig()).repeats_prefill_plans
+
+
+def test_a_policy_with_an_upload_order_of_its_own_repeats_no_plan_an_upload_could_join():
+    # the built-ins' orders are known to `_upload_lead_us` (rank; MLFQ's ENST)
+    for name in ("fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq", "srpt", "sarathi"):
+        assert make_scheduler(name, SchedulerConfig(), ToyCost())._upload_lead_known, name  # noqa: SLF001
+
+    class SmallestFirst(VLLMFCFS):  # uploads the smallest host job first
+        def _upload_order(self, now_us):
+            return iter(sorted(super()._upload_order(now_us), key=lambda j: j.host_blocks))
+
+    class SoonerPromotion(SkipJoinMLFQ):  # an ENST of its own
+        def _t_promote_fn(self, now_us):
+            return lambda job: 0.0
+
+    for sched in (SmallestFirst(SchedulerConfig()), SoonerPromotion(SchedulerConfig(), ToyCost())):
+        assert not sched._upload_lead_known  # noqa: SLF001
+        assert sched._upload_lead_us(None, 10, 0) == 0  # noqa: SLF001
