@@ -11,7 +11,8 @@
 Both keep arrival order: seq is an arrival counter, and a preempted job keeps its seq, so it
 goes back ahead of every later arrival. A job that finished its prefill keeps its seq too, so
 the next walk visits the batch in the same order: a plan with prefills may repeat as its batch
-decoding (`repeats_prefill_plans`, policy/horizon.py).
+decoding (`repeats_prefill_plans`, policy/horizon.py), and a new job ranks behind every
+unfinished one, so a run may go past arrivals a full batch keeps out (`arrivals_rank_last`).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class FCFS(Scheduler):
         self._started = JobQueue()
         # A subclass that orders or files jobs its own way may not keep the walk's order, and
         # one whose waiting jobs evict may admit one that free room alone would refuse.
-        self.repeats_prefill_plans = (all(getattr(type(self), hook) is getattr(FCFS, hook) for hook in _ORDER_HOOKS)
-                                      and not (self.preemptive and self.admission_evicts))
+        self.repeats_prefill_plans = self.arrivals_rank_last = (
+            all(getattr(type(self), hook) is getattr(FCFS, hook) for hook in _ORDER_HOOKS)
+            and not (self.preemptive and self.admission_evicts))
 
     def queue_for(self, job: Job) -> JobQueue:
         return self._fresh if job.needs_prefill else self._started

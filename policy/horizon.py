@@ -85,13 +85,13 @@ class PlanHorizon:
 
     def _arrivals_wait(self, plan: Plan) -> bool:
         """Whether an arrival changes no decision while the plan repeats (`Horizon.arrivals_wait`).
-        For the policies of `repeats_as_decode` it joins behind every waiting job, and a walk
+        For FCFS (`arrivals_rank_last`) it joins behind every waiting job, and a walk
         visits no prefill after the first it refuses, nor any job once the batch is full. When
         this walk refused a prefill for room (a plan whose budget refused one repeats only if
         room refuses it too) or filled the batch, the next walks, with no more room and the same
         batch, never reach the new job. Not with chunked prefill, whose walk closes admission
         for a token budget that each walk renews."""
-        return (self.repeats_prefill_plans and self.chunk_budget_tokens is None
+        return (self.arrivals_rank_last and self.repeats_prefill_plans and self.chunk_budget_tokens is None
                 and (self.prefill_closed or len(plan.batch) >= self.config.max_batch_size))
 
     def repeats_as_decode(self, plan: Plan) -> bool:
@@ -100,17 +100,22 @@ class PlanHorizon:
         otherwise. The next walk visits the same jobs in the same order when the policy files
         a job that finished its prefill where it stood (`repeats_prefill_plans`), and leaves out
         the same waiting jobs when this walk left them out for room or a full batch, which only
-        shrink while the batch grows. A job this walk left out for the prefill-token budget is
-        the next walk's first prefill, which the budget lets in: the plan repeats only if free
-        room would refuse it now (these policies admit from free room alone, less vLLM's
-        watermark), since the next walk has no more. No drop (it closes admission for one
-        decision only), transfer or chunk (a chunked walk's budget is renewed too)."""
+        shrink while the batch grows: a waiting job that could not evict its way in now (the
+        victims it may take, lower-priority device jobs outside the batch ahead of it, stay the
+        same) cannot later. A job this walk left out for the prefill-token budget is the next
+        walk's first prefill, which the budget lets in: the plan repeats only if free room would
+        refuse it now, for policies whose waiting jobs take free room alone (FCFS, less vLLM's
+        watermark), since the next walk has no more; where it may evict (MLFQ), never. No drop
+        (it closes admission for one decision only), transfer or chunk (a chunked walk's budget
+        is renewed too)."""
         if not (self.repeats_prefill_plans and plan.may_repeat and not self._may_drop_any
                 and self.chunk_budget_tokens is None):
             return False
         refused = self.prefill_budget_refused
         if refused is None:
             return True
+        if self.preemptive and self.admission_evicts:
+            return False
         kv = self.kv
         need = kv.blocks_for(self._target_tokens(refused.context_tokens))
         return need + self.watermark_blocks > kv.device_plannable_blocks

@@ -43,6 +43,10 @@ from policy.queue import JobQueue, RankIndex, merge_by_seq
 from policy.scheduler import _NO_LIMIT_ITERATIONS, RANK_SEQ_BITS, Scheduler
 
 _DEVICE, _HOST, _NONE = KVLocation.DEVICE, KVLocation.HOST, KVLocation.NONE
+# What a prefill plan's repeat relies on (`repeats_prefill_plans`); `join` and `join_level` only
+# file new jobs, and the skip bounds (`deadline_us`, `max_iterations`) are the subclass's own.
+_ORDER_HOOKS = ("queue_for", "walk", "_level_walks", "before_schedule", "on_served", "_on_served_batch",
+                "on_stopped", "on_selected", "place", "_demote", "_next_level", "_quantum_left_us")
 
 
 def base_quantum_s(config: SchedulerConfig, cost: CostEstimate | None) -> float:
@@ -82,6 +86,9 @@ class MLFQ(EnstOrders, Scheduler):
         self._ahead_cache: list[int] = []
         self._overtaken_by_left_out: dict[int, tuple[list[int], list[int]]] = {}
         rule = ("_service_until_overtaken_us", "_next_level", "_quantum_left_us")
+        # A prefill leaves MLFQ's walk as it was: the job moves from its level's fresh queue to
+        # the started one with its seq, and the walk merges the two by seq.
+        self.repeats_prefill_plans = all(getattr(type(self), hook) is getattr(MLFQ, hook) for hook in _ORDER_HOOKS)
         self._upload_lead_known = all(getattr(type(self), name) is getattr(MLFQ, name) for name in (
             "_upload_order", "_t_promote_fn", "_t_execute_fn", "_quantum_left_us", "_upload_lead_us"))
         self._overtaken_tables = (self._overtaken_table_for if all(

@@ -64,6 +64,9 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
     # Whether a plan with whole prefills may repeat as its batch decoding (`PlanHorizon.horizon`):
     # only a policy whose walk order a prefill leaves as it was may say so.
     repeats_prefill_plans: bool = False
+    # Whether a new job ranks behind every unfinished one (FCFS), so that a run may go past
+    # arrivals a full batch or a refused prefill keeps out (`Horizon.arrivals_wait`).
+    arrivals_rank_last: bool = False
 
     def __init__(self, config: SchedulerConfig | None = None, cost: CostEstimate | None = None) -> None:
         self.config = config = config or SchedulerConfig()

@@ -24,7 +24,7 @@ stops before the first finish and strictly before the next arrival it must see (
 requests under round-robin dispatch, every request otherwise: sim/arrival_stream.py)
 (sim/skip_run.py works the run out).
 A plan with whole prefills may repeat too, as its batch decoding after the first iteration,
-when the policy allows it (`Scheduler.repeats_as_decode`: FCFS and vLLM-FCFS), and a run may
+when the policy allows it (`Scheduler.repeats_as_decode`: the FCFSs and MLFQs), and a run may
 go past arrivals the policy says wait (`Horizon.arrivals_wait`), provided the cost model prices
 no planning (a measured engine plans again after a prefill plan and at each arrival).
 It then sleeps once for the exact sum of those iterations' durations (integer microseconds,

@@ -89,12 +89,13 @@ def test_a_skip_runs_past_demotions_that_keep_every_left_out_job_behind():
     """Job 2 ran alone down to the bottom level (3) before jobs 0 and 1 arrived and took the
     batch of 2. Their demotions to levels 1 and 2 leave job 2 behind both, so a skip runs past
     them (the batch only changes order); the one to level 3 files each behind job 2 and ends
-    the skip. 17 decisions; 19 with a decision at every demotion."""
+    the skip. 15 decisions (a prefill plan repeats as its batch decoding); 17 with a decision
+    after each prefill, 19 with one at every demotion as well."""
     cfg = SchedulerConfig(device_kv_tokens=4096, host_kv_tokens=0, max_batch_size=2, num_levels=4,
                           base_quantum_s=0.002, alpha_s=10.0)
     sc = Scenario("mlfq", cfg, ((0, 20_000, 1, 60), (1, 20_000, 1, 60), (2, 0, 1, 200)))
     step, skip = _compare(sc)
-    assert skip.num_schedule_calls == 17 and step.num_schedule_calls == 233
+    assert skip.num_schedule_calls == 15 and step.num_schedule_calls == 233
     assert [step.results()[i].levels for i in range(3)] == [[0, 1, 2, 3]] * 3
     sched = sc.scheduler()
     assert sched._service_until_overtaken_us(Job(id=9, arrival_s=0, prompt_tokens=1, output_tokens=9), 3) == 14_000  # noqa: SLF001  (q0 + q1 + q2)
@@ -187,10 +188,19 @@ def test_a_prefill_plan_ends_at_one_iteration_when_the_budget_alone_left_a_job_o
 
 
 def test_only_policies_that_keep_the_walk_order_repeat_prefill_plans():
-    assert make_scheduler("vllm-fcfs", SchedulerConfig()).repeats_prefill_plans
-    assert make_scheduler("fcfs", SchedulerConfig()).repeats_prefill_plans
-    for name in ("mlfq", "skip-join-mlfq", "srpt", "sarathi"):
+    for name in ("fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq"):
+        assert make_scheduler(name, SchedulerConfig(), ToyCost()).repeats_prefill_plans, name
+    for name in ("srpt", "sarathi"):
         assert not make_scheduler(name, SchedulerConfig(), ToyCost()).repeats_prefill_plans, name
+    # only FCFS files a new job behind every unfinished one (runs past arrivals)
+    assert [make_scheduler(name, SchedulerConfig(), ToyCost()).arrivals_rank_last
+            for name in ("fcfs", "vllm-fcfs", "mlfq", "skip-join-mlfq")] == [True, True, False, False]
+
+    class NewestFirstMLFQ(SkipJoinMLFQ):  # a user policy with its own order
+        def _level_walks(self):
+            return [reversed(list(level)) for level in super()._level_walks()]
+
+    assert not NewestFirstMLFQ(SchedulerConfig(), ToyCost()).repeats_prefill_plans
 
     class NewestFirst(VLLMFCFS):  # a user policy with its own order
         def walk(self):
@@ -215,3 +225,17 @@ def test_a_policy_with_an_upload_order_of_its_own_repeats_no_plan_an_upload_coul
     for sched in (SmallestFirst(SchedulerConfig()), SoonerPromotion(SchedulerConfig(), ToyCost())):
         assert not sched._upload_lead_known  # noqa: SLF001
         assert sched._upload_lead_us(None, 10, 0) == 0  # noqa: SLF001
+
+
+def test_a_prefill_plan_that_the_budget_cut_short_does_not_repeat_under_mlfq():
+    """Found by test_skipping_matches_stepping_under_proactive_swapping when MLFQ's prefill plans
+    repeated like FCFS's: the 8-token budget admits job 0's 11-token prompt alone and leaves
+    job 1 out. At the next decision the budget is renewed and job 1, with MLFQ's right to evict
+    lower-priority jobs for its room, comes in where free room alone would refuse it; so a
+    plan whose budget refused a prefill does not repeat for a policy whose waiting jobs evict."""
+    cfg = SchedulerConfig(device_kv_tokens=16, host_kv_tokens=1000, max_batch_size=2, max_prefill_tokens=8,
+                          max_seq_tokens=64, swap="proactive", swap_reserve_fraction=0.1, quantum_growth=1.0,
+                          num_levels=1, alpha_s=0.003)
+    lengths = [(11, 4), (2, 1), (1, 1), (1, 1), (1, 2), (8, 1)] + [(1, 1)] * 8
+    step, skip = _compare(Scenario("mlfq", cfg, tuple((i, 0, p, o) for i, (p, o) in enumerate(lengths))))
+    assert (skip.num_schedule_calls, step.num_schedule_calls) == (12, 12)

@@ -151,7 +151,7 @@ def test_scheduler_add_errors():
 
 
 def test_advance_refuses_to_repeat_a_prefill():
-    s = make_scheduler("mlfq", None, ToyCost())
+    s = make_scheduler("srpt", None, ToyCost())  # its walk re-keys jobs as they run
     s.add(job(1, 5, 5), 0.0)
     p = s.schedule(0.0)
     with raises("advance: this plan cannot be repeated (horizon() allows one iteration)"):
