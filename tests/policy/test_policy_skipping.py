@@ -239,3 +239,16 @@ def test_a_prefill_plan_that_the_budget_cut_short_does_not_repeat_under_mlfq():
     lengths = [(11, 4), (2, 1), (1, 1), (1, 1), (1, 2), (8, 1)] + [(1, 1)] * 8
     step, skip = _compare(Scenario("mlfq", cfg, tuple((i, 0, p, o) for i, (p, o) in enumerate(lengths))))
     assert (skip.num_schedule_calls, step.num_schedule_calls) == (12, 12)
+
+
+def test_a_skip_ends_where_the_first_to_be_promoted_takes_the_upload_lead():
+    """Found by hypothesis when a skip ignored MLFQ's upload hand-over (`_upload_lead_us`): jobs
+    wait on the host, the upload order leads with one that does not fit above the reserve, and
+    the first to be promoted, which fits, overtakes it as its T_promote falls; stepping uploads
+    it at that decision, so the skip must end there."""
+    cfg = SchedulerConfig(device_kv_tokens=60, host_kv_tokens=1000, max_batch_size=1, max_prefill_tokens=8,
+                          max_seq_tokens=64, swap="proactive", swap_reserve_fraction=0.4, quantum_growth=1.0,
+                          num_levels=4, alpha_s=0.01, promotion="paper")
+    trace = ((0, 0, 1, 1), (1, 0, 1, 9), (2, 0, 27, 3), (3, 0, 1, 1), (4, 0, 9, 3), (5, 0, 2, 1), (6, 0, 2, 1))
+    step, skip = _compare(Scenario("skip-join-mlfq", cfg, trace))
+    assert (skip.num_schedule_calls, step.num_schedule_calls) == (12, 19)
