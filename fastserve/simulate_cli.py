@@ -53,7 +53,7 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
 @click.option("--policy", "policies", multiple=True, type=POLICY_CHOICE, help="Policy to simulate: a built-in name, module:Class or path/to/file.py:Class (docs/policies.md); repeat for several [fcfs and skip-join-mlfq].")
 @click.option("--swap", type=SWAP_CHOICE, default=None, help="KV swap mode for every policy [each policy's own: proactive for the MLFQs and SRPT].")
 @click.option("--replicas", type=int, default=1, show_default=True, help="Model replicas behind the dispatcher.")
-@click.option("--dispatcher", type=click.Choice(["round-robin", "least-work", "shortest-queue"]), default="round-robin", show_default=True, help="How arrivals are spread over replicas.")
+@click.option("--dispatcher", type=click.Choice(["round-robin", "least-work", "shortest-queue"]), default="round-robin", show_default=True, help="How arrivals are spread over replicas (round-robin simulates fastest: each replica skips past the others' arrivals).")
 @click.option("--tp", type=int, default=None, help="Tensor parallelism; must match the profile's [the profile's].")
 @click.option("--pp", type=int, default=None, help="Pipeline stages; must match the profile's [the profile's].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for synthetic traces.")

@@ -90,7 +90,7 @@ class MLFQ(EnstOrders, Scheduler):
         # the started one with its seq, and the walk merges the two by seq.
         self.repeats_prefill_plans = all(getattr(type(self), hook) is getattr(MLFQ, hook) for hook in _ORDER_HOOKS)
         self._upload_lead_known = all(getattr(type(self), name) is getattr(MLFQ, name) for name in (
-            "_upload_order", "_t_promote_fn", "_t_execute_fn", "_quantum_left_us", "_upload_lead_us"))
+            "_upload_order", "_t_promote_fn", "_t_execute_fn", "_quantum_left_us"))
         self._overtaken_tables = (self._overtaken_table_for if all(
             getattr(type(self), name) is getattr(MLFQ, name) for name in rule) else None)
 

@@ -4,9 +4,9 @@ A stepped iteration is one row. A skipped run is one row for its iterations alik
 plan with prefills (its first iteration, then every job decoding), and more for a run past
 arrivals that wait (`Horizon.arrivals_wait`): it is cut where requests arrived, so that
 `num_queued` counts each request from the iteration it arrived in, as a stepped run's rows do
-(a row's gauges are read as it ends). An arrival at the instant an iteration ends counts in that
-iteration's row; in a stepped run SimPy's event order decides that tie. The KV gauges of every row of a run are those of its first iteration,
-which the decision allocated.
+(a row's gauges are read as it ends). An arrival at the instant an iteration ends counts in
+that iteration's row; in a stepped run SimPy's event order decides that tie. The KV gauges of
+every row of a run are those of its first iteration, which the decision allocated.
 """
 
 from __future__ import annotations
