@@ -99,7 +99,7 @@ class BatchWalk:
                 # over the device index from where it stopped (rank order is the walk's order)
                 # instead of visiting every queued job, each refused at once (thousands on the
                 # host: ~50 ms a decision in policy_bench.py). A list: a drop changes the index.
-                jobs, residents_only = list(self._device.after(self._room_closed_rank)), True
+                jobs, residents_only = list(self.locations.device.after(self._room_closed_rank)), True
                 stopped = False
                 continue
             break
@@ -143,7 +143,7 @@ class BatchWalk:
         room = kv.capacity.device_blocks - kv.device_used_blocks
         if self._defer_compute:
             room = min(room, kv.compute_room_blocks(self._plan_swap_in_blocks))
-        for job in self._device if after_rank is None else self._device.after(after_rank):
+        for job in self.locations.device if after_rank is None else self.locations.device.after(after_rank):
             if len(batch) >= max_batch:
                 return
             if job.kv is not _DEVICE or job.id in batch_ids or job.id in in_flight or job.id in evicted:

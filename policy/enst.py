@@ -7,7 +7,7 @@ T_execute is the quanta of every job queued ahead of it divided by the batch siz
 (`_t_execute_fn`). Offloads take the resident jobs with the largest ENST first, uploads the host
 jobs with the smallest (`policy.placement._proactive_swaps`); ties go by rank. `_enst_key` is
 the definition; `_offload_order` and `_upload_order` find the same jobs without sorting them.
-They read MLFQ's queues, waiting indexes and alpha, and `Scheduler`'s location indexes.
+They read MLFQ's queues, waiting indexes and alpha, and the location indexes (`policy.locations`).
 """
 
 from __future__ import annotations
@@ -89,9 +89,9 @@ class EnstOrders:
         # walking the device index backwards walks T_execute down: a job seen by neither walk
         # has ENST <= min(rank_walk_te, max(wait_walk_tp, level0_te)) and a rank below the rank
         # walk's cursor, so it loses ties (the larger rank goes first).
-        last_level0 = self._device.last_below(1 << RANK_SEQ_BITS)
+        last_level0 = self.locations.device.last_below(1 << RANK_SEQ_BITS)
         level0_te = t_execute(last_level0) if last_level0 is not None else -math.inf
-        by_rank = (j for j in reversed(self._device) if eligible(j))
+        by_rank = (j for j in reversed(self.locations.device) if eligible(j))
         by_wait = (j for j in self._by_wait_back() if eligible(j))
         rank_job, wait_job = next(by_rank, None), next(by_wait, None)
         rank_job_te = t_execute(rank_job) if rank_job is not None else -math.inf
@@ -162,7 +162,7 @@ class EnstOrders:
         # seen has T_promote >= wait_tp and T_execute >= rank_te, and when its ENST equals
         # their minimum it ranks at or after the cursor that set it: (ENST, rank) >= (bound,
         # bound_rank).
-        by_wait, by_rank = iter(self._host_waiting), iter(self._host)
+        by_wait, by_rank = iter(self._host_waiting), iter(self.locations.host)
         wait_job, rank_job = next(by_wait, None), next(by_rank, None)
         wait_tp = t_promote(wait_job) if wait_job is not None else math.inf
         rank_te = t_execute(rank_job) if rank_job is not None else math.inf

@@ -32,8 +32,8 @@ class PlanHorizon:
         threshold = 0
         # Offload candidates are residents outside the batch (batch jobs are in flight now):
         # looked for from the lowest priority up, past the batch's jobs at the top.
-        if self.swap_mode == "proactive" and self._num_resident > len(plan.batch) and kv.can_swap_out_any(
-                reversed(self._device), self._in_flight):
+        if self.swap_mode == "proactive" and self.locations.num_resident > len(plan.batch) and kv.can_swap_out_any(
+                reversed(self.locations.device), self._in_flight):
             threshold = self.reserve_blocks
         room = kv.device_plannable_blocks - threshold
         if room < 0:
@@ -42,7 +42,7 @@ class PlanHorizon:
         batch = plan.batch
         now_us = to_us(now_s)
         upload_deadline_us = math.inf
-        if self.swap_mode == "proactive" and self._num_on_host:
+        if self.swap_mode == "proactive" and self.locations.num_on_host:
             # Proactive swapping uploads the host jobs in its order while the first fits in the
             # room above the reserve; that room only shrinks while the plan repeats. If some host
             # job could fit after the batch's next growth, the plan repeats only while the order

@@ -265,9 +265,9 @@ class MLFQ(EnstOrders, Scheduler):
         job.waiting_since_us = now_us
         if job.level > 0:
             self._waiting[job.id] = job
-            if job in self._device:
+            if job in self.locations.device:
                 self._device_waiting[job.id] = job
-            elif job in self._host:
+            elif job in self.locations.host:
                 self._host_waiting.add(job, self._wait_key(job))
 
     def on_selected(self, job: Job) -> None:
@@ -284,9 +284,9 @@ class MLFQ(EnstOrders, Scheduler):
         if old is _NONE or job.id not in self._waiting:
             return
         self._unindex_waiting(job)
-        if job in self._host:  # an offload landed
+        if job in self.locations.host:  # an offload landed
             self._host_waiting.add(job, self._wait_key(job))
-        elif job in self._device:  # an upload landed
+        elif job in self.locations.device:  # an upload landed
             self._device_waiting_back.add(job, self._wait_key(job))
 
     def _wait_key(self, job: Job) -> int:

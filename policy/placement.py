@@ -28,9 +28,12 @@ victim's KV leaves the device (to the host, or dropped for recompute) and how it
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 from policy.job import Job, KVLocation
 from policy.plan import Plan
+
+_DEVICE, _HOST = KVLocation.DEVICE, KVLocation.HOST
 
 # What `_secure_device_kv` achieved for a job.
 REFUSED = 0  # no room can be made now: the job waits without a slot
@@ -46,6 +49,31 @@ OUT = 2  # it waits without a slot
 class KVPlacement:
     """Mixed into `Scheduler`; uses its kv, indexes, swap mode and ranks."""
 
+    # -- the defaults a policy may refine (MLFQ: policy.enst, `_may_evict_for`) ----------------
+    def _enst_key(self, job: Job, now_us: int) -> float | tuple:
+        """Order for proactive swapping: offload the largest first, upload the smallest; ties
+        go by rank (the lower-priority job is offloaded first, the higher one uploaded first).
+        This is the definition; `_offload_order` and `_upload_order` find the same jobs fast."""
+        return self._rank(job)
+
+    def _offload_order(self, batch_ids: set[int], now_us: int) -> Iterator[Job]:
+        """Device jobs outside the batch, largest (ENST, rank) first. Lazy: the caller takes a
+        few and swaps each out as it goes (a swap-out changes no other job's ENST)."""
+        in_flight = self._in_flight
+        # The caller's swap-outs leave the index as it is until they land.
+        return (j for j in reversed(self.locations.device)
+                if j.kv is _DEVICE and j.id not in batch_ids and j.id not in in_flight)
+
+    def _upload_order(self, now_us: int) -> Iterator[Job]:
+        """Host jobs, smallest (ENST, rank) first; lazy like `_offload_order`."""
+        return (j for j in self.locations.host if j.kv is _HOST)
+
+    def _may_evict_for(self, job: Job) -> bool:
+        """Whether `job` may take room from lower-priority jobs (MLFQ: not a promoted job that is
+        off the device)."""
+        return True
+
+    # -- room and evictions --------------------------------------------------------------------
     def _begin_walk(self) -> None:
         """Reset the placement state one batch walk builds up (both walks call it first)."""
         self.prefill_closed = False
@@ -156,7 +184,7 @@ class KVPlacement:
             return False
         checks_host = push_only and self.swap_mode != "recompute"
         rank, room, victims, host_room = self._rank(job), kv.device_plannable_blocks, [], kv.host_free_blocks
-        for victim in reversed(self._device):
+        for victim in reversed(self.locations.device):
             if room >= need or self._rank(victim) <= rank:
                 break
             if victim.kv is not KVLocation.DEVICE or victim.id in batch_ids or victim.id in self._in_flight:
@@ -198,7 +226,7 @@ class KVPlacement:
         # candidate could (the host is full), finding it is skipped: the same outcome, and under
         # overload the order's walk was a third of every decision.
         if kv.device_plannable_blocks < self.reserve_blocks and kv.can_swap_out_any(
-                reversed(self._device), batch_ids, self._in_flight):
+                reversed(self.locations.device), batch_ids, self._in_flight):
             for victim in self._offload_order(batch_ids, now_us):
                 if not kv.can_swap_out(victim):
                     break
@@ -208,7 +236,7 @@ class KVPlacement:
                 if kv.device_plannable_blocks >= self.reserve_blocks:
                     break
         # Every host job holds at least one block: below that much room none can come back.
-        if self._num_on_host and not self._room_closed and kv.device_plannable_blocks - self.reserve_blocks >= 1:
+        if self.locations.num_on_host and not self._room_closed and kv.device_plannable_blocks - self.reserve_blocks >= 1:
             for job in self._upload_order(now_us):
                 if kv.device_plannable_blocks - job.host_blocks < self.reserve_blocks:
                     break

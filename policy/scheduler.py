@@ -11,8 +11,8 @@ evicts and swaps by the same rules:
   alone); after the first prefill that does not fit, prefill admission closes for this
   decision (head-of-line, as in vLLM and Orca), and only started jobs can still join.
 - The batch walk is in `policy.batch_walk`, its chunked variant in `policy.chunked`, KV
-  placement and swap modes in `policy.placement`, event skipping in `policy.horizon` (each
-  mixed in).
+  placement, swap modes and swap orders in `policy.placement`, event skipping in
+  `policy.horizon` (each mixed in); the location indexes are `policy.locations.JobLocations`.
 - Non-preemptive policies (Orca) reserve `max_seq_tokens` per job at admission and never evict.
 
 Times are integer microseconds inside; see `policy.job`.
@@ -32,25 +32,14 @@ from policy.dispatch import ReplicaLoad
 from policy.horizon import PlanHorizon
 from policy.job import Job, KVLocation, to_us
 from policy.kv import KVCapacity, KVSpace
+from policy.locations import JobLocations
 from policy.placement import KVPlacement
 from policy.plan import Plan
-from policy.queue import JobQueue, RankIndex
+from policy.queue import JobQueue
 
 _NO_LIMIT_ITERATIONS = 1 << 30
 RANK_SEQ_BITS = 64  # a rank is level << RANK_SEQ_BITS | seq
-_NONE, _DEVICE = KVLocation.NONE, KVLocation.DEVICE
-_SWAPPING_IN, _SWAPPING_OUT, _HOST = KVLocation.SWAPPING_IN, KVLocation.SWAPPING_OUT, KVLocation.HOST
-# The index a job's KV is read from (see `Scheduler.__init__`).
-_DEVICE_SIDE, _HOST_SIDE, _NO_SIDE = "device", "host", None
-
-
-def _side(location: KVLocation) -> str | None:
-    # identity tests, not a dict: an Enum member hashes in Python code (~0.25 us a lookup, two
-    # per `_track`, which runs for every admission and swap a decision makes)
-    if location is _DEVICE or location is _SWAPPING_OUT:
-        return _DEVICE_SIDE
-    return _HOST_SIDE if location is _HOST or location is _SWAPPING_IN else _NO_SIDE
-
+_SWAPPING_IN, _SWAPPING_OUT = KVLocation.SWAPPING_IN, KVLocation.SWAPPING_OUT
 
 class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
     name: ClassVar[str] = ""
@@ -72,18 +61,14 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         self.config = config = config or SchedulerConfig()
         self.cost = cost
         self.swap_mode = config.swap or self.default_swap
-        self.kv = KVSpace(
-            KVCapacity.from_tokens(config.device_kv_tokens, config.host_kv_tokens, config.block_size_tokens)
-        )
+        self.kv = KVSpace(KVCapacity.from_tokens(config.device_kv_tokens, config.host_kv_tokens, config.block_size_tokens))
         if self.reserve_max_seq and self.kv.blocks_for(config.max_seq_tokens) > self.kv.capacity.device_blocks:
             raise ValueError(
                 f"{self.name}: device KV capacity ({self.kv.capacity.device_tokens} tokens) cannot hold "
                 f"one request of max_seq_tokens = {config.max_seq_tokens}"
             )
-        self.reserve_blocks = (
-            math.ceil(config.swap_reserve_fraction * self.kv.capacity.device_blocks)
-            if self.swap_mode == "proactive" else 0
-        )
+        proactive = self.swap_mode == "proactive"
+        self.reserve_blocks = math.ceil(config.swap_reserve_fraction * self.kv.capacity.device_blocks) if proactive else 0
         # truncated, as vLLM does (a watermark of 1 block on a 1-block device would admit nothing)
         self.watermark_blocks = int(self.admission_watermark_fraction * self.kv.capacity.device_blocks)
         self.jobs: dict[int, Job] = {}  # unfinished
@@ -97,22 +82,13 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         # its own); a subclass with an order of its own repeats no plan that an upload could join
         self._upload_lead_known = type(self)._upload_order is Scheduler._upload_order
         self._running: dict[int, Job] = {}  # ran last time they were scheduled
-        # Jobs by the side their KV is read from: the device index holds resident jobs and
-        # those swapping out (the copy's source), the host index host jobs and those swapping
-        # in. Each is in priority order, so that eviction and proactive swapping pick their jobs
-        # without scanning every resident job. A transfer moves a job between them when it
-        # lands (`on_swap_done`), not when `schedule` starts it, which keeps the index work off
-        # the decision path (policy_bench.py); walks skip jobs in transfer.
-        self._device = RankIndex()
-        self._host = RankIndex()
-        self._swapping_out: dict[int, Job] = {}
-        self._swapping_in: dict[int, Job] = {}
+        self.locations = JobLocations()  # jobs by the side their KV is read from (policy.locations)
         self._queue_of: dict[int, JobQueue] = {}
         # Set whenever a job changes queue (or leaves), for state a policy derives from its
         # queues' sizes and caches between changes (MLFQ's quanta ahead of each level).
         self._queues_changed = True
         # Proactive mode keeps compute off blocks that swap-outs still occupy (policy.placement).
-        self._defer_compute = self.swap_mode == "proactive"
+        self._defer_compute = proactive
         self._may_drop_any = False  # set for a second walk when the first would stall
         self._begin_walk()  # the per-walk placement state (policy.placement)
         self.prefill_budget_refused: Job | None = None  # the first prefill the last walk's token budget refused
@@ -126,7 +102,8 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
     # The public, documented override points (docs/policies.md): join, queue_for, walk,
     # on_served, before_schedule, on_stopped, on_selected, on_finished, deadline_us,
     # max_iterations; helpers a policy calls: new_seq, place, prefill_closed. The rest
-    # (_on_served_batch, ENST orders, _on_relocated) are internal: they may change.
+    # (_on_served_batch, _on_relocated, and policy.placement's swap orders and eviction right)
+    # are internal: they may change.
     def join(self, job: Job, now_us: int) -> None:
         """Set level and seq of a newly arrived job."""
         job.seq = self.new_seq()
@@ -173,29 +150,6 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
     def max_iterations(self) -> int:
         return _NO_LIMIT_ITERATIONS
 
-    def _enst_key(self, job: Job, now_us: int) -> float | tuple:
-        """Order for proactive swapping: offload the largest first, upload the smallest; ties
-        go by rank (the lower-priority job is offloaded first, the higher one uploaded first).
-        This is the definition; `_offload_order` and `_upload_order` find the same jobs fast."""
-        return self._rank(job)
-
-    def _offload_order(self, batch_ids: set[int], now_us: int) -> Iterator[Job]:
-        """Device jobs outside the batch, largest (ENST, rank) first. Lazy: the caller takes a
-        few and swaps each out as it goes (a swap-out changes no other job's ENST)."""
-        in_flight = self._in_flight
-        # The caller's swap-outs leave the index as it is until they land.
-        return (j for j in reversed(self._device)
-                if j.kv is _DEVICE and j.id not in batch_ids and j.id not in in_flight)
-
-    def _upload_order(self, now_us: int) -> Iterator[Job]:
-        """Host jobs, smallest (ENST, rank) first; lazy like `_offload_order`."""
-        return (j for j in self._host if j.kv is _HOST)
-
-    def _may_evict_for(self, job: Job) -> bool:
-        """Whether `job` may take room from lower-priority jobs (MLFQ: not a promoted job that is
-        off the device)."""
-        return True
-
     def _on_relocated(self, job: Job, old: KVLocation) -> None:
         """`job.kv` changed sides, from `old` (after the location indexes were updated)."""
 
@@ -223,9 +177,7 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         q.add(job)
         self._queue_of[job.id] = q
         # its level or seq may have changed: re-key it where it is indexed
-        rank = (job.level << RANK_SEQ_BITS) | job.seq
-        if not self._device.rekey(job, rank):
-            self._host.rekey(job, rank)
+        self.locations.rekey(job, (job.level << RANK_SEQ_BITS) | job.seq)
 
     def place_many(self, jobs: list[Job]) -> None:
         """`place(job, new_seq=self.new_seq())` for each of `jobs` in turn, each queue and
@@ -243,45 +195,17 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
             queue = self.queue_for(job)
             queue.add(job)
             self._queue_of[job.id] = queue
-            if job in self._device:
+            if job in self.locations.device:
                 on_device.append(job)
-            elif job in self._host:
+            elif job in self.locations.host:
                 on_host.append(job)
-        self._device.rekey_many(on_device, self._rank)
-        self._host.rekey_many(on_host, self._rank)
+        self.locations.device.rekey_many(on_device, self._rank)
+        self.locations.host.rekey_many(on_host, self._rank)
 
     def _track(self, job: Job, old: KVLocation) -> None:
         """Keep the location indexes in step: the job's KV went from `old` to `job.kv`."""
-        new = job.kv
-        if old is _SWAPPING_OUT:
-            del self._swapping_out[job.id]
-        elif old is _SWAPPING_IN:
-            del self._swapping_in[job.id]
-        if new is _SWAPPING_OUT:
-            self._swapping_out[job.id] = job
-        elif new is _SWAPPING_IN:
-            self._swapping_in[job.id] = job
-        side, old_side = _side(new), _side(old)
-        if side is not old_side:
-            if old_side is _DEVICE_SIDE:
-                self._device.discard(job)
-            elif old_side is _HOST_SIDE:
-                self._host.discard(job)
-            if side is _DEVICE_SIDE:
-                self._device.add(job, self._rank(job))
-            elif side is _HOST_SIDE:
-                self._host.add(job, self._rank(job))
+        if self.locations.move(job, old, self._rank):
             self._on_relocated(job, old)
-
-    @property
-    def _num_resident(self) -> int:
-        """Jobs whose KV is on the device with no transfer in flight."""
-        return self._device.num_jobs - len(self._swapping_out)
-
-    @property
-    def _num_on_host(self) -> int:
-        """Jobs whose KV is on the host with no transfer in flight."""
-        return self._host.num_jobs - len(self._swapping_in)
 
     def _target_tokens(self, tokens: int) -> int:
         return max(tokens, self.config.max_seq_tokens) if self.reserve_max_seq else tokens
@@ -328,7 +252,7 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         self._may_drop_any = False
         batch_ids, prefill_ids = self._form_batch(plan)
         if not (plan.batch or plan.swap_out or plan.swap_in or plan.recompute
-                or self._swapping_out or self._swapping_in) and self.jobs:
+                or self.locations.swapping_out or self.locations.swapping_in) and self.jobs:
             # Nothing would run and no transfer would free room: a stall. The first walk
             # changed nothing, so walk again letting any job drop victims' KV, for progress.
             self._may_drop_any = True
@@ -354,8 +278,8 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
                     self.on_selected(job)
         # This plan's swap-ins start after the swap-outs in flight land; earlier ones may not.
         if self.kv.overcommitted(sum(j.device_blocks for j in plan.swap_in) if plan.swap_in else 0):
-            plan.wait_for.extend(self._swapping_out.values())
-        if self._swapping_in:  # a batch job may still be on its way in (reactive mode)
+            plan.wait_for.extend(self.locations.swapping_out.values())
+        if self.locations.swapping_in:  # a batch job may still be on its way in (reactive mode)
             plan.wait_for.extend(j for j in plan.batch if j.kv is KVLocation.SWAPPING_IN)
         plan.prefill_ids = frozenset(prefill_ids)
         self._in_flight.update(batch_ids)

@@ -19,13 +19,13 @@ from tests.policy.policy_testkit import Engine, Scenario, ToyCost
 def brute_force(cls):
     class BruteForce(cls):
         def _offload_order(self, batch_ids, now_us):
-            candidates = [j for j in self._device.values() if j.kv is KVLocation.DEVICE
+            candidates = [j for j in self.locations.device.values() if j.kv is KVLocation.DEVICE
                           and j.id not in batch_ids and j.id not in self._in_flight]
             return iter(sorted(candidates, key=lambda j: (self._enst_key(j, now_us), self._rank(j)),
                                reverse=True))
 
         def _upload_order(self, now_us):
-            candidates = [j for j in self._host.values() if j.kv is KVLocation.HOST]
+            candidates = [j for j in self.locations.host.values() if j.kv is KVLocation.HOST]
             return iter(sorted(candidates, key=lambda j: (self._enst_key(j, now_us), self._rank(j))))
 
     return BruteForce
