@@ -43,11 +43,10 @@ How an iteration is costed (all lookups are piecewise linear, see profiles/inter
   the batch;
 - clock noise (optional `forward_noise`): `iteration_s` is the typical iteration. The
   simulator asks `noisy_iteration_s(..., index)` for its index-th iteration instead: the
-  forward part times the noise group of that index, group floor(K * frac(index * phi)), phi the
-  golden ratio's fraction. That low-discrepancy sequence visits the K equal-probability groups
-  evenly in any stretch of iterations, so the simulated iterations have the measured spread
-  (their median the typical one, their mean the mean) with no random state: the same index
-  gives the same time with and without event skipping;
+  forward part times the noise group of that index (profiles/clock_noise.py: a
+  low-discrepancy sequence over the K equal-probability groups), so the simulated iterations
+  have the measured spread (their median the typical one, their mean the mean) with no random
+  state: the same index gives the same time with and without event skipping;
 - engine overhead (optional `engine_overhead`, measured by running the live engine): the
   engine's own time outside the forward pass, added to every iteration:
   iteration_s + per_job_s * jobs + per_prefill_s * prefills. The grids time the forward pass
@@ -84,6 +83,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from profiles.clock_noise import noise_group, noise_groups
 from profiles.interp import Table1D, Table2D
 from profiles.schema import Profile
 
@@ -240,7 +240,7 @@ class TableCostModel:
             return value
         n = len(prefill_tokens) + len(decode_context_tokens)
         overhead = self._overhead.s(n, len(prefill_tokens)) if self._overhead else 0.0
-        return overhead + (value - overhead) * self.forward_noise[_noise_group(index, len(self.forward_noise))]
+        return overhead + (value - overhead) * self.forward_noise[noise_group(index, len(self.forward_noise))]
 
     def noisy_decode_iterations_s(self, decode_context_tokens: Sequence[int], num_iterations: int,
                                   first_index: int) -> np.ndarray:
@@ -251,7 +251,7 @@ class TableCostModel:
             return values
         overhead = self._overhead.s(len(decode_context_tokens), 0) if self._overhead else 0.0
         index = np.arange(first_index, first_index + num_iterations, dtype=np.int64)
-        return overhead + (values - overhead) * self._noise[_noise_groups(index, len(self.forward_noise))]
+        return overhead + (values - overhead) * self._noise[noise_groups(index, len(self.forward_noise))]
 
     def forward_scale_at(self, num_jobs: int) -> float:
         """The scale of a pass of `num_jobs` jobs: `forward_scale_by_batch` interpolated at it,
@@ -379,18 +379,6 @@ def _beyond(value: float, axis, name: str) -> str:
     if axis[0] <= value <= axis[-1]:
         return ""
     return f"the measured {name} {'is' if name == 'batch' else 'are'} {axis[0]}..{axis[-1]}"
-
-
-_PHI = 0.6180339887498949  # the golden ratio's fraction: frac(k * _PHI) is equidistributed
-
-
-def _noise_group(index: int, num_groups: int) -> int:
-    return min(int((index * _PHI) % 1.0 * num_groups), num_groups - 1)
-
-
-def _noise_groups(index: np.ndarray, num_groups: int) -> np.ndarray:
-    """`_noise_group` of every element, with the same float64 operations."""
-    return np.minimum(((index * _PHI) % 1.0 * num_groups).astype(np.int64), num_groups - 1)
 
 
 def _fixed_cost(profile: Profile) -> float:
