@@ -40,7 +40,7 @@ class BatchWalk:
         prefill_tokens = 0
         num_taken = 0  # batch jobs plus uploads holding a slot
         self._begin_walk()
-        self.prefill_budget_refused = None  # the next decision renews the budget (`horizon`)
+        state = self.walk_state
         last = None  # the last job the walk visited: lending starts after it
         jobs: Iterable[Job] = self.walk()
         residents_only = False
@@ -67,7 +67,7 @@ class BatchWalk:
                         extra = -(-target // block_tokens) - held
                         if (defer_compute and kv.releasing_blocks) or extra > device_blocks - kv.device_used_blocks:
                             num_taken += self._take_resident(job, plan, batch_ids, evicted)
-                            stopped, watched = self._room_closed and not residents_only, bool(in_flight or evicted)
+                            stopped, watched = state.room_closed and not residents_only, bool(in_flight or evicted)
                             continue
                         kv.device_used_blocks += extra
                         job.device_blocks = held + extra
@@ -80,11 +80,11 @@ class BatchWalk:
                 fresh = location is _NONE
                 if fresh and prefill_tokens and prefill_tokens + job.context_tokens > max_prefill_tokens:
                     self.prefill_closed = True
-                    if self.prefill_budget_refused is None:
-                        self.prefill_budget_refused = job
+                    if state.budget_refused is None:
+                        state.budget_refused = job
                     continue
                 taken = self._take_off_device(job, location, fresh, plan, batch_ids, evicted)
-                stopped, watched = self._room_closed and not residents_only, bool(in_flight or evicted)
+                stopped, watched = state.room_closed and not residents_only, bool(in_flight or evicted)
                 if taken is not RUNS:
                     num_taken += taken is HOLDS
                     continue
@@ -94,12 +94,12 @@ class BatchWalk:
                 if fresh:
                     prefill_ids.add(job.id)
                     prefill_tokens += job.context_tokens
-            if self._room_closed and not residents_only and num_taken < max_batch:
+            if state.room_closed and not residents_only and num_taken < max_batch:
                 # Once the room is closed only resident jobs can still join: the walk goes on
                 # over the device index from where it stopped (rank order is the walk's order)
                 # instead of visiting every queued job, each refused at once (thousands on the
                 # host: ~50 ms a decision in policy_bench.py). A list: a drop changes the index.
-                jobs, residents_only = list(self.locations.device.after(self._room_closed_rank)), True
+                jobs, residents_only = list(self.locations.device.after(state.room_closed_rank)), True
                 stopped = False
                 continue
             break
@@ -119,7 +119,7 @@ class BatchWalk:
             batch_ids.add(job.id)
             return 1
         if outcome is WAITING:
-            self._held_ids.add(job.id)
+            self.walk_state.held_ids.add(job.id)
             return 1
         if self.self_preempts and job.id in self._running:
             # vLLM: nobody behind it to preempt, so it preempts itself
@@ -142,7 +142,7 @@ class BatchWalk:
         # one count, kept here, stands for the two checks per job (the scan visits hundreds).
         room = kv.capacity.device_blocks - kv.device_used_blocks
         if self._defer_compute:
-            room = min(room, kv.compute_room_blocks(self._plan_swap_in_blocks))
+            room = min(room, kv.compute_room_blocks(self.walk_state.swap_in_blocks))
         for job in self.locations.device if after_rank is None else self.locations.device.after(after_rank):
             if len(batch) >= max_batch:
                 return

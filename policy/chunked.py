@@ -72,7 +72,7 @@ class ChunkedBatching:
                     outcome = self._secure_device_kv(job, plan, batch_ids, evicted)
                 if outcome is WAITING:
                     num_taken += 1
-                    self._held_ids.add(job.id)
+                    self.walk_state.held_ids.add(job.id)
                 if outcome is not SECURED:
                     continue
             else:

@@ -108,10 +108,10 @@ class PlanHorizon:
         watermark), since the next walk has no more; where it may evict (MLFQ), never. No drop
         (it closes admission for one decision only), transfer or chunk (a chunked walk's budget
         is renewed too)."""
-        if not (self.repeats_prefill_plans and plan.may_repeat and not self._may_drop_any
+        if not (self.repeats_prefill_plans and plan.may_repeat and not self.walk_state.may_drop_any
                 and self.chunk_budget_tokens is None):
             return False
-        refused = self.prefill_budget_refused
+        refused = self.walk_state.budget_refused
         if refused is None:
             return True
         if self.preemptive and self.admission_evicts:

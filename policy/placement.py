@@ -75,13 +75,9 @@ class KVPlacement:
 
     # -- room and evictions --------------------------------------------------------------------
     def _begin_walk(self) -> None:
-        """Reset the placement state one batch walk builds up (both walks call it first)."""
+        """Reset what one batch walk builds up (both walks call it first)."""
         self.prefill_closed = False
-        self._plan_swap_in_blocks = 0  # device blocks of the swap-ins this decision started
-        self._held_ids: set[int] = set()  # device jobs this decision left WAITING for their room
-        self._room_closed = False  # no later job of this walk takes new room (see `_secure_device_kv`)
-        self._room_closed_rank = 0
-        self._reset_room_bound()  # per push-only flag, the most room a job can get now (`_make_room`)
+        self.walk_state.begin()
 
     def _secure_device_kv(self, job: Job, plan: Plan, batch_ids: set[int], evicted: set[int]) -> int:
         """Make room for `job`'s next iteration on the device and claim it (see the module
@@ -96,24 +92,25 @@ class KVPlacement:
         # Compute may not reuse blocks that swap-outs still occupy (proactive mode); an upload
         # may, since the engine starts it after those swap-outs land.
         compute_now = self._defer_compute and location is not KVLocation.HOST
-        if self._room_closed and (location is KVLocation.NONE or location is KVLocation.HOST):
+        state = self.walk_state
+        if state.room_closed and (location is KVLocation.NONE or location is KVLocation.HOST):
             return REFUSED
-        if location is KVLocation.NONE and self.watermark_blocks and not self._may_drop_any:
+        if location is KVLocation.NONE and self.watermark_blocks and not state.may_drop_any:
             # vLLM admits a request only if a watermark of free blocks stays free after it
             if need + self.watermark_blocks > kv.device_plannable_blocks:
                 return REFUSED
-        elif not self._may_drop_any and not self._may_evict_for(job):
+        elif not state.may_drop_any and not self._may_evict_for(job):
             # Promoted and off the device (policy.mlfq): free room only, leaving the reserve
             # (unless the job alone needs more). Until it fits, the room that frees is its
             # first: no later job of this walk takes new room, or a stream of smaller ones
             # could keep it out for ever.
             if need + min(self.reserve_blocks, kv.capacity.device_blocks - need) > kv.device_plannable_blocks:
-                self._room_closed = self.prefill_closed = True
-                self._room_closed_rank = self._rank(job)
+                state.close_room(self._rank(job))
+                self.prefill_closed = True
                 return REFUSED
         elif need > kv.device_plannable_blocks and not self._make_room(job, need, plan, batch_ids, evicted):
             return REFUSED
-        if compute_now and need > 0 and need > kv.compute_room_blocks(self._plan_swap_in_blocks):
+        if compute_now and need > 0 and need > kv.compute_room_blocks(state.swap_in_blocks):
             kv.promise(need)
             return WAITING
         self._claim(job, target, location, plan)
@@ -129,8 +126,8 @@ class KVPlacement:
         # without its calls: under memory pressure a walk passes hundreds of host jobs a
         # decision, each refused (0.4-0.6 ms a skip-join decision with ~200 jobs on the host, in
         # the simulator and the live engine alike).
-        bound = self._room_bound[True]
-        if (bound < math.inf and (fresh or location is KVLocation.HOST) and not self._may_drop_any
+        bound = self.walk_state.room_bound[True]
+        if (bound < math.inf and (fresh or location is KVLocation.HOST) and not self.walk_state.may_drop_any
                 and self.kv.blocks_for(self._target_tokens(job.context_tokens)) > bound
                 and self._may_evict_for(job)):
             self.prefill_closed = self.prefill_closed or fresh
@@ -155,7 +152,7 @@ class KVPlacement:
         if location is KVLocation.HOST:
             kv.start_swap_in(job)
             plan.swap_in.append(job)
-            self._plan_swap_in_blocks += job.device_blocks
+            self.walk_state.swap_in_blocks += job.device_blocks
         kv.grow(job, target)
         if job.kv is not location:
             self._track(job, location)
@@ -168,14 +165,15 @@ class KVPlacement:
             return False
         # Only a running job that must grow may destroy work it could keep (drop a victim's KV
         # when the host is full), as in vLLM.
-        push_only = not self._may_drop_any and not (job.kv is KVLocation.DEVICE and job.id in self._running)
+        state = self.walk_state
+        push_only = not state.may_drop_any and not (job.kv is KVLocation.DEVICE and job.id in self._running)
         if push_only and not self.admission_evicts:  # vLLM: a waiting job waits for free room
             return False
         # The walk goes down in priority, so a later job's victims are a subset of an earlier
         # one's, scanned in the same order: the room a failed scan found bounds every later
         # job's, until an eviction frees room (saturated runs: one failure a decision instead
         # of a scan per host job; tests/policy/test_policy_room_bound.py).
-        if need > self._room_bound[push_only]:
+        if need > state.room_bound[push_only]:
             return False
         if push_only and self.swap_mode == "recompute" and self.chunk_budget_tokens is not None:
             # With chunked prefill a new job's first chunk may produce no token, so a drop made
@@ -197,17 +195,13 @@ class KVPlacement:
             victims.append(victim)
             room += victim.device_blocks
         if room < need:
-            self._room_bound[push_only] = room
+            state.room_bound[push_only] = room
             return False
         for victim in victims:
             self._evict(victim, plan)
             evicted.add(victim.id)
-        self._reset_room_bound()
+        state.reset_room_bound()
         return True
-
-    def _reset_room_bound(self) -> None:
-        """No job's room is bounded yet (a new walk, or an eviction freed room)."""
-        self._room_bound = {True: math.inf, False: math.inf}  # keyed by push-only
 
     def _evict(self, job: Job, plan: Plan) -> None:
         if self.swap_mode != "recompute" and self.kv.can_swap_out(job):
@@ -236,7 +230,7 @@ class KVPlacement:
                 if kv.device_plannable_blocks >= self.reserve_blocks:
                     break
         # Every host job holds at least one block: below that much room none can come back.
-        if self.locations.num_on_host and not self._room_closed and kv.device_plannable_blocks - self.reserve_blocks >= 1:
+        if self.locations.num_on_host and not self.walk_state.room_closed and kv.device_plannable_blocks - self.reserve_blocks >= 1:
             for job in self._upload_order(now_us):
                 if kv.device_plannable_blocks - job.host_blocks < self.reserve_blocks:
                     break

@@ -12,7 +12,8 @@ evicts and swaps by the same rules:
   decision (head-of-line, as in vLLM and Orca), and only started jobs can still join.
 - The batch walk is in `policy.batch_walk`, its chunked variant in `policy.chunked`, KV
   placement, swap modes and swap orders in `policy.placement`, event skipping in
-  `policy.horizon` (each mixed in); the location indexes are `policy.locations.JobLocations`.
+  `policy.horizon` (each mixed in); the location indexes are `policy.locations.JobLocations`,
+  and what a walk finds out on its way is `policy.walk_state.WalkState`.
 - Non-preemptive policies (Orca) reserve `max_seq_tokens` per job at admission and never evict.
 
 Times are integer microseconds inside; see `policy.job`.
@@ -36,6 +37,7 @@ from policy.locations import JobLocations
 from policy.placement import KVPlacement
 from policy.plan import Plan
 from policy.queue import JobQueue
+from policy.walk_state import WalkState
 
 _NO_LIMIT_ITERATIONS = 1 << 30
 RANK_SEQ_BITS = 64  # a rank is level << RANK_SEQ_BITS | seq
@@ -89,9 +91,8 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         self._queues_changed = True
         # Proactive mode keeps compute off blocks that swap-outs still occupy (policy.placement).
         self._defer_compute = proactive
-        self._may_drop_any = False  # set for a second walk when the first would stall
-        self._begin_walk()  # the per-walk placement state (policy.placement)
-        self.prefill_budget_refused: Job | None = None  # the first prefill the last walk's token budget refused
+        self.walk_state = WalkState()  # what the last batch walk found out (policy.walk_state)
+        self.prefill_closed = False
         self._next_seq = 0
         # Chunked prefill (policy/chunked.py) forms batches its own way; everything else is shared.
         self.chunk_budget_tokens = config.chunked_prefill_tokens or self.default_chunked_prefill_tokens
@@ -249,13 +250,14 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         now_us = to_us(now_s)
         self.before_schedule(now_us)
         plan = Plan()
-        self._may_drop_any = False
+        state = self.walk_state
+        state.may_drop_any = False
         batch_ids, prefill_ids = self._form_batch(plan)
         if not (plan.batch or plan.swap_out or plan.swap_in or plan.recompute
                 or self.locations.swapping_out or self.locations.swapping_in) and self.jobs:
             # Nothing would run and no transfer would free room: a stall. The first walk
             # changed nothing, so walk again letting any job drop victims' KV, for progress.
-            self._may_drop_any = True
+            state.may_drop_any = True
             batch_ids, prefill_ids = self._form_batch(plan)
         for job in plan.recompute:
             self.place(job)  # started -> fresh queue, after the walk is done with the queues
@@ -270,7 +272,8 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
                     self.on_stopped(job, now_us)
         if self.swap_mode == "proactive":
             # jobs waiting for their room keep it: offloading them would undo the room just made
-            self._proactive_swaps(plan, batch_ids | self._held_ids if self._held_ids else batch_ids, now_us)
+            held = state.held_ids
+            self._proactive_swaps(plan, batch_ids | held if held else batch_ids, now_us)
         self.kv.release_promises()
         if not batch_ids <= running.keys():
             for job in plan.batch:

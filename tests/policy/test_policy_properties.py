@@ -196,7 +196,7 @@ def test_the_residents_only_pass_does_not_make_compute_wait_for_a_swap_out():
     class Watched(POLICIES["skip-join-mlfq"]):
         def schedule(self, now_s: float) -> Plan:
             plan = super().schedule(now_s)
-            closed.append(self._room_closed)
+            closed.append(self.walk_state.room_closed)
             if plan.batch and any(j.kv is KVLocation.SWAPPING_OUT for j in plan.wait_for):
                 waited.append(now_s)
             return plan

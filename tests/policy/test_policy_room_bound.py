@@ -15,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from policy import POLICIES, SchedulerConfig
+from policy.walk_state import WalkState
 from tests.policy.policy_strategies import scenarios
 from tests.policy.policy_testkit import Engine, Scenario, ToyCost
 
@@ -29,9 +30,18 @@ class _NoBound(dict):
         pass
 
 
+class _UnboundedWalk(WalkState):
+    __slots__ = ()
+
+    def reset_room_bound(self) -> None:
+        self.room_bound = _NoBound()
+
+
 def unbounded(cls):
     class Unbounded(cls):
-        _room_bound = property(lambda self: _NoBound(), lambda self, value: None)
+        def __init__(self, *args, **kwargs) -> None:
+            super().__init__(*args, **kwargs)
+            self.walk_state = _UnboundedWalk()
 
     return Unbounded
 

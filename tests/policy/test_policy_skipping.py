@@ -164,7 +164,7 @@ def _two_prefills(device_kv_tokens: int):
         sched.add(j, 0.0)
     plan = sched.schedule(0.0)
     assert [j.id for j in plan.batch] == [1] and plan.prefill_ids == {1}
-    assert sched.prefill_budget_refused.id == 2
+    assert sched.walk_state.budget_refused.id == 2
     return sc, sched.horizon(plan, 0.0)
 
 
