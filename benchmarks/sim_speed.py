@@ -33,6 +33,7 @@ before it prints whether results match but does not count it). Exits 1 when a ta
     python benchmarks/sim_speed.py --quick          # smaller sizes, one repetition, no 1M
     python benchmarks/sim_speed.py --sizes 10000 100000 --old-timeout-s 900
     python benchmarks/sim_speed.py --profile-run    # cProfile of the Vidur workload, new code
+    python benchmarks/sim_speed.py --split          # us per decision by part, and start-up (new code)
 """
 
 from __future__ import annotations
@@ -204,6 +205,9 @@ def main() -> int:
                     help="Time the ratios use: each command's CPU time (user + system; robust to other load on a "
                          "shared machine) or its wall time. Both are printed.")
     ap.add_argument("--profile-run", action="store_true", help="Only cProfile the Vidur workload with the new code.")
+    ap.add_argument("--split", action="store_true",
+                    help="Only split the new code's time per decision by part (Vidur and the skip workload, with "
+                         "and without skipping) and its start-up by import (benchmarks/decision_split.py).")
     args = ap.parse_args()
     CLOCK["name"] = args.clock
     sizes = args.sizes or ([5_000, 20_000] if args.quick else [10_000, 100_000, 1_000_000])
@@ -215,6 +219,8 @@ def main() -> int:
         inputs = prepare(tmp, sizes, skip_size)
         if args.profile_run:
             return profile_vidur(inputs)
+        if args.split:
+            return split_decisions(inputs, tmp)
         with baseline_tree(args.baseline) as old:
             return compare(REPO, old, tmp, inputs, help_reps, vidur_reps, args.old_timeout_s, args.quick)
     finally:
@@ -326,6 +332,36 @@ def compare(new: Path, old: Path, tmp: Path, inputs: dict, help_reps: int, vidur
     if quick:
         print("\n--quick: smaller sizes and one repetition; the 1M targets are not measured")
     return v.report()
+
+
+def split_decisions(inputs: dict, tmp: Path) -> int:
+    import decision_split
+
+    import profiles
+    import traces
+    from policy import SchedulerConfig
+    from sim import SimConfig
+    from sim import simulate as run
+
+    def workload(profile: Path, trace: Path, policy: str, skip: bool = True, **config):
+        cost = profiles.cost_model(profiles.load_profile(str(profile)))
+        loaded = traces.load(str(trace))
+        sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens, **config)
+        # as `fastserve simulate` runs it: iteration rows on (up to 20,000 requests)
+        return lambda: run(loaded, cost, policy, sched, SimConfig(skip=skip, record_iterations=True)).stats
+
+    print("start-up, CPU time of an interpreter importing (best of 5):")
+    decision_split.startup()
+    print("\nVidur workload (10k at t=0, batch 256, vllm-fcfs):")
+    decision_split.split(workload(inputs["llama"], inputs["vidur_trace"], "vllm-fcfs", max_batch_size=256,
+                                  max_prefill_tokens=4096, max_seq_tokens=4096, block_size_tokens=16))
+    size = inputs["skip_size"]
+    sg = poisson_trace(tmp, size, inputs["sharegpt_rate"], "sharegpt-multiturn-like", inputs["sharegpt"], "sharegpt")
+    for skip in (True, False):
+        print(f"\nskip workload ({size:,} ShareGPT-like requests, skip-join-mlfq, batch 16), "
+              f"{'skipping' if skip else '--no-skip'}:")
+        decision_split.split(workload(inputs["opt"], sg, "skip-join-mlfq", skip, max_batch_size=16))
+    return 0
 
 
 def profile_vidur(inputs: dict) -> int:
