@@ -334,33 +334,37 @@ def compare(new: Path, old: Path, tmp: Path, inputs: dict, help_reps: int, vidur
     return v.report()
 
 
-def split_decisions(inputs: dict, tmp: Path) -> int:
-    import decision_split
+VIDUR_CONFIG = {"max_batch_size": 256, "max_prefill_tokens": 4096, "max_seq_tokens": 4096, "block_size_tokens": 16}
 
+
+def in_process(profile: Path, trace: Path, policy: str, skip: bool = True, **config):
+    """A simulation with the new code in this process, as `fastserve simulate` runs it (iteration
+    rows on: they are, up to 20,000 requests): a callable returning its stats."""
     import profiles
     import traces
     from policy import SchedulerConfig
     from sim import SimConfig
     from sim import simulate as run
 
-    def workload(profile: Path, trace: Path, policy: str, skip: bool = True, **config):
-        cost = profiles.cost_model(profiles.load_profile(str(profile)))
-        loaded = traces.load(str(trace))
-        sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens, **config)
-        # as `fastserve simulate` runs it: iteration rows on (up to 20,000 requests)
-        return lambda: run(loaded, cost, policy, sched, SimConfig(skip=skip, record_iterations=True)).stats
+    cost = profiles.cost_model(profiles.load_profile(str(profile)))
+    loaded = traces.load(str(trace))
+    sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens, **config)
+    return lambda: run(loaded, cost, policy, sched, SimConfig(skip=skip, record_iterations=True)).stats
+
+
+def split_decisions(inputs: dict, tmp: Path) -> int:
+    import decision_split
 
     print("start-up, CPU time of an interpreter importing (best of 5):")
     decision_split.startup()
     print("\nVidur workload (10k at t=0, batch 256, vllm-fcfs):")
-    decision_split.split(workload(inputs["llama"], inputs["vidur_trace"], "vllm-fcfs", max_batch_size=256,
-                                  max_prefill_tokens=4096, max_seq_tokens=4096, block_size_tokens=16))
+    decision_split.split(in_process(inputs["llama"], inputs["vidur_trace"], "vllm-fcfs", **VIDUR_CONFIG))
     size = inputs["skip_size"]
     sg = poisson_trace(tmp, size, inputs["sharegpt_rate"], "sharegpt-multiturn-like", inputs["sharegpt"], "sharegpt")
     for skip in (True, False):
         print(f"\nskip workload ({size:,} ShareGPT-like requests, skip-join-mlfq, batch 16), "
               f"{'skipping' if skip else '--no-skip'}:")
-        decision_split.split(workload(inputs["opt"], sg, "skip-join-mlfq", skip, max_batch_size=16))
+        decision_split.split(in_process(inputs["opt"], sg, "skip-join-mlfq", skip, max_batch_size=16))
     return 0
 
 
@@ -368,22 +372,13 @@ def profile_vidur(inputs: dict) -> int:
     import cProfile
     import pstats
 
-    import profiles
-    import traces
-    from policy import SchedulerConfig
-    from sim import SimConfig
-    from sim import simulate as run
-
-    cost = profiles.cost_model(profiles.load_profile(str(inputs["llama"])))
-    trace = traces.load(str(inputs["vidur_trace"]))
-    sched = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens,
-                            max_batch_size=256, max_prefill_tokens=4096, max_seq_tokens=4096, block_size_tokens=16)
+    run = in_process(inputs["llama"], inputs["vidur_trace"], "vllm-fcfs", **VIDUR_CONFIG)
     prof = cProfile.Profile()
     prof.enable()
-    result = run(trace, cost, "vllm-fcfs", sched, SimConfig())
+    stats = run()
     prof.disable()
     pstats.Stats(prof).sort_stats("tottime").print_stats(25)
-    print(result.stats)
+    print(stats)
     return 0
 
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
+from policy.hooks import keeps_hooks
 from policy.job import Job
 from policy.queue import JobQueue, merge_by_seq
 from policy.scheduler import Scheduler
@@ -42,7 +43,7 @@ class FCFS(Scheduler):
         # A subclass that orders or files jobs its own way may not keep the walk's order, and
         # one whose waiting jobs evict may admit one that free room alone would refuse.
         self.repeats_prefill_plans = self.arrivals_rank_last = (
-            all(getattr(type(self), hook) is getattr(FCFS, hook) for hook in _ORDER_HOOKS)
+            keeps_hooks(type(self), FCFS, _ORDER_HOOKS)
             and not (self.preemptive and self.admission_evicts))
 
     def queue_for(self, job: Job) -> JobQueue:

@@ -37,6 +37,7 @@ from operator import itemgetter
 from policy.config import AUTO, SchedulerConfig
 from policy.cost import CostEstimate
 from policy.enst import EnstOrders
+from policy.hooks import keeps_hooks
 from policy.job import Job, KVLocation, to_us
 from policy.plan import Plan
 from policy.queue import JobQueue, RankIndex, merge_by_seq
@@ -88,11 +89,10 @@ class MLFQ(EnstOrders, Scheduler):
         rule = ("_service_until_overtaken_us", "_next_level", "_quantum_left_us")
         # A prefill leaves MLFQ's walk as it was: the job moves from its level's fresh queue to
         # the started one with its seq, and the walk merges the two by seq.
-        self.repeats_prefill_plans = all(getattr(type(self), hook) is getattr(MLFQ, hook) for hook in _ORDER_HOOKS)
-        self._upload_lead_known = all(getattr(type(self), name) is getattr(MLFQ, name) for name in (
+        self.repeats_prefill_plans = keeps_hooks(type(self), MLFQ, _ORDER_HOOKS)
+        self._upload_lead_known = keeps_hooks(type(self), MLFQ, (
             "_upload_order", "_t_promote_fn", "_t_execute_fn", "_quantum_left_us"))
-        self._overtaken_tables = (self._overtaken_table_for if all(
-            getattr(type(self), name) is getattr(MLFQ, name) for name in rule) else None)
+        self._overtaken_tables = self._overtaken_table_for if keeps_hooks(type(self), MLFQ, rule) else None
 
     # -- the paper's rules ---------------------------------------------------------------------
     def join_level(self, job: Job) -> int:

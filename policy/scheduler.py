@@ -30,6 +30,7 @@ from policy.chunked import ChunkedBatching
 from policy.config import SchedulerConfig
 from policy.cost import CostEstimate
 from policy.dispatch import ReplicaLoad
+from policy.hooks import keeps_hooks
 from policy.horizon import PlanHorizon
 from policy.job import Job, KVLocation, to_us
 from policy.kv import KVCapacity, KVSpace
@@ -78,11 +79,10 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
         self.outstanding_prompt_tokens = 0
         self._in_flight: set[int] = set()
         # `advance` charges service itself when neither hook is overridden (one pass, not two)
-        self._charges_service_inline = (type(self)._on_served_batch is Scheduler._on_served_batch
-                                        and type(self).on_served is Scheduler.on_served)
+        self._charges_service_inline = keeps_hooks(type(self), Scheduler, ("_on_served_batch", "on_served"))
         # `_upload_lead_us` knows how this upload order changes while a plan repeats (MLFQ sets
         # its own); a subclass with an order of its own repeats no plan that an upload could join
-        self._upload_lead_known = type(self)._upload_order is Scheduler._upload_order
+        self._upload_lead_known = keeps_hooks(type(self), Scheduler, ("_upload_order",))
         self._running: dict[int, Job] = {}  # ran last time they were scheduled
         self.locations = JobLocations()  # jobs by the side their KV is read from (policy.locations)
         self._queue_of: dict[int, JobQueue] = {}
@@ -125,16 +125,12 @@ class Scheduler(KVPlacement, PlanHorizon, BatchWalk, ChunkedBatching):
     def _on_served_batch(self, jobs: list[Job], elapsed_us: int, iteration_ends_us: Sequence[int] | None) -> None:
         """After the batch ran one or more iterations (batch order; finished jobs included, and
         they take nothing from their last iteration: a step-by-step run retires them first)."""
-        if type(self).on_served is Scheduler.on_served:  # nothing to call per job
-            for job in jobs:
-                if job.generated_tokens < job.output_tokens:
-                    job.attained_us += elapsed_us
-            return
-        on_served = self.on_served
+        on_served = None if type(self).on_served is Scheduler.on_served else self.on_served
         for job in jobs:
             if job.generated_tokens < job.output_tokens:  # not `job.finished`: a call per job
                 job.attained_us += elapsed_us
-                on_served(job, elapsed_us)
+                if on_served is not None:
+                    on_served(job, elapsed_us)
 
     def on_stopped(self, job: Job, now_us: int) -> None:
         """A running job was left out of a batch (it is waiting from now on)."""

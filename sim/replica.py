@@ -20,9 +20,9 @@ recorded (a finish time is the iteration's end, as in the live engine).
 
 Event skipping (pp == 1): when the plan is pure decode and no transfer is in flight, the
 scheduler's `horizon` says how many iterations the plan stays the schedule; the replica also
-stops before the first finish and strictly before the next arrival it must see (its own
-requests under round-robin dispatch, every request otherwise: sim/arrival_stream.py)
-(sim/skip_run.py works the run out).
+stops before the first finish and strictly before the next arrival it must see: its own
+requests under round-robin dispatch, every request otherwise (sim/arrival_stream.py;
+sim/skip_run.py works the run out).
 A plan with whole prefills may repeat too, as its batch decoding after the first iteration,
 when the policy allows it (`Scheduler.repeats_as_decode`: the FCFSs and MLFQs), and a run may
 go past arrivals the policy says wait (`Horizon.arrivals_wait`), provided the cost model prices

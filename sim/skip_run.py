@@ -4,8 +4,8 @@ total duration, and each one's end (sim/replica.py asks once per decision).
 A run stops at the scheduler's `horizon`, before the batch's first finish and at
 `SimConfig.max_skip_iterations`, and each of its iterations ends strictly before the next
 arrival the replica must see (sim/arrival_stream.py), unless the policy says arrivals wait
-(`Horizon.arrivals_wait`):
-then the run goes past them but never ends at an instant where one arrives (`_cross_arrivals`).
+(`Horizon.arrivals_wait`): then the run goes past them, but never ends at an instant where one
+arrives (`_cross_arrivals`).
 A plan with prefills runs them in its first iteration, priced by the replica (`step_us`); in
 the others every job decodes, one token longer. Durations are integer microseconds, element
 for element those of stepping (`cost.decode_iterations_s`; `decode_iterations_lazy` for short
