@@ -256,7 +256,10 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
             mixed_batch="fused", decode_context="max",
             # CPU copies run in the engine's thread (executor/transfer.py): they block compute
             transfers="async" if torch.device(device).type == "cuda" else "sync")
-        overhead = overhead_note = engine_rows = None
+        overhead = engine_rows = None
+        # said in the profile, so that a reader of the JSON knows the simulator prices its forward
+        # passes alone
+        overhead_note = "not measured (fastserve profile --overhead-rounds 0)"
         policy_overhead = {}
         if cfg.overhead is not None:
             # the grids so far are the cost estimate of the policies that need one (skip-join)

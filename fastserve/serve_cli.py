@@ -321,27 +321,43 @@ def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -
 @click.option("--repeats", type=click.IntRange(1), default=7, show_default=True, help="Most timed repetitions per point (the median is kept).")
 @click.option("--block-size", type=click.IntRange(1), default=16, show_default=True, help="KV block size in tokens.")
 @click.option("--quick", is_flag=True, help="A small grid (for tests and smoke runs).")
+@click.option("--overhead-policy", "overhead_policies", multiple=True, type=POLICY_CHOICE,
+              help="Policy whose engine overhead is measured (repeat for several) [every built-in]; on a big "
+                   "model these live runs take most of the profiling time.")
+@click.option("--overhead-rounds", type=click.IntRange(0), default=3, show_default=True,
+              help="Engine-overhead runs per batch size and policy; 0: none (the profile then prices the "
+                   "model's forward passes alone).")
 @click.option("--hardware", "hardware_name", default=None, help="Hardware name recorded in the profile [cpu, or the GPU's name].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights.")
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Profile JSON to write.")
 def profile(model, checkpoint, device, dtype, tp, pp, dist_timeout_s, threads, budget_s, warmups, repeats, block_size,
-            quick, hardware_name, seed, out_path):
+            quick, overhead_policies, overhead_rounds, hardware_name, seed, out_path):
     """Measure prefill and decode grids, swap latency and KV capacity into a profile JSON
     (with --tp/--pp: of a distributed replica, plus its all-reduce and send/recv costs)."""
+    from executor.overhead import OverheadConfig
     from executor.profiler import ProfileConfig, profile_model
     from profiles import save_profile
 
     ctx = click.get_current_context()
-    given = [max(param.opts, key=len) + ("" if param.is_flag else f" {shlex.quote(str(ctx.params[param.name]))}")
+    given = [max(param.opts, key=len) + ("" if param.is_flag else f" {shlex.quote(str(value))}")
              for param in ctx.command.params
-             if param.name != "out_path" and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT]
+             if param.name != "out_path" and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT
+             for value in (ctx.params[param.name] if param.multiple else [ctx.params[param.name]])]
     command = " ".join(["fastserve profile", *given, "-o", shlex.quote(out_path)])
     output_file(out_path, "-o")
     grid = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
                 context_tokens=(16, 64), swap_tokens=(16, 64), chunk_tokens=(8, 32),
                 chunk_context_tokens=(0, 32)) if quick else {}
+    overhead = None
+    if overhead_rounds:
+        overhead = OverheadConfig(rounds=overhead_rounds, **(
+            {"policies": tuple(overhead_policies)} if overhead_policies else {}))
+    elif overhead_policies:
+        raise click.BadParameter("is given with --overhead-rounds 0, which measures no overhead",
+                                 param_hint="--overhead-policy")
     try:
-        cfg = ProfileConfig(warmups=warmups, max_repeats=repeats, budget_s=budget_s, block_size_tokens=block_size, **grid)
+        cfg = ProfileConfig(warmups=warmups, max_repeats=repeats, budget_s=budget_s, block_size_tokens=block_size,
+                            overhead=overhead, **grid)
     except ValueError as e:
         raise click.BadParameter(str(e), param_hint="--budget-s") from None
     _set_threads(threads, device)
