@@ -156,6 +156,8 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
         blocks(cfg.chunk_tokens[-1] + cfg.chunk_context_tokens[-1])
         + cfg.mixed_decode_jobs * blocks(cfg.mixed_decode_context_tokens),
     )
+    _check_pools_fit(device, pool_blocks * bs * layout.bytes_per_token,
+                     blocks(cfg.swap_tokens[-1]) * bs * layout.bytes_per_token, cfg)
     store = KVStore(layout, KVCapacity(pool_blocks, blocks(cfg.swap_tokens[-1]), bs),
                     max(cfg.prompt_tokens[-1], cfg.context_tokens[-1], cfg.swap_tokens[-1],
                         cfg.chunk_tokens[-1] + cfg.chunk_context_tokens[-1]), device)
@@ -170,7 +172,8 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     vocab = model.config.vocab_size
-    with tqdm(total=num_points, desc=f"profile {name}", unit="point", disable=not progress) as bar:
+    num_runs = cfg.overhead.num_runs if cfg.overhead is not None else 0
+    with tqdm(total=num_points - num_runs, desc=f"profile {name}", unit="point", disable=not progress) as bar:
         clock = Clock(cfg, num_points, sync, bar)
 
         def iteration_probe(batch: int, tokens: int, prefill: bool) -> Probe:
@@ -264,8 +267,12 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
         if cfg.overhead is not None:
             # the grids so far are the cost estimate of the policies that need one (skip-join)
             estimate = cost_model(Profile(**common, device_kv_tokens=1, host_kv_tokens=0))
-            policy_overhead, overhead, overhead_note, engine_rows = measure_engine_overhead(
-                model, cfg.overhead, decode[0][0], on_run=lambda: bar.update(1), cost=estimate)
+            # a bar of their own: each run serves requests through the live engine, so its ETA
+            # is not the grid points' (on a 7B model on one H200: 10-30 s a run)
+            with tqdm(total=num_runs, desc=f"engine overhead {name} (--overhead-rounds, --overhead-policy)",
+                      unit="run", disable=not progress) as runs_bar:
+                policy_overhead, overhead, overhead_note, engine_rows = measure_engine_overhead(
+                    model, cfg.overhead, decode[0][0], on_run=lambda: runs_bar.update(1), cost=estimate)
     device_tokens, host_tokens, capacity_note = _kv_capacity(model, store, cfg, layout.bytes_per_token)
     profile = Profile(
         **common, device_kv_tokens=device_tokens, host_kv_tokens=host_tokens, overhead=overhead,
@@ -279,6 +286,23 @@ def profile_model(model, name: str, cfg: ProfileConfig, generated_by: str, hardw
         },
     )
     return calibrate(profile, engine_rows) if engine_rows is not None else profile
+
+
+def _check_pools_fit(device: torch.device, device_bytes: int, host_bytes: int, cfg: ProfileConfig) -> None:
+    """Refuse, before allocating them, KV pools the grid needs but the machine lacks."""
+    gib = 2 ** 30
+    if device.type == "cuda":
+        free = torch.cuda.mem_get_info(device)[0]
+        where = f"free on {device}"
+    else:
+        free, where = _available_ram_bytes(), "of available RAM"
+        device_bytes += host_bytes  # both pools live in RAM
+    if device_bytes > free:
+        raise ValueError(
+            f"the grid needs {device_bytes / gib:.1f} GiB of KV (decode {cfg.decode_batch_sizes[-1]} jobs x "
+            f"{cfg.context_tokens[-1]} tokens, prefill {cfg.prefill_batch_sizes[-1]} x {cfg.prompt_tokens[-1]}, "
+            f"swap {cfg.swap_tokens[-1]}), more than the {free / gib:.1f} GiB {where}; use smaller "
+            "--decode-batch-sizes, --context-tokens, --prefill-batch-sizes, --prompt-tokens or --swap-tokens")
 
 
 def _available_ram_bytes() -> int:

@@ -31,6 +31,7 @@ from fastserve.policy_options import (
     policy_options,
     scheduler_config,
 )
+from fastserve.profile_grid_options import grid_from_options, grid_options
 from fastserve.rundir import RunWriter, requests_frame
 from fastserve.tables import print_summary
 from fastserve.trace_options import load_trace, trace_load_options
@@ -321,6 +322,7 @@ def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -
 @click.option("--repeats", type=click.IntRange(1), default=7, show_default=True, help="Most timed repetitions per point (the median is kept).")
 @click.option("--block-size", type=click.IntRange(1), default=16, show_default=True, help="KV block size in tokens.")
 @click.option("--quick", is_flag=True, help="A small grid (for tests and smoke runs).")
+@grid_options
 @click.option("--overhead-policy", "overhead_policies", multiple=True, type=POLICY_CHOICE,
               help="Policy whose engine overhead is measured (repeat for several) [every built-in]; on a big "
                    "model these live runs take most of the profiling time.")
@@ -331,7 +333,8 @@ def _serve(server, tr, policies, cfgs: dict, cost, run_dir: str, record: dict) -
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for random weights.")
 @click.option("-o", "--out", "out_path", required=True, type=click.Path(dir_okay=False), help="Profile JSON to write.")
 def profile(model, checkpoint, device, dtype, tp, pp, dist_timeout_s, threads, budget_s, warmups, repeats, block_size,
-            quick, overhead_policies, overhead_rounds, hardware_name, seed, out_path):
+            quick, prefill_batch_sizes, prompt_tokens, decode_batch_sizes, context_tokens, swap_tokens,
+            overhead_policies, overhead_rounds, hardware_name, seed, out_path):
     """Measure prefill and decode grids, swap latency and KV capacity into a profile JSON
     (with --tp/--pp: of a distributed replica, plus its all-reduce and send/recv costs)."""
     from executor.overhead import OverheadConfig
@@ -339,15 +342,16 @@ def profile(model, checkpoint, device, dtype, tp, pp, dist_timeout_s, threads, b
     from profiles import save_profile
 
     ctx = click.get_current_context()
-    given = [max(param.opts, key=len) + ("" if param.is_flag else f" {shlex.quote(str(value))}")
+    as_typed = lambda value: ",".join(map(str, value)) if isinstance(value, tuple) else str(value)  # noqa: E731
+    given = [max(param.opts, key=len) + ("" if param.is_flag else f" {shlex.quote(as_typed(value))}")
              for param in ctx.command.params
              if param.name != "out_path" and ctx.get_parameter_source(param.name) is not click.core.ParameterSource.DEFAULT
              for value in (ctx.params[param.name] if param.multiple else [ctx.params[param.name]])]
     command = " ".join(["fastserve profile", *given, "-o", shlex.quote(out_path)])
     output_file(out_path, "-o")
-    grid = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4),
-                context_tokens=(16, 64), swap_tokens=(16, 64), chunk_tokens=(8, 32),
-                chunk_context_tokens=(0, 32)) if quick else {}
+    grid = grid_from_options(quick, prefill_batch_sizes=prefill_batch_sizes, prompt_tokens=prompt_tokens,
+                             decode_batch_sizes=decode_batch_sizes, context_tokens=context_tokens,
+                             swap_tokens=swap_tokens)
     overhead = None
     if overhead_rounds:
         overhead = OverheadConfig(rounds=overhead_rounds, **(

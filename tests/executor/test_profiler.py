@@ -135,31 +135,6 @@ def test_profile_cli_writes_a_loadable_profile(tmp_path):
     assert cost_model(p).prefill_s(16) > 0
 
 
-def test_profile_cli_chooses_the_engine_overhead_runs(tmp_path):
-    out = tmp_path / "p.json"
-    result = CliRunner().invoke(main, ["profile", "--model", "tiny-llama", "--quick", "--budget-s", "2",
-                                       "--overhead-policy", "fcfs", "--overhead-policy", "skip-join-mlfq",
-                                       "--overhead-rounds", "1", "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    p = load_profile(out)
-    assert p.generated_by == ("fastserve profile --model tiny-llama --budget-s 2.0 --quick --overhead-policy fcfs "
-                              f"--overhead-policy skip-join-mlfq --overhead-rounds 1 -o {out}")
-    assert sorted(p.policy_overhead) == ["fcfs", "skip-join-mlfq"] and p.overhead is not None
-
-    none = tmp_path / "none.json"
-    result = CliRunner().invoke(main, ["profile", "--model", "tiny-llama", "--quick", "--budget-s", "2",
-                                       "--overhead-rounds", "0", "-o", str(none)])
-    assert result.exit_code == 0, result.output
-    p = load_profile(none)
-    assert p.overhead is None and p.policy_overhead == {}
-    assert p.notes["engine_overhead"] == "not measured (fastserve profile --overhead-rounds 0)"
-
-    result = CliRunner().invoke(main, ["profile", "--model", "tiny-llama", "--overhead-rounds", "0",
-                                       "--overhead-policy", "fcfs", "-o", str(tmp_path / "x.json")])
-    assert result.exit_code == 2 and not (tmp_path / "x.json").exists()
-    assert "--overhead-policy: is given with --overhead-rounds 0, which measures no overhead" in result.output
-
-
 def test_profile_cli_errors_are_one_line(tmp_path):
     result = CliRunner().invoke(main, ["profile", "--model", "no-such-model", "-o", str(tmp_path / "p.json")])
     assert result.exit_code == 2 and "unknown model 'no-such-model'" in result.output
