@@ -77,6 +77,10 @@ def _profile(model, name: str, path: str | None, block_size: int | None, budget_
         if profiled_block is not None and profiled_block != block:
             click.echo(f"warning: {path} was profiled with {profiled_block}-token KV blocks, this run uses {block}",
                        err=True)
+        if prof.source == "measured" and prof.overhead is None:
+            click.echo(f"warning: {path} holds no engine overhead (fastserve profile --overhead-rounds 0): the "
+                       "simulation prices forward passes alone, so its latencies come out low against a live "
+                       "engine's", err=True)
         return prof, block
     from executor.overhead import OverheadConfig
     from executor.profiler import ProfileConfig, profile_model

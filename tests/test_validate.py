@@ -334,3 +334,21 @@ def test_cli_errors_are_one_line(tmp_path):
     model = runner.invoke(main, ["validate", "--model", "no-such-model", "--trace", SMALL_TRACE, "-o", str(tmp_path / "z")])
     assert model.exit_code == 2 and "unknown model 'no-such-model'" in model.output
 
+
+
+@pytest.mark.parametrize(("overhead", "warned"), [(True, False), (False, True)])
+def test_a_measured_profile_without_engine_overhead_is_flagged(tmp_path, capsys, overhead, warned):
+    import dataclasses
+
+    from fastserve.validate_cli import _profile
+    from profiles import save_profile
+
+    prof = load_profile("tiny-llama_cpu_tp1")
+    if not overhead:
+        prof = dataclasses.replace(prof, overhead=None, policy_overhead={})
+    save_profile(prof, tmp_path / "p.json")
+    loaded, block = _profile(None, "tiny-llama", str(tmp_path / "p.json"), None, 1.0, False, tmp_path, ("fcfs",))
+    assert (loaded.overhead is None) is not overhead and block == 16
+    expected = (f"warning: {tmp_path / 'p.json'} holds no engine overhead (fastserve profile --overhead-rounds 0): "
+                "the simulation prices forward passes alone, so its latencies come out low against a live engine's\n")
+    assert capsys.readouterr().err == (expected if warned else "")
