@@ -37,7 +37,14 @@ from executor.distributed.replay import RecordingStore, Replica
 from executor.kv_store import KVStore
 from executor.models import spec_of
 from executor.profile_timing import Clock
-from executor.profiler import ProfileConfig, _hardware, _kv_capacity, _software, _sync_for
+from executor.profiler import (
+    ProfileConfig,
+    _check_pools_fit,
+    _hardware,
+    _kv_capacity,
+    _software,
+    _sync_for,
+)
 from executor.runner import ModelRunner, Segment
 from executor.transfer import Swapper
 from policy import KVCapacity
@@ -141,6 +148,12 @@ def profile_replica(session: Session, name: str, cfg: ProfileConfig, generated_b
     pool_blocks = max(cfg.prefill_batch_sizes[-1] * blocks(cfg.prompt_tokens[-1]),
                       cfg.decode_batch_sizes[-1] * blocks(cfg.context_tokens[-1]), blocks(cfg.swap_tokens[-1]))
     capacity = KVCapacity(pool_blocks, blocks(cfg.swap_tokens[-1]), bs)
+    block_bytes = bs * rank_model.layout.bytes_per_token  # this rank's shard
+    # ranks on the CPU share its RAM; on CUDA each rank holds a like shard on a like device of
+    # its own, so rank 0's free memory stands for every rank's
+    ranks_here = topo.tp * topo.pp if device.type == "cpu" else 1
+    _check_pools_fit(device, pool_blocks * block_bytes * ranks_here,
+                     capacity.host_blocks * block_bytes * ranks_here, cfg)
     max_seq = max(cfg.prompt_tokens[-1], cfg.context_tokens[-1], cfg.swap_tokens[-1])
     driver, store = Driver(link), store_for(rank_model, capacity, max_seq)
     recording = RecordingStore(store)

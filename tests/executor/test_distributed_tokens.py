@@ -123,3 +123,17 @@ def test_profile_of_the_replica(session):
     assert p.hardware["num_devices"] == 2 and p.device_kv_tokens > 0
     # the replica still serves after profiling (the stores were emptied on every rank)
     assert _distributed(session, "mlfq", "proactive").error is None
+
+
+def test_a_grid_whose_kv_the_ranks_lack_is_refused_before_any_rank_allocates(session, monkeypatch):
+    import executor.profiler as profiler
+
+    # both ranks on this CPU: 2 x (4,096 x 64 tokens of device KV + 64 of host) x 256 bytes a
+    # token's shard = 128.06 MiB, against 100 MiB
+    monkeypatch.setattr(profiler, "_available_ram_bytes", lambda: 100 * 2 ** 20)
+    cfg = ProfileConfig(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_sizes=(1, 4096),
+                        context_tokens=(16, 64), swap_tokens=(16, 64), warmups=1, max_repeats=2, budget_s=2)
+    with pytest.raises(ValueError, match=r"^the grid needs 0\.1 GiB of KV \(decode 4096 jobs x 64 tokens, prefill 2 x "
+                                         r"32, swap 64\), more than the 0\.1 GiB of available RAM; use smaller"):
+        profile_replica(session, "tiny-llama", cfg, "pytest", progress=False)
+    assert _distributed(session, "mlfq", "proactive").error is None  # nothing was sent to the ranks
