@@ -91,6 +91,10 @@ def measured_rows(p) -> list[tuple[str, str]]:
                                       f"mean {sum(noise) / len(noise):.4f}"))
     if p.mixed_shared_s is not None:
         rows.append(("mixed batch shared", f"{p.mixed_shared_s * 1e6:.1f} us"))
+    if p.overhead is None and p.source == "measured":
+        # a measured profile without it prices forward passes alone (fastserve validate warns too)
+        note = p.notes.get("engine_overhead", "not measured") if isinstance(p.notes, dict) else "not measured"
+        rows.append(("engine overhead", note))
     for name, o in [("engine overhead", p.overhead), *sorted(
             (f"  with {policy}", o) for policy, o in p.policy_overhead.items())]:
         if o is None:

@@ -62,6 +62,10 @@ def test_list_and_show_bundled():
     r = run("list")
     assert "opt-13b_a100-80gb_tp1" in r.output and "(default)" in r.output
     assert "roofline" in run("show", "llama-2-7b_h100-sxm_tp1").output
+    assert "engine overhead" not in run("show", "llama-2-7b_h100-sxm_tp1").output  # a roofline has none to measure
+    lines = dict(re.split(r"\s{2,}", line.strip(), maxsplit=1)
+                 for line in run("show", "llama-2-7b_h200_tp1").output.splitlines())
+    assert lines["engine overhead"] == "not measured (fastserve profile --overhead-rounds 0)"
 
 
 def test_errors_are_one_line(tmp_path):
