@@ -49,9 +49,11 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 import torch
 from tqdm import tqdm
@@ -352,5 +354,16 @@ def _software() -> dict:
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
-            versions[pkg] = "unknown"
+            versions[pkg] = _source_tree_version() if pkg == "fastserve" else "unknown"
     return versions
+
+
+def _source_tree_version() -> str:
+    """fastserve run from a checkout it was not installed from (PYTHONPATH, as on a borrowed GPU
+    machine): the version its pyproject.toml declares."""
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        found = re.search(r'^version = "([^"]+)"', pyproject.read_text(), re.MULTILINE)
+    except OSError:
+        found = None
+    return f"{found.group(1)} (source tree)" if found else "unknown"

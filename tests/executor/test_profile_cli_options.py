@@ -88,3 +88,19 @@ def test_engine_overhead_runs_are_chosen_or_left_out(tmp_path):
     p = load_profile(none)
     assert p.overhead is None and p.policy_overhead == {}
     assert p.notes["engine_overhead"] == "not measured (fastserve profile --overhead-rounds 0)"
+
+
+def test_a_source_tree_not_installed_records_its_pyproject_version(monkeypatch):
+    from importlib import metadata
+
+    import executor.profiler as profiler
+
+    def not_installed(pkg):
+        if pkg == "fastserve":
+            raise metadata.PackageNotFoundError(pkg)
+        return "9.9"
+
+    declared = metadata.version("fastserve")  # installed editable from this tree's pyproject.toml
+    monkeypatch.setattr(profiler.metadata, "version", not_installed)
+    assert profiler._software()["fastserve"] == f"{declared} (source tree)"
+    assert profiler._software()["torch"] == "9.9"
