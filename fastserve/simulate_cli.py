@@ -45,6 +45,22 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
             )
 
 
+# which `fastserve profile` option measures each grid axis further (fastserve/profile_grid_options.py)
+AXIS_OPTIONS = {"decode batch": "--decode-batch-sizes", "context tokens": "--context-tokens",
+                "prefill batch": "--prefill-batch-sizes", "prompt tokens": "--prompt-tokens"}
+
+
+def furthest_lookups(furthest: dict[str, float], measured: bool) -> str:
+    """' (furthest: decode batch 256, prompt tokens 3,058; ...)': how far past its grid's top the
+    run looked up each axis, and, for a measured profile, the options that measure that far."""
+    if not furthest:
+        return ""
+    axes = ", ".join(f"{axis} {value:,.0f}" for axis, value in furthest.items())
+    options = "/".join(AXIS_OPTIONS[axis] for axis in furthest if axis in AXIS_OPTIONS)
+    return f" (furthest: {axes}" + (f"; fastserve profile {options} measures that far)" if measured and options
+                                    else ")")
+
+
 @click.command("simulate")
 @click.option("--trace", "trace", required=True, help="Trace file (CSV/JSONL/Parquet, Azure, Mooncake, ...), a bundled sample (sample:NAME) or a synthetic spec (synth:num_requests=..,rate=..,cv=..,lengths=..).")
 @click.option("--trace-format", default=None, help="Force the trace format instead of detecting it from the columns.")
@@ -116,6 +132,7 @@ def simulate_cmd(trace, trace_format, sort, arrivals, profile, policies, swap, r
                    f"{s['unfinished']:,} unfinished; {s['num_decisions']:,} decisions, "
                    f"{s['num_skipped_iterations']:,} iterations skipped, {s['wall_s']:.1f} s wall"
                    + (f"; {s['num_extrapolations']:,} cost lookups extrapolated past the profile's grid"
+                      + furthest_lookups(s.get("extrapolated_max", {}), prof.source == "measured")
                       if s["num_extrapolations"] else ""), err=True)
     print_summary(summary)
     warn_results(writer.requests, summary)

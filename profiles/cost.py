@@ -67,7 +67,9 @@ without stage-boundary transfers. The simulator divides that per-stage work by p
 `pp_send_recv_s(num_tokens)` per stage boundary.
 
 Outside the grids the tables extrapolate (see interp.py); the first time, the cost model emits
-one `ExtrapolationWarning`, and `num_extrapolations` counts every lookup that left a grid.
+one `ExtrapolationWarning`, `num_extrapolations` counts every lookup that left a grid, and
+`extrapolated_max` keeps the furthest past each axis's top (`fastserve simulate` names them, and
+for a measured profile the `fastserve profile` options that measure that far).
 
 `decode_iterations_s` shares the lookup arithmetic with `iteration_s` (numpy float64 vs Python
 floats, same operations in the same order), so element i equals
@@ -103,6 +105,9 @@ class TableCostModel:
         self.host_kv_tokens = profile.host_kv_tokens
         self.tp, self.pp = profile.tp, profile.pp
         self.num_extrapolations = 0
+        # the furthest lookup past each grid axis's top ("decode batch": 256, ...): what a
+        # measured profile would have to cover (`fastserve profile`'s axis options)
+        self.extrapolated_max: dict[str, float] = {}
         self._warned = False
         self._fused = profile.mixed_batch == "fused"
         self._decode_max = profile.decode_context == "max"
@@ -351,6 +356,8 @@ class TableCostModel:
     # -- extrapolation bookkeeping --------------------------------------------------------
     def _outside_decode(self, num_decodes: int, context: float, count: int = 1) -> None:
         g = self.profile.decode
+        self._past_top("decode batch", num_decodes, g.batch_sizes)
+        self._past_top("context tokens", context, g.tokens)
         which = "longest" if self._decode_max else "mean"
         self._outside(f"decode of {num_decodes} jobs at {which} context {context:.1f} tokens",
                       _beyond(num_decodes, g.batch_sizes, "batch") or _beyond(context, g.tokens, "context tokens"),
@@ -358,8 +365,14 @@ class TableCostModel:
 
     def _outside_prefill(self, num_prefills: int, mean_prompt: float) -> None:
         g = self.profile.prefill
+        self._past_top("prefill batch", num_prefills, g.batch_sizes)
+        self._past_top("prompt tokens", mean_prompt, g.tokens)
         self._outside(f"prefill of {num_prefills} prompts of mean {mean_prompt:.1f} tokens",
                       _beyond(num_prefills, g.batch_sizes, "batch") or _beyond(mean_prompt, g.tokens, "prompt tokens"))
+
+    def _past_top(self, axis: str, value: float, points) -> None:
+        if value > points[-1] and value > self.extrapolated_max.get(axis, 0):
+            self.extrapolated_max[axis] = value
 
     def _outside(self, what: str, beyond, count: int = 1) -> None:
         """Count an extrapolated lookup; warn on the first. `beyond` names the axis that was

@@ -36,6 +36,8 @@ def sustainable_rate_rps(cost, prompt_tokens: Sequence[int], output_tokens: Sequ
     batch = int(max(1, min(max_batch_size, device_kv_tokens // context)))
     # the estimate's lookups are not the run's: leave its count and its one warning untouched
     saved = {k: getattr(cost, k) for k in ("num_extrapolations", "_warned") if hasattr(cost, k)}
+    if hasattr(cost, "extrapolated_max"):
+        saved["extrapolated_max"] = dict(cost.extrapolated_max)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExtrapolationWarning)
         prefill_s = cost.prefill_s(max(1, round(mean_prompt)))

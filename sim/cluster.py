@@ -119,6 +119,9 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
     if for_policy is not None:  # a measured profile's engine overhead for this policy (profiles/cost.py)
         cost = for_policy(policy)
     extrapolated_before = getattr(cost, "num_extrapolations", 0)
+    furthest_before = getattr(cost, "extrapolated_max", None)
+    if furthest_before is not None:  # this run's own furthest lookups, merged back after it
+        cost.extrapolated_max = {}
     env = simpy.Environment()
     log = RequestLog()
     cluster = Cluster(env, trace, cost, policy, sched_config, config, log)
@@ -126,6 +129,11 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
     cluster.run()
     wall_s = time.perf_counter() - started
     swap = cluster.replicas[0].scheduler.swap_mode
+    furthest = {}
+    if furthest_before is not None:
+        furthest = cost.extrapolated_max
+        cost.extrapolated_max = {axis: max(value, furthest_before.get(axis, 0))
+                                 for axis, value in {**furthest_before, **furthest}.items()}
     iterations = None
     if cluster.iterations is not None:
         iterations = pd.concat([_frame(rec, policy, swap) for rec in cluster.iterations], ignore_index=True)
@@ -139,6 +147,7 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
         "end_s": to_s(env.now),
         # cost lookups outside the profile's measured grids (profiles/cost.py): priced by extrapolation
         "num_extrapolations": getattr(cost, "num_extrapolations", 0) - extrapolated_before,
+        "extrapolated_max": furthest,  # axis -> the furthest lookup past the grid's top
         **log.counts(),
     }
     return SimResult(policy, swap, log, iterations, spans, stats)

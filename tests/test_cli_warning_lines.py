@@ -29,6 +29,18 @@ def test_a_run_past_the_grid_warns_in_one_line_and_counts_the_lookups(tmp_path):
     assert warnings[0].endswith("warning: profile tiny-llama_cpu_tp1: prefill of 16 prompts of mean 37.5 tokens: "
                                 "the measured batch is 1..8; extrapolating (warned once; the run counts every "
                                 "extrapolated lookup)")
-    assert "; 1 cost lookups extrapolated past the profile's grid" in r.stderr
+    # how far, and (a measured profile) which `fastserve profile` option measures that far
+    assert ("; 1 cost lookups extrapolated past the profile's grid (furthest: prefill batch 16; fastserve profile "
+            "--prefill-batch-sizes measures that far)\n") in r.stderr
     config = json.loads((tmp_path / "r" / "config.json").read_text())
     assert config["runs"] == {"vllm-fcfs": {"num_extrapolations": 1}}
+
+
+def test_furthest_lookups_name_the_options_only_for_a_measured_profile():
+    from fastserve.simulate_cli import furthest_lookups
+
+    furthest = {"prompt tokens": 3925.4, "decode batch": 168}
+    assert furthest_lookups(furthest, True) == (" (furthest: prompt tokens 3,925, decode batch 168; fastserve profile "
+                                                "--prompt-tokens/--decode-batch-sizes measures that far)")
+    assert furthest_lookups(furthest, False) == " (furthest: prompt tokens 3,925, decode batch 168)"
+    assert furthest_lookups({}, True) == ""

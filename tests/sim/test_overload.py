@@ -93,3 +93,24 @@ def test_a_short_trace_that_keeps_up_is_not_called_overloaded():
     # served one at a time, 2 s each: JCT grows 2, 3, ..., 11 s, throughput 0.5 < 0.9 * 10 / (9 + 6.5)
     falling_behind = summarize(_requests([2.0 + 2 * i for i in range(10)])).iloc[0]
     assert falling_behind["overloaded"]
+
+
+def test_each_run_reports_how_far_past_the_grid_it_priced():
+    import dataclasses
+
+    import traces
+    from policy import SchedulerConfig
+    from sim import SimConfig
+    from sim import simulate as run
+
+    # prefill batches 1..8; no per-policy overhead, so every run prices with this very cost model
+    cost = profiles.cost_model(dataclasses.replace(profiles.load_profile("tiny-llama_cpu_tp1"), policy_overhead={}))
+    config = SchedulerConfig(device_kv_tokens=cost.device_kv_tokens, host_kv_tokens=cost.host_kv_tokens)
+    burst = traces.Trace([0.0] * 12, [30] * 12, [4] * 12)  # 12 prompts at once: one prefill of 12
+    alone = traces.Trace([0.0, 50.0], [30, 30], [4, 4])  # one prompt at a time: inside the grid
+    with pytest.warns(profiles.ExtrapolationWarning):
+        first = run(burst, cost, "vllm-fcfs", config, SimConfig())
+    assert first.stats["extrapolated_max"] == {"prefill batch": 12}
+    second = run(alone, cost, "vllm-fcfs", config, SimConfig())
+    assert second.stats["extrapolated_max"] == {} and second.stats["num_extrapolations"] == 0
+    assert cost.extrapolated_max == {"prefill batch": 12}  # the cost model keeps both runs' furthest
