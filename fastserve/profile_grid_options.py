@@ -39,6 +39,10 @@ AXES = (
     ("--swap-tokens", "Swap curve: tokens of KV moved per transfer [16,64,256,1024,4096]."),
 )
 
+# the option that measures each axis a simulation can run past (profiles/grid_exits.py's names)
+OPTION_OF_AXIS = {"decode batch": "--decode-batch-sizes", "context tokens": "--context-tokens",
+                  "prefill batch": "--prefill-batch-sizes", "prompt tokens": "--prompt-tokens"}
+
 
 def grid_options(command):
     for flag, help_text in reversed(AXES):

@@ -65,7 +65,7 @@ def _ms(cm, lookup) -> str:
     mark is the one line that says so)."""
     import warnings
 
-    from profiles.cost import ExtrapolationWarning
+    from profiles.grid_exits import ExtrapolationWarning
 
     before = cm.num_extrapolations
     with warnings.catch_warnings():

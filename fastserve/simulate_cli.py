@@ -15,6 +15,7 @@ from fastserve.policy_options import (
     scheduler_config,
     with_model_context,
 )
+from fastserve.profile_grid_options import OPTION_OF_AXIS
 from fastserve.trace_options import load_trace, trace_load_options
 
 TIMELINE_MAX_REQUESTS = 20_000  # per-iteration records cost memory: on by default for small traces
@@ -45,18 +46,13 @@ def check_parallelism(cost, tp: int | None, pp: int | None, profile_name: str) -
             )
 
 
-# which `fastserve profile` option measures each grid axis further (fastserve/profile_grid_options.py)
-AXIS_OPTIONS = {"decode batch": "--decode-batch-sizes", "context tokens": "--context-tokens",
-                "prefill batch": "--prefill-batch-sizes", "prompt tokens": "--prompt-tokens"}
-
-
 def furthest_lookups(furthest: dict[str, float], measured: bool) -> str:
     """' (furthest: decode batch 256, prompt tokens 3,058; ...)': how far past its grid's top the
     run looked up each axis, and, for a measured profile, the options that measure that far."""
     if not furthest:
         return ""
     axes = ", ".join(f"{axis} {value:,.0f}" for axis, value in furthest.items())
-    options = "/".join(AXIS_OPTIONS[axis] for axis in furthest if axis in AXIS_OPTIONS)
+    options = "/".join(OPTION_OF_AXIS[axis] for axis in furthest if axis in OPTION_OF_AXIS)
     return f" (furthest: {axes}" + (f"; fastserve profile {options} measures that far)" if measured and options
                                     else ")")
 

@@ -13,7 +13,8 @@ numpy only (no torch, pandas or matplotlib).
 """
 
 from profiles import hardware, models, roofline
-from profiles.cost import ExtrapolationWarning, TableCostModel, cost_model
+from profiles.cost import TableCostModel, cost_model
+from profiles.grid_exits import ExtrapolationWarning
 from profiles.schema import (
     SCHEMA_VERSION,
     EngineOverhead,

@@ -66,10 +66,8 @@ Pipeline parallelism: for pp > 1 the grids hold the time of one micro-batch thro
 without stage-boundary transfers. The simulator divides that per-stage work by pp and adds
 `pp_send_recv_s(num_tokens)` per stage boundary.
 
-Outside the grids the tables extrapolate (see interp.py); the first time, the cost model emits
-one `ExtrapolationWarning`, `num_extrapolations` counts every lookup that left a grid, and
-`extrapolated_max` keeps the furthest past each axis's top (`fastserve simulate` names them, and
-for a measured profile the `fastserve profile` options that measure that far).
+Outside the grids the tables extrapolate (see interp.py); `exits` (profiles/grid_exits.py) counts
+those lookups, warns once, and keeps the furthest past each axis's top.
 
 `decode_iterations_s` shares the lookup arithmetic with `iteration_s` (numpy float64 vs Python
 floats, same operations in the same order), so element i equals
@@ -79,19 +77,15 @@ The scalar path is Python arithmetic on cached lists: a few microseconds per cal
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
 
 from profiles.clock_noise import noise_group, noise_groups
+from profiles.grid_exits import GridExits, beyond
 from profiles.interp import Table1D, Table2D
 from profiles.schema import Profile
-
-
-class ExtrapolationWarning(UserWarning):
-    pass
 
 
 class TableCostModel:
@@ -104,11 +98,7 @@ class TableCostModel:
         self.device_kv_tokens = profile.device_kv_tokens
         self.host_kv_tokens = profile.host_kv_tokens
         self.tp, self.pp = profile.tp, profile.pp
-        self.num_extrapolations = 0
-        # the furthest lookup past each grid axis's top ("decode batch": 256, ...): what a
-        # measured profile would have to cover (`fastserve profile`'s axis options)
-        self.extrapolated_max: dict[str, float] = {}
-        self._warned = False
+        self.exits = GridExits(profile.name)
         self._fused = profile.mixed_batch == "fused"
         self._decode_max = profile.decode_context == "max"
         self._overhead = profile.overhead
@@ -161,7 +151,7 @@ class TableCostModel:
         size = tokens * self.kv_bytes_per_token
         value, outside = table.scalar(size)
         if outside:
-            self._outside(f"swap of {size} bytes", self.profile.swap_out.size_bytes)
+            self.exits.left(f"swap of {size} bytes", self.profile.swap_out.size_bytes)
         return value
 
     # -- policy.CostModel -----------------------------------------------------------------
@@ -180,7 +170,7 @@ class TableCostModel:
             td, outside = self._decode.scalar(num_decodes, context)
             td *= scale
             if outside:
-                self._outside_decode(num_decodes, context)
+                self.exits.decode(self.profile.decode, num_decodes, context, "longest" if self._decode_max else "mean")
             if not num_prefills:
                 return td + overhead
             if prefill_context_tokens and self._mixed_chunk is not None:
@@ -191,7 +181,7 @@ class TableCostModel:
             tp += self.chunk_context_s(prefill_tokens, prefill_context_tokens)
         tp *= scale
         if outside:
-            self._outside_prefill(num_prefills, total / num_prefills)
+            self.exits.prefill(self.profile.prefill, num_prefills, total / num_prefills)
         if not num_decodes:
             return tp + overhead
         if self._fused:
@@ -211,8 +201,8 @@ class TableCostModel:
                 if outside:
                     g = self.profile.prefill_context
                     # the grid's batch axis holds chunk tokens, its token axis context tokens
-                    self._outside(f"prefill chunk of {n} tokens after {c}",
-                                  _beyond(n, g.batch_sizes, "chunk tokens") or _beyond(c, g.tokens, "context tokens"))
+                    self.exits.left(f"prefill chunk of {n} tokens after {c}",
+                                  beyond(n, g.batch_sizes, "chunk tokens") or beyond(c, g.tokens, "context tokens"))
                 extra += max(0.0, with_c - table.scalar(n, 0)[0])
             else:
                 whole = self._prefill.scalar(1, c + n)[0]
@@ -231,8 +221,8 @@ class TableCostModel:
             value, outside = table.scalar(n, c)
             if outside:
                 g = self.profile.mixed_chunk
-                self._outside(f"prefill chunk of {n} tokens after {c} beside decodes",
-                              _beyond(n, g.batch_sizes, "chunk tokens") or _beyond(c, g.tokens, "context tokens"))
+                self.exits.left(f"prefill chunk of {n} tokens after {c} beside decodes",
+                              beyond(n, g.batch_sizes, "chunk tokens") or beyond(c, g.tokens, "context tokens"))
             added += max(0.0, value)
         return added
 
@@ -318,7 +308,8 @@ class TableCostModel:
         scale = self.forward_scale_at(num_decodes) if self._scale_curve else self._scale
         values = values * scale  # as in iteration_s: one IEEE multiply per element
         if num_outside:
-            self._outside_decode(num_decodes, float(context[-1]), num_outside)
+            self.exits.decode(self.profile.decode, num_decodes, float(context[-1]), "longest" if self._decode_max else "mean",
+                             num_outside)
         if self._overhead is not None:  # the same Python float added as in iteration_s
             values = values + self._overhead.s(num_decodes, 0)
         return values
@@ -350,48 +341,12 @@ class TableCostModel:
         size = num_tokens * self._activation_bytes_per_token
         value, outside = self._send_recv.scalar(size)
         if outside:
-            self._outside(f"send/recv of {size} bytes", self.profile.send_recv.size_bytes)
+            self.exits.left(f"send/recv of {size} bytes", self.profile.send_recv.size_bytes)
         return value
 
-    # -- extrapolation bookkeeping --------------------------------------------------------
-    def _outside_decode(self, num_decodes: int, context: float, count: int = 1) -> None:
-        g = self.profile.decode
-        self._past_top("decode batch", num_decodes, g.batch_sizes)
-        self._past_top("context tokens", context, g.tokens)
-        which = "longest" if self._decode_max else "mean"
-        self._outside(f"decode of {num_decodes} jobs at {which} context {context:.1f} tokens",
-                      _beyond(num_decodes, g.batch_sizes, "batch") or _beyond(context, g.tokens, "context tokens"),
-                      count)
-
-    def _outside_prefill(self, num_prefills: int, mean_prompt: float) -> None:
-        g = self.profile.prefill
-        self._past_top("prefill batch", num_prefills, g.batch_sizes)
-        self._past_top("prompt tokens", mean_prompt, g.tokens)
-        self._outside(f"prefill of {num_prefills} prompts of mean {mean_prompt:.1f} tokens",
-                      _beyond(num_prefills, g.batch_sizes, "batch") or _beyond(mean_prompt, g.tokens, "prompt tokens"))
-
-    def _past_top(self, axis: str, value: float, points) -> None:
-        if value > points[-1] and value > self.extrapolated_max.get(axis, 0):
-            self.extrapolated_max[axis] = value
-
-    def _outside(self, what: str, beyond, count: int = 1) -> None:
-        """Count an extrapolated lookup; warn on the first. `beyond` names the axis that was
-        left (a sequence means a byte curve; a string is `_beyond`'s text)."""
-        self.num_extrapolations += count
-        if self._warned:
-            return
-        self._warned = True
-        if not isinstance(beyond, str):
-            beyond = f"the measured bytes are {beyond[0]}..{beyond[-1]}"
-        warnings.warn(f"profile {self.name}: {what}: {beyond}; extrapolating (warned once; the run counts "
-                      "every extrapolated lookup)", ExtrapolationWarning, stacklevel=3)
-
-
-def _beyond(value: float, axis, name: str) -> str:
-    """'the measured batch is 1..8' when `value` lies outside `axis`, else ''."""
-    if axis[0] <= value <= axis[-1]:
-        return ""
-    return f"the measured {name} {'is' if name == 'batch' else 'are'} {axis[0]}..{axis[-1]}"
+    @property
+    def num_extrapolations(self) -> int:
+        return self.exits.count
 
 
 def _fixed_cost(profile: Profile) -> float:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from profiles.cost import ExtrapolationWarning
+from profiles.grid_exits import ExtrapolationWarning
 
 
 def sustainable_rate_rps(cost, prompt_tokens: Sequence[int], output_tokens: Sequence[int], max_batch_size: int,
@@ -35,14 +35,13 @@ def sustainable_rate_rps(cost, prompt_tokens: Sequence[int], output_tokens: Sequ
     context = max(1, round(mean_prompt + mean_output / 2))
     batch = int(max(1, min(max_batch_size, device_kv_tokens // context)))
     # the estimate's lookups are not the run's: leave its count and its one warning untouched
-    saved = {k: getattr(cost, k) for k in ("num_extrapolations", "_warned") if hasattr(cost, k)}
-    if hasattr(cost, "extrapolated_max"):
-        saved["extrapolated_max"] = dict(cost.extrapolated_max)
+    exits = getattr(cost, "exits", None)  # profiles/grid_exits.py (a table cost model's)
+    saved = exits.copy() if exits is not None else None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExtrapolationWarning)
         prefill_s = cost.prefill_s(max(1, round(mean_prompt)))
         decode_s = cost.iteration_s((), (context,) * batch)
-    for key, value in saved.items():
-        setattr(cost, key, value)
+    if saved is not None:
+        cost.exits = saved
     per_request_s = prefill_s + max(mean_output - 1, 0.0) * decode_s / batch
     return num_replicas / per_request_s if per_request_s > 0 else float("inf")

@@ -118,10 +118,9 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
     for_policy = getattr(cost, "for_policy", None)
     if for_policy is not None:  # a measured profile's engine overhead for this policy (profiles/cost.py)
         cost = for_policy(policy)
-    extrapolated_before = getattr(cost, "num_extrapolations", 0)
-    furthest_before = getattr(cost, "extrapolated_max", None)
-    if furthest_before is not None:  # this run's own furthest lookups, merged back after it
-        cost.extrapolated_max = {}
+    exits = getattr(cost, "exits", None)  # lookups past the profile's grids (profiles/grid_exits.py)
+    if exits is not None:
+        exits.begin_run()
     env = simpy.Environment()
     log = RequestLog()
     cluster = Cluster(env, trace, cost, policy, sched_config, config, log)
@@ -129,11 +128,6 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
     cluster.run()
     wall_s = time.perf_counter() - started
     swap = cluster.replicas[0].scheduler.swap_mode
-    furthest = {}
-    if furthest_before is not None:
-        furthest = cost.extrapolated_max
-        cost.extrapolated_max = {axis: max(value, furthest_before.get(axis, 0))
-                                 for axis, value in {**furthest_before, **furthest}.items()}
     iterations = None
     if cluster.iterations is not None:
         iterations = pd.concat([_frame(rec, policy, swap) for rec in cluster.iterations], ignore_index=True)
@@ -145,9 +139,9 @@ def simulate(trace, cost: CostModel, policy: str, sched_config: SchedulerConfig 
         "num_decisions": sum(r.num_decisions for r in cluster.replicas),
         "num_skipped_iterations": sum(r.num_skipped_iterations for r in cluster.replicas),
         "end_s": to_s(env.now),
-        # cost lookups outside the profile's measured grids (profiles/cost.py): priced by extrapolation
-        "num_extrapolations": getattr(cost, "num_extrapolations", 0) - extrapolated_before,
-        "extrapolated_max": furthest,  # axis -> the furthest lookup past the grid's top
+        # cost lookups outside the profile's measured grids: priced by extrapolation
+        "num_extrapolations": exits.count if exits is not None else 0,
+        "extrapolated_max": dict(exits.furthest) if exits is not None else {},  # axis -> furthest past its top
         **log.counts(),
     }
     return SimResult(policy, swap, log, iterations, spans, stats)

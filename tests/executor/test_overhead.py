@@ -115,7 +115,7 @@ def test_config_validation():
 
 
 # the calibration profile is a small grid on purpose (speed); the engine runs past it
-@pytest.mark.filterwarnings("ignore::profiles.cost.ExtrapolationWarning")
+@pytest.mark.filterwarnings("ignore::profiles.grid_exits.ExtrapolationWarning")
 def test_measured_through_the_engine_per_policy_and_recorded_in_the_profile():
     model = tiny("tiny-llama").model
     cfg = OverheadConfig(batch_sizes=(1, 3), rounds=1, output_tokens=(8, 16), policies=("mlfq", "fcfs"))

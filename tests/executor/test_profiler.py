@@ -22,7 +22,7 @@ QUICK = dict(prefill_batch_sizes=(1, 2), prompt_tokens=(8, 32), decode_batch_siz
 
 
 # QUICK is a small grid on purpose (speed); the overhead calibration runs past it
-@pytest.mark.filterwarnings("ignore::profiles.cost.ExtrapolationWarning")
+@pytest.mark.filterwarnings("ignore::profiles.grid_exits.ExtrapolationWarning")
 def test_profile_of_a_tiny_model_within_budget():
     p = profile_model(tiny("tiny-opt").model, "tiny-opt", ProfileConfig(budget_s=2, **QUICK), "pytest", progress=False)
     assert p.source == "measured" and p.model == get_model("tiny-opt") and (p.tp, p.pp) == (1, 1)

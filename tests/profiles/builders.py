@@ -20,7 +20,7 @@ OVERHEAD = EngineOverhead(iteration_s=1e-4, per_job_s=2e-5, per_prefill_s=5e-4, 
 
 def quiet(cm):
     """Silence a cost model's extrapolation warning (tested on its own in test_cost.py)."""
-    cm._warned = True
+    cm.exits.warned = True
     return cm
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import profiles
 from policy import CostModel
-from profiles.cost import ExtrapolationWarning
+from profiles.grid_exits import ExtrapolationWarning
 from profiles.interp import Table2D
 from profiles.schema import LatencyCurve
 from tests.profiles.builders import DECODE, PREFILL, quiet, small_profile
@@ -97,7 +97,7 @@ def test_extrapolation_warns_once_and_counts_every_lookup():
         cm.decode_iterations_s([999], 3)  # 999, 1000 inside; 1001 outside
     assert cm.num_extrapolations == 4
     # how far past each axis's top the lookups went (below a grid's bottom is not recorded)
-    assert cm.extrapolated_max == {"context tokens": 2000.0, "decode batch": 16, "prompt tokens": 1000.0}
+    assert cm.exits.furthest == {"context tokens": 2000.0, "decode batch": 16, "prompt tokens": 1000.0}
 
 
 def test_the_warning_names_the_axis_that_was_left():
@@ -114,7 +114,7 @@ def test_extrapolation_holds_below_the_grid_and_never_falls_past_it():
                                     DECODE.latency_s[:-1] + ((0.016, 0.024, 0.050),))
     cm = quiet(profiles.cost_model(small_profile(decode=noisy_decode)))
     assert cm.iteration_s([8], []) == 0.010  # prompt below the first point (16 tokens): held
-    assert cm.num_extrapolations == 1 and cm.extrapolated_max == {}  # nothing to measure further
+    assert cm.num_extrapolations == 1 and cm.exits.furthest == {}  # nothing to measure further
     assert cm.iteration_s([], [1000] * 8) == 0.050
     assert cm.iteration_s([], [1000] * 16) == 0.050  # past the last batch: flat, never falling
     noisy_swap = LatencyCurve((1000, 10_000, 1_000_000), (0.001, 0.060, 0.050))

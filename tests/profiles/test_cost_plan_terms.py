@@ -93,7 +93,7 @@ def test_noisy_iteration_multiplies_the_forward_part_by_its_group():
 def test_noisy_decode_iterations_bit_identical_to_noisy_iteration_s(ctx, k, first, with_overhead):
     cm = profiles.cost_model(small_profile(decode_context="max", overhead=FULL if with_overhead else None,
                                            forward_noise=(0.93, 0.99, 1.0, 1.02, 1.4)))
-    cm._warned = True
+    cm.exits.warned = True
     many = cm.noisy_decode_iterations_s(ctx, k, first)
     one_by_one = np.array([cm.noisy_iteration_s([], [c + i for c in ctx], first + i) for i in range(k)])
     assert many.tobytes() == one_by_one.astype(np.float64).tobytes()

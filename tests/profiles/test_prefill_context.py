@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from profiles import cost_model, load_profile
-from profiles.cost import ExtrapolationWarning
+from profiles.grid_exits import ExtrapolationWarning
 from profiles.ops import BatchShape
 from profiles.roofline import iteration_time_s, roofline_profile
 from profiles.schema import LatencyGrid, ProfileError
